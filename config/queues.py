@@ -1,0 +1,32 @@
+"""The four queues and the routing of every task to one of them, in one place.
+
+Separate queues (each with its own workers in the Procfile) keep a bulk backlog
+from delaying a checkout's payment step.
+"""
+
+from kombu import Exchange, Queue
+
+HIGH, MEDIUM, LOW, BULK = "high", "medium", "low", "bulk"
+QUEUE_NAMES = (HIGH, MEDIUM, LOW, BULK)
+
+_exchange = Exchange("shopflow", type="direct")
+
+TASK_QUEUES = tuple(Queue(name, _exchange, routing_key=name) for name in QUEUE_NAMES)
+
+TASK_ROUTES: dict[str, str] = {
+    "orders.capture_payment": HIGH,
+    "notifications.send_order_confirmation": HIGH,
+    "fulfillment.sync_erp": MEDIUM,
+    "fulfillment.render_invoice": MEDIUM,
+    "fulfillment.purchase_label": MEDIUM,
+    "orders.track_analytics": LOW,
+}
+
+
+def queue_for(task_name: str) -> str:
+    """Return the queue a task is routed to; unknown tasks go to the medium queue."""
+    return TASK_ROUTES.get(task_name, MEDIUM)
+
+
+def celery_routes() -> dict[str, dict[str, str]]:
+    return {name: {"queue": queue, "routing_key": queue} for name, queue in TASK_ROUTES.items()}

@@ -1,0 +1,93 @@
+from typing import Any
+
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from fpdf import FPDF
+
+from fulfillment.models import Invoice, Shipment
+from fulfillment.partners import carrier_label_buy, erp_order_push
+from orders.models import Order
+from shop.money import money_format as money
+
+
+def erp_order_sync(order: Order) -> dict[str, Any]:
+    """Push the order to the ERP once and keep its reference on the order."""
+    if order.erp_reference:
+        return {"erp_reference": order.erp_reference}
+    lines = list(order.lines.values("sku", "quantity", "unit_price_cents"))
+    reference = erp_order_push(order_number=order.number, lines=lines, total_cents=order.total_cents)
+    Order.objects.filter(pk=order.pk).update(erp_reference=reference)
+    return {"erp_reference": reference}
+
+
+def invoice_pdf_build(order: Order) -> bytes:
+    """Lay out the invoice of an order as a PDF document."""
+    pdf = FPDF()
+    pdf.set_title(f"Invoice {order.number}")
+    pdf.add_page()
+    pdf.set_font("Helvetica", "B", 18)
+    pdf.cell(0, 12, f"Invoice {order.number}", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", size=10)
+    address = order.shipping_address
+    for text in (
+        f"Date: {order.created_at:%Y-%m-%d}",
+        f"Bill to: {address['name']}, {address['line1']}, {address['postal_code']} "
+        f"{address['city']}, {address['country']}",
+        f"Email: {order.email}",
+    ):
+        pdf.cell(0, 6, text, new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+    with pdf.table(col_widths=(30, 80, 20, 30, 30), text_align=("LEFT", "LEFT", "RIGHT", "RIGHT", "RIGHT")) as table:
+        table.row(("SKU", "Item", "Qty", "Unit price", "Amount"))
+        for line in order.lines.order_by("pk"):
+            table.row(
+                (
+                    line.sku,
+                    line.name,
+                    str(line.quantity),
+                    money(line.unit_price_cents, order.currency),
+                    money(line.total_cents, order.currency),
+                )
+            )
+    pdf.ln(4)
+    pdf.set_font("Helvetica", "B", 12)
+    pdf.cell(0, 8, f"Total: {money(order.total_cents, order.currency)}", align="R")
+    return bytes(pdf.output())
+
+
+def invoice_render(order: Order) -> dict[str, Any]:
+    """Render and store the invoice PDF once per order."""
+    existing = Invoice.objects.filter(order=order).first()
+    if existing:
+        return {"file": existing.file.name}
+    invoice = Invoice(order=order)
+    invoice.file.save(f"{order.number}.pdf", ContentFile(invoice_pdf_build(order)), save=False)
+    try:
+        with transaction.atomic():
+            invoice.save()
+    except IntegrityError:
+        # A concurrent delivery stored it first; keep theirs and drop our file.
+        invoice.file.delete(save=False)
+        invoice = Invoice.objects.get(order=order)
+    return {"file": invoice.file.name}
+
+
+def label_purchase(order: Order) -> dict[str, Any]:
+    """Buy the shipping label once (the carrier dedupes by key) and store it."""
+    existing = Shipment.objects.filter(order=order).first()
+    if existing:
+        return {"tracking_number": existing.tracking_number}
+    tracking_number, label_zpl = carrier_label_buy(
+        order_number=order.number,
+        erp_reference=order.erp_reference,
+        address=order.shipping_address,
+    )
+    shipment = Shipment(order=order, tracking_number=tracking_number)
+    shipment.label.save(f"{order.number}.zpl", ContentFile(label_zpl.encode()), save=False)
+    try:
+        with transaction.atomic():
+            shipment.save()
+    except IntegrityError:
+        shipment.label.delete(save=False)
+        shipment = Shipment.objects.get(order=order)
+    return {"tracking_number": shipment.tracking_number}

@@ -1,0 +1,86 @@
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from notifications.models import OutboxEmail
+from orders.errors import TransientError
+from orders.models import Order
+
+# A claim older than this belongs to a sender that died before it could record
+# the result; the email may be sent again (at-least-once, rarely).
+STALE_CLAIM = timedelta(minutes=5)
+
+SUBJECTS = {
+    OutboxEmail.Kind.ORDER_CONFIRMATION: "Your order {number} is confirmed",
+    OutboxEmail.Kind.PAYMENT_FAILED: "We could not take payment for order {number}",
+}
+
+
+class EmailInFlight(TransientError):
+    """Another run is sending this email right now; look again later."""
+
+
+def outbox_email_get_or_create(*, order: Order, kind: str) -> OutboxEmail:
+    subject = SUBJECTS[kind].format(number=order.number)
+    try:
+        with transaction.atomic():
+            email, _ = OutboxEmail.objects.get_or_create(
+                order=order, kind=kind, defaults={"to": order.email, "subject": subject}
+            )
+    except IntegrityError:  # a concurrent run created it between our get and create
+        email = OutboxEmail.objects.get(order=order, kind=kind)
+    return email
+
+
+def outbox_email_claim(*, email: OutboxEmail) -> bool:
+    """Take the right to send this email; only one run holds it at a time."""
+    now = timezone.now()
+    claimable = Q(status=OutboxEmail.Status.PENDING) | Q(
+        status=OutboxEmail.Status.SENDING, claimed_at__lt=now - STALE_CLAIM
+    )
+    return bool(
+        OutboxEmail.objects.filter(claimable, pk=email.pk).update(
+            status=OutboxEmail.Status.SENDING, claimed_at=now
+        )
+    )
+
+
+def order_email_send(*, order: Order, kind: str) -> dict[str, Any]:
+    """Send the order's email of this kind exactly once through the outbox."""
+    email = outbox_email_get_or_create(order=order, kind=kind)
+    if email.status == OutboxEmail.Status.SENT:
+        return {"email": email.pk, "sent_at": email.sent_at.isoformat()}
+    if not outbox_email_claim(email=email):
+        email.refresh_from_db()
+        if email.status == OutboxEmail.Status.SENT:
+            return {"email": email.pk, "sent_at": email.sent_at.isoformat()}
+        raise EmailInFlight(f"email {email.pk} is being sent by another run")
+    context = {
+        "order": order,
+        "lines": order.lines.order_by("pk"),
+        "status_url": f"{settings.SHOP_BASE_URL}/orders/{order.token}/",
+    }
+    message = EmailMultiAlternatives(
+        subject=email.subject,
+        body=render_to_string(f"notifications/{kind}.txt", context),
+        to=[email.to],
+    )
+    message.attach_alternative(render_to_string(f"notifications/{kind}.html", context), "text/html")
+    try:
+        message.send()
+    except Exception:
+        OutboxEmail.objects.filter(pk=email.pk).update(status=OutboxEmail.Status.PENDING)
+        raise
+    sent_at = timezone.now()
+    OutboxEmail.objects.filter(pk=email.pk).update(status=OutboxEmail.Status.SENT, sent_at=sent_at)
+    return {"email": email.pk, "sent_at": sent_at.isoformat()}
+
+
+def order_confirmation_send(order: Order) -> dict[str, Any]:
+    return order_email_send(order=order, kind=OutboxEmail.Kind.ORDER_CONFIRMATION)

@@ -1,0 +1,102 @@
+from django.db import models
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        PLACED = "placed", "placed"
+        PAID = "paid", "paid"
+        COMPLETED = "completed", "completed"
+        PAYMENT_FAILED = "payment_failed", "payment failed"
+        NEEDS_ATTENTION = "needs_attention", "needs attention"
+
+    class StockState(models.TextChoices):
+        RESERVED = "reserved", "reserved"
+        COMMITTED = "committed", "committed"
+        RELEASED = "released", "released"
+
+    number = models.CharField(max_length=16, unique=True)
+    # The customer's and integrator's handle on the order: unguessable, unlike the number.
+    token = models.CharField(max_length=64, unique=True)
+    email = models.EmailField()
+    shipping_address = models.JSONField()
+    payment_token = models.CharField(max_length=128)
+    currency = models.CharField(max_length=3)
+    total_cents = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PLACED)
+    stock_state = models.CharField(
+        max_length=10, choices=StockState.choices, default=StockState.RESERVED
+    )
+    capture_id = models.CharField(max_length=64, blank=True)
+    erp_reference = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    product = models.ForeignKey("shop.Product", on_delete=models.PROTECT, related_name="+")
+    sku = models.CharField(max_length=64)
+    name = models.CharField(max_length=200)
+    quantity = models.PositiveIntegerField()
+    unit_price_cents = models.PositiveIntegerField()
+
+    @property
+    def total_cents(self) -> int:
+        return self.quantity * self.unit_price_cents
+
+
+class Step(models.Model):
+    """One pipeline step of one order: the source of truth for its progress."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        RETRYING = "retrying", "retrying"
+        SUCCEEDED = "succeeded", "succeeded"
+        FAILED = "failed", "failed"
+        CANCELLED = "cancelled", "cancelled"
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="steps")
+    name = models.CharField(max_length=32)
+    position = models.PositiveSmallIntegerField()
+    queue = models.CharField(max_length=16)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    last_traceback = models.TextField(blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    retry_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["order", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["order", "name"], name="one_step_per_name_per_order")
+        ]
+        indexes = [models.Index(fields=["status", "queued_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.order_id}:{self.name}"
+
+
+class IdempotencyKey(models.Model):
+    """A client's Idempotency-Key for a checkout, stored with the order it created."""
+
+    key = models.CharField(max_length=255, unique=True)
+    # SHA-256 of the canonical request body: a reused key with another body is refused.
+    fingerprint = models.CharField(max_length=64)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)

@@ -1,0 +1,52 @@
+from typing import Any
+
+from django.db.models import Prefetch
+
+from orders.models import Order, Step
+
+
+def order_get_by_token(*, token: str) -> Order | None:
+    return (
+        Order.objects.select_related("invoice", "shipment")
+        .prefetch_related("lines", Prefetch("steps", queryset=Step.objects.order_by("position")))
+        .filter(token=token)
+        .first()
+    )
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def order_status_payload(*, order: Order) -> dict[str, Any]:
+    """The order as the customer and the integrator see it: status, lines and steps."""
+    invoice = getattr(order, "invoice", None)
+    shipment = getattr(order, "shipment", None)
+    return {
+        "number": order.number,
+        "status": order.status,
+        "email": order.email,
+        "currency": order.currency,
+        "total_cents": order.total_cents,
+        "created_at": _iso(order.created_at),
+        "lines": [
+            {"sku": line.sku, "name": line.name, "quantity": line.quantity, "unit_price_cents": line.unit_price_cents}
+            for line in order.lines.all()
+        ],
+        "steps": [
+            {
+                "name": step.name,
+                "queue": step.queue,
+                "status": step.status,
+                "attempts": step.attempts,
+                "last_error": step.last_error,
+                "queued_at": _iso(step.queued_at),
+                "started_at": _iso(step.started_at),
+                "retry_at": _iso(step.retry_at),
+                "finished_at": _iso(step.finished_at),
+            }
+            for step in order.steps.all()
+        ],
+        "invoice_url": f"/orders/{order.token}/invoice.pdf" if invoice else None,
+        "tracking_number": shipment.tracking_number if shipment else None,
+    }

@@ -1,0 +1,526 @@
+"""Sandbox partners: one stdlib HTTP service playing payment gateway, ERP, carrier and analytics.
+
+Every effectful POST is idempotent per partner and `Idempotency-Key`, and every effect lands in
+a ledger (GET /ledger), so tests, benchmarks and the demo can prove "charged once" even under
+injected latency, failures and lost responses. No Django here: it runs in a test thread or alone.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import json
+import os
+import random
+import re
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+PARTNERS = ("payment", "erp", "carrier", "analytics")
+FIRST_ERP_NUMBER = 10000001
+
+Reply = tuple[int, dict[str, Any]]
+T = TypeVar("T")
+
+
+class RequestError(Exception):
+    """Abort a request with a JSON error answer that is never stored under the key."""
+
+    def __init__(self, status: int, error: str, message: str | None = None) -> None:
+        super().__init__(error)
+        self.status = status
+        self.body: dict[str, Any] = {"error": error}
+        if message is not None:
+            self.body["message"] = message
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+def _latency_range(value: Any) -> tuple[int, int]:
+    """Return a validated (min, max) latency in milliseconds."""
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) != 2
+        or not all(_is_a(v, int) for v in value)
+        or not 0 <= value[0] <= value[1]
+    ):
+        raise ValueError("latency_ms must be [min, max] integers with 0 <= min <= max")
+    return value[0], value[1]
+
+
+def _rate(value: Any) -> float:
+    """Return a validated probability."""
+    if not _is_a(value, int | float) or not 0 <= value <= 1:
+        raise ValueError("rates must be numbers between 0 and 1")
+    return float(value)
+
+
+def _seconds(value: Any) -> float:
+    """Return a validated non-negative duration."""
+    if not _is_a(value, int | float) or value < 0:
+        raise ValueError("timeout_s must be a non-negative number")
+    return float(value)
+
+
+def _is_a(value: Any, kind: Any) -> bool:
+    """Check a JSON value's type, never taking true/false for numbers (bool subclasses int)."""
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+_SETTINGS: dict[str, Callable[[Any], Any]] = {
+    "latency_ms": _latency_range,
+    "failure_rate": _rate,
+    "timeout_rate": _rate,
+    "timeout_s": _seconds,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Fault injection applied to partner POSTs."""
+
+    latency_ms: tuple[int, int] = (0, 0)
+    failure_rate: float = 0.0
+    timeout_rate: float = 0.0
+    timeout_s: float = 30.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
+        """Read SANDBOX_LATENCY_MS ("0" or "100-500") and the SANDBOX_*_RATE/TIMEOUT_S vars."""
+        bounds = [int(part) for part in environ.get("SANDBOX_LATENCY_MS", "0").split("-")]
+        return cls(
+            latency_ms=_latency_range(bounds * 2 if len(bounds) == 1 else bounds),
+            failure_rate=_rate(float(environ.get("SANDBOX_FAILURE_RATE", "0"))),
+            timeout_rate=_rate(float(environ.get("SANDBOX_TIMEOUT_RATE", "0"))),
+            timeout_s=_seconds(float(environ.get("SANDBOX_TIMEOUT_S", "30"))),
+        )
+
+    def updated(self, changes: dict[str, Any]) -> Config:
+        """Return a copy with `changes` applied; raise RequestError(400) on any bad value."""
+        unknown = sorted(set(changes) - set(_SETTINGS))
+        if unknown:
+            raise RequestError(400, "invalid_request", f"unknown settings: {', '.join(unknown)}")
+        try:
+            return replace(self, **{name: _SETTINGS[name](v) for name, v in changes.items()})
+        except ValueError as exc:
+            raise RequestError(400, "invalid_request", str(exc)) from exc
+
+    def as_json(self) -> dict[str, Any]:
+        """Return the config as served by GET /control."""
+        return {
+            "latency_ms": list(self.latency_ms),
+            "failure_rate": self.failure_rate,
+            "timeout_rate": self.timeout_rate,
+            "timeout_s": self.timeout_s,
+        }
+
+
+# --- requests and ledger -------------------------------------------------------------------
+
+
+@dataclass
+class Request:
+    """One routed HTTP request."""
+
+    path: str
+    params: dict[str, str]
+    key_header: str | None
+    raw: bytes
+
+    @property
+    def partner(self) -> str:
+        """Name the partner by the first path segment."""
+        return self.path.split("/")[1]
+
+    @property
+    def idempotency_key(self) -> str:
+        """Return the Idempotency-Key header, required on effectful POSTs."""
+        if not self.key_header:
+            raise RequestError(400, "missing_idempotency_key")
+        return self.key_header
+
+    @functools.cached_property
+    def body(self) -> dict[str, Any]:
+        """Parse the body as a JSON object; an empty body counts as {}."""
+        try:
+            parsed = json.loads(self.raw or b"{}")
+        except ValueError as exc:
+            raise RequestError(400, "invalid_json") from exc
+        if not isinstance(parsed, dict):
+            raise RequestError(400, "invalid_json", "body must be a JSON object")
+        return parsed
+
+    def fingerprint(self) -> str:
+        """Identify what was asked, so a reused key with another request can be told apart."""
+        canonical = json.dumps([self.path, self.body], sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One real-world side effect a partner performed."""
+
+    kind: str
+    key: str
+    order: str | None
+    at: str
+
+
+@dataclass
+class PartnerLedger:
+    """What one partner saw and did."""
+
+    calls: int = 0
+    keys: set[str] = field(default_factory=set)
+    effects: list[Effect] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """Return the ledger entry as served by GET /ledger."""
+        return {
+            "calls": self.calls,
+            "distinct_keys": len(self.keys),
+            "effects": [asdict(effect) for effect in self.effects],
+        }
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """The first answer given under an idempotency key."""
+
+    fingerprint: str
+    status: int
+    body: dict[str, Any]
+
+
+_TYPE_NAMES: dict[type, str] = {
+    str: "a non-empty string",
+    int: "an integer",
+    list: "a list",
+    dict: "an object",
+}
+
+
+def _field(body: dict[str, Any], name: str, kind: type[T]) -> T:
+    """Return body[name] if it has the expected JSON type; raise invalid_request otherwise."""
+    value = body.get(name)
+    if not _is_a(value, kind) or value == "":
+        raise RequestError(400, "invalid_request", f"{name} must be {_TYPE_NAMES[kind]}")
+    return value
+
+
+def _amount(body: dict[str, Any], name: str) -> int:
+    """Return a positive amount in cents."""
+    value = _field(body, name, int)
+    if value <= 0:
+        raise RequestError(400, "invalid_request", f"{name} must be a positive integer")
+    return value
+
+
+# --- the partners --------------------------------------------------------------------------
+
+
+class Sandbox:
+    """Hold the partners' state: config, ledger, idempotency store, domain records and locks."""
+
+    def __init__(self, defaults: Config | None = None) -> None:
+        self.defaults = defaults or Config.from_env()
+        # Guards ledger, domain records and the lock table; never held while sleeping.
+        self._lock = threading.Lock()
+        self._random = random.Random()
+        self._clear()
+
+    def _clear(self) -> None:
+        self.config = self.defaults
+        self._ledger = {partner: PartnerLedger() for partner in PARTNERS}
+        self._answers: dict[tuple[str, str], StoredAnswer] = {}
+        self._key_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._captures: dict[str, str] = {}
+        self._erp_orders: dict[str, str] = {}
+        self._labels: dict[str, str] = {}
+        self._erp_numbers = itertools.count(FIRST_ERP_NUMBER)
+
+    def handle(self, method: str, path: str, key_header: str | None, raw: bytes) -> Reply:
+        """Route one request and return (status, JSON body)."""
+        for route in ROUTES:
+            match = route.pattern.fullmatch(path) if route.method == method else None
+            if match:
+                request = Request(path, match.groupdict(), key_header, raw)
+                try:
+                    if route.effectful:
+                        return self._run_effectful(request, route.action)
+                    return route.action(self, request)
+                except RequestError as exc:
+                    return exc.status, exc.body
+        return 404, {"error": "not_found"}
+
+    # --- idempotent effectful POSTs ----------------------------------------------------------
+
+    def _run_effectful(self, request: Request, action: Action) -> Reply:
+        """Count the call, inject faults, and run `action` at most once per key."""
+        config = self.config
+        self._count_call(request)
+        time.sleep(self._random.uniform(*config.latency_ms) / 1000)
+        if self._random.random() < config.failure_rate:
+            return 503, {"error": "unavailable"}
+        reply = self._once(request, action)
+        if self._random.random() < config.timeout_rate:
+            # The effect is done and stored; only the answer is late, like a lost response.
+            time.sleep(config.timeout_s)
+        return reply
+
+    def _count_call(self, request: Request) -> None:
+        with self._lock:
+            ledger = self._ledger[request.partner]
+            ledger.calls += 1
+            if request.key_header:
+                ledger.keys.add(request.key_header)
+
+    def _once(self, request: Request, action: Action) -> Reply:
+        """Return the stored answer for the key, running `action` only for its first use."""
+        slot = (request.partner, request.idempotency_key)
+        fingerprint = request.fingerprint()
+        # Same-key requests queue here, so a concurrent duplicate sees the first one's answer.
+        with self._key_lock(slot):
+            stored = self._answers.get(slot)
+            if stored is None:
+                stored = StoredAnswer(fingerprint, *action(self, request))
+                self._answers[slot] = stored
+        if stored.fingerprint != fingerprint:
+            raise RequestError(422, "idempotency_key_reused")
+        return stored.status, stored.body
+
+    def _key_lock(self, slot: tuple[str, str]) -> threading.Lock:
+        with self._lock:
+            return self._key_locks.setdefault(slot, threading.Lock())
+
+    def _effect(self, request: Request, kind: str, order: str | None) -> None:
+        """Record a side effect in the requesting partner's ledger."""
+        effect = Effect(kind, request.idempotency_key, order, datetime.now(UTC).isoformat())
+        with self._lock:
+            self._ledger[request.partner].effects.append(effect)
+
+    def _register(self, records: dict[str, str], record_id: str, order: str) -> None:
+        with self._lock:
+            records[record_id] = order
+
+    # --- partner actions ---------------------------------------------------------------------
+
+    def capture(self, request: Request) -> Reply:
+        """Capture a payment, or decline tokens starting with tok_decline."""
+        body = request.body
+        order = _field(body, "order", str)
+        amount = _amount(body, "amount_cents")
+        currency = _field(body, "currency", str)
+        if _field(body, "payment_token", str).startswith("tok_decline"):
+            return 402, {"error": "card_declined", "message": "The card was declined."}
+        capture_id = f"cap_{secrets.token_hex(8)}"
+        self._register(self._captures, capture_id, order)
+        self._effect(request, "capture", order)
+        return 201, {
+            "capture_id": capture_id,
+            "status": "captured",
+            "amount_cents": amount,
+            "currency": currency,
+        }
+
+    def refund(self, request: Request) -> Reply:
+        """Refund (part of) an earlier capture."""
+        capture_id = _field(request.body, "capture_id", str)
+        amount = _amount(request.body, "amount_cents")
+        order = self._captures.get(capture_id)
+        if order is None:
+            return 404, {"error": "unknown_capture"}
+        self._effect(request, "refund", order)
+        return 201, {
+            "refund_id": f"re_{secrets.token_hex(8)}",
+            "status": "refunded",
+            "capture_id": capture_id,
+            "amount_cents": amount,
+        }
+
+    def sync_order(self, request: Request) -> Reply:
+        """Create the order in the ERP and hand out its sequential reference."""
+        order = _field(request.body, "order", str)
+        _field(request.body, "lines", list)
+        _field(request.body, "total_cents", int)
+        with self._lock:
+            reference = f"ERP-{next(self._erp_numbers)}"
+        self._register(self._erp_orders, reference, order)
+        self._effect(request, "order_sync", order)
+        return 201, {"erp_reference": reference}
+
+    def cancel_order(self, request: Request) -> Reply:
+        """Cancel an order the ERP knows."""
+        reference = request.params["reference"]
+        order = self._erp_orders.get(reference)
+        if order is None:
+            return 404, {"error": "unknown_erp_order"}
+        self._effect(request, "order_cancel", order)
+        return 200, {"erp_reference": reference, "status": "cancelled"}
+
+    def create_label(self, request: Request) -> Reply:
+        """Buy a shipping label for an ERP order."""
+        order = _field(request.body, "order", str)
+        _field(request.body, "erp_reference", str)
+        _field(request.body, "address", dict)
+        tracking = f"1Z{secrets.token_hex(6).upper()}"
+        self._register(self._labels, tracking, order)
+        self._effect(request, "label", order)
+        zpl = f"^XA^FO50,50^ADN,36,20^FD{order}^FS^FO50,100^ADN,36,20^FD{tracking}^FS^XZ"
+        return 201, {"tracking_number": tracking, "label_zpl": zpl}
+
+    def void_label(self, request: Request) -> Reply:
+        """Void a label the carrier issued."""
+        tracking = request.params["tracking"]
+        order = self._labels.get(tracking)
+        if order is None:
+            return 404, {"error": "unknown_label"}
+        self._effect(request, "label_void", order)
+        return 200, {"tracking_number": tracking, "status": "voided"}
+
+    def track_event(self, request: Request) -> Reply:
+        """Accept an analytics event; any extra fields ride along."""
+        _field(request.body, "event", str)
+        self._effect(request, "event", _field(request.body, "order", str))
+        return 202, {"accepted": True}
+
+    # --- control plane -----------------------------------------------------------------------
+
+    def healthz(self, request: Request) -> Reply:
+        """Report liveness."""
+        return 200, {"status": "ok"}
+
+    def ledger(self, request: Request) -> Reply:
+        """Report calls, distinct keys and effects for every partner."""
+        with self._lock:
+            return 200, {name: ledger.as_json() for name, ledger in self._ledger.items()}
+
+    def get_control(self, request: Request) -> Reply:
+        """Report the current fault injection config."""
+        return 200, self.config.as_json()
+
+    def set_control(self, request: Request) -> Reply:
+        """Change any subset of the fault injection config."""
+        with self._lock:
+            self.config = self.config.updated(request.body)
+        return 200, self.config.as_json()
+
+    def reset(self, request: Request) -> Reply:
+        """Forget all calls, effects, keys and records, and restore the default config."""
+        with self._lock:
+            self._clear()
+        return 200, {"reset": True}
+
+
+Action = Callable[[Sandbox, Request], Reply]
+
+
+@dataclass(frozen=True)
+class Route:
+    """Map a method and path pattern to a Sandbox action."""
+
+    method: str
+    path: str
+    action: Action
+    effectful: bool = False
+
+    @functools.cached_property
+    def pattern(self) -> re.Pattern[str]:
+        """Compile the path, whose <name> segments become path parameters."""
+        return re.compile(re.sub(r"<(\w+)>", r"(?P<\1>[^/]+)", self.path))
+
+
+ROUTES = [
+    Route("GET", "/healthz", Sandbox.healthz),
+    Route("GET", "/ledger", Sandbox.ledger),
+    Route("GET", "/control", Sandbox.get_control),
+    Route("POST", "/control", Sandbox.set_control),
+    Route("POST", "/reset", Sandbox.reset),
+    Route("POST", "/payment/captures", Sandbox.capture, effectful=True),
+    Route("POST", "/payment/refunds", Sandbox.refund, effectful=True),
+    Route("POST", "/erp/orders", Sandbox.sync_order, effectful=True),
+    Route("POST", "/erp/orders/<reference>/cancel", Sandbox.cancel_order, effectful=True),
+    Route("POST", "/carrier/labels", Sandbox.create_label, effectful=True),
+    Route("POST", "/carrier/labels/<tracking>/void", Sandbox.void_label, effectful=True),
+    Route("POST", "/analytics/events", Sandbox.track_event, effectful=True),
+]
+
+
+# --- HTTP ----------------------------------------------------------------------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Translate HTTP/1.1 keep-alive requests to Sandbox.handle calls."""
+
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out as separate writes; with Nagle each keep-alive answer stalls ~40ms.
+    disable_nagle_algorithm = True
+    server: SandboxServer
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def _serve(self, method: str) -> None:
+        # Read the whole body even when unused, or the next keep-alive request starts mid-body.
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        path = urlsplit(self.path).path
+        status, body = self.server.sandbox.handle(
+            method, path, self.headers.get("Idempotency-Key"), raw
+        )
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if os.environ.get("SANDBOX_VERBOSE") == "1":
+            super().log_message(format, *args)
+
+
+class SandboxServer(ThreadingHTTPServer):
+    """Serve one Sandbox, a thread per connection."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    # Tests fire bursts of concurrent connections; the default backlog of 5 would stall them.
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that give up (e.g. on an injected timeout) hang up on us; that is expected.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+def make_server(
+    host: str = "127.0.0.1", port: int = 8100, sandbox: Sandbox | None = None
+) -> ThreadingHTTPServer:
+    """Bind the sandbox partners to host:port; call serve_forever() to run them."""
+    return SandboxServer((host, port), sandbox or Sandbox())
+
+
+def serve_in_thread(port: int = 0) -> tuple[ThreadingHTTPServer, str]:
+    """Serve a fresh Sandbox from a daemon thread; return the server and its base URL."""
+    server = make_server(port=port)
+    # shutdown() waits up to one poll interval; a short one keeps test teardown quick.
+    serve = functools.partial(server.serve_forever, poll_interval=0.05)
+    threading.Thread(target=serve, name="sandbox-partners", daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}"

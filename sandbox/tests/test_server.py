@@ -1,0 +1,538 @@
+"""Behaviour of the sandbox partners over real HTTP."""
+
+import http.client
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sandbox.server import serve_in_thread
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CAPTURE = {"order": "SF-1001", "amount_cents": 4999, "currency": "EUR", "payment_token": "tok_ok"}
+ERP_ORDER = {"order": "SF-1001", "lines": [{"sku": "MUG", "qty": 2}], "total_cents": 4999}
+ADDRESS = {"name": "Ada Lovelace", "line1": "1 Analytical St", "city": "London"}
+
+
+@pytest.fixture
+def base_url() -> Iterator[str]:
+    server, url = serve_in_thread()
+    yield url
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def client(base_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=base_url, timeout=5) as client:
+        yield client
+
+
+def post(client: httpx.Client, path: str, body: Any, key: str | None = "key-1") -> httpx.Response:
+    """POST JSON with an Idempotency-Key (none if key is None)."""
+    headers = {} if key is None else {"Idempotency-Key": key}
+    return client.post(path, json=body, headers=headers)
+
+
+def ledger(client: httpx.Client, partner: str) -> dict[str, Any]:
+    return client.get("/ledger").json()[partner]
+
+
+def kinds(client: httpx.Client, partner: str) -> list[str]:
+    return [effect["kind"] for effect in ledger(client, partner)["effects"]]
+
+
+def configure(client: httpx.Client, **settings: Any) -> None:
+    assert client.post("/control", json=settings).status_code == 200
+
+
+def label_for(client: httpx.Client, order: str = "SF-1001") -> str:
+    body = {"order": order, "erp_reference": "ERP-10000001", "address": ADDRESS}
+    return post(client, "/carrier/labels", body, key=f"label-{order}").json()["tracking_number"]
+
+
+# --- happy paths ---------------------------------------------------------------------------
+
+
+def test_healthz_answers_ok_as_json(client: httpx.Client) -> None:
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"status": "ok"}
+
+
+def test_capture_charges_the_card_and_records_one_capture_effect(client: httpx.Client) -> None:
+    response = post(client, "/payment/captures", CAPTURE)
+
+    assert response.status_code == 201
+    body = response.json()
+    assert re.fullmatch(r"cap_[0-9a-f]{16}", body["capture_id"])
+    assert body == {
+        "capture_id": body["capture_id"],
+        "status": "captured",
+        "amount_cents": 4999,
+        "currency": "EUR",
+    }
+    [effect] = ledger(client, "payment")["effects"]
+    assert {k: effect[k] for k in ("kind", "key", "order")} == {
+        "kind": "capture",
+        "key": "key-1",
+        "order": "SF-1001",
+    }
+    assert datetime.fromisoformat(effect["at"]).utcoffset() == UTC.utcoffset(None)
+
+
+def test_refund_of_a_capture_records_a_refund_for_the_captured_order(
+    client: httpx.Client,
+) -> None:
+    capture_id = post(client, "/payment/captures", CAPTURE).json()["capture_id"]
+
+    response = post(
+        client, "/payment/refunds", {"capture_id": capture_id, "amount_cents": 1000}, key="r-1"
+    )
+
+    assert response.status_code == 201
+    body = response.json()
+    assert re.fullmatch(r"re_[0-9a-f]{16}", body["refund_id"])
+    assert body == {
+        "refund_id": body["refund_id"],
+        "status": "refunded",
+        "capture_id": capture_id,
+        "amount_cents": 1000,
+    }
+    refund = ledger(client, "payment")["effects"][1]
+    assert (refund["kind"], refund["key"], refund["order"]) == ("refund", "r-1", "SF-1001")
+
+
+def test_refund_of_an_unknown_capture_is_not_found(client: httpx.Client) -> None:
+    response = post(client, "/payment/refunds", {"capture_id": "cap_nope", "amount_cents": 1})
+
+    assert response.status_code == 404
+    assert response.json() == {"error": "unknown_capture"}
+    assert ledger(client, "payment")["effects"] == []
+
+
+def test_erp_order_sync_hands_out_sequential_references(client: httpx.Client) -> None:
+    first = post(client, "/erp/orders", ERP_ORDER, key="e-1")
+    second = post(client, "/erp/orders", {**ERP_ORDER, "order": "SF-1002"}, key="e-2")
+
+    assert (first.status_code, first.json()) == (201, {"erp_reference": "ERP-10000001"})
+    assert (second.status_code, second.json()) == (201, {"erp_reference": "ERP-10000002"})
+    effects = ledger(client, "erp")["effects"]
+    assert [(e["kind"], e["order"]) for e in effects] == [
+        ("order_sync", "SF-1001"),
+        ("order_sync", "SF-1002"),
+    ]
+
+
+def test_erp_cancel_cancels_a_synced_order_and_records_its_order(client: httpx.Client) -> None:
+    reference = post(client, "/erp/orders", ERP_ORDER, key="e-1").json()["erp_reference"]
+
+    response = post(client, f"/erp/orders/{reference}/cancel", None, key="c-1")
+
+    assert response.status_code == 200
+    assert response.json() == {"erp_reference": reference, "status": "cancelled"}
+    cancel = ledger(client, "erp")["effects"][1]
+    assert (cancel["kind"], cancel["key"], cancel["order"]) == ("order_cancel", "c-1", "SF-1001")
+
+
+def test_erp_cancel_of_an_unknown_reference_is_not_found(client: httpx.Client) -> None:
+    response = post(client, "/erp/orders/ERP-99999999/cancel", None)
+
+    assert response.status_code == 404
+    assert response.json() == {"error": "unknown_erp_order"}
+    assert ledger(client, "erp")["effects"] == []
+
+
+def test_carrier_label_returns_a_tracking_number_and_zpl_naming_the_order(
+    client: httpx.Client,
+) -> None:
+    body = {"order": "SF-1001", "erp_reference": "ERP-10000001", "address": ADDRESS}
+
+    response = post(client, "/carrier/labels", body)
+
+    assert response.status_code == 201
+    tracking = response.json()["tracking_number"]
+    assert re.fullmatch(r"1Z[0-9A-F]{12}", tracking)
+    assert response.json() == {
+        "tracking_number": tracking,
+        "label_zpl": (
+            f"^XA^FO50,50^ADN,36,20^FDSF-1001^FS^FO50,100^ADN,36,20^FD{tracking}^FS^XZ"
+        ),
+    }
+    assert kinds(client, "carrier") == ["label"]
+
+
+def test_carrier_label_without_erp_reference_is_an_invalid_request(client: httpx.Client) -> None:
+    response = post(client, "/carrier/labels", {"order": "SF-1001", "address": ADDRESS})
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_request",
+        "message": "erp_reference must be a non-empty string",
+    }
+    assert kinds(client, "carrier") == []
+
+
+def test_label_void_voids_an_issued_label_and_records_its_order(client: httpx.Client) -> None:
+    tracking = label_for(client)
+
+    response = post(client, f"/carrier/labels/{tracking}/void", None, key="v-1")
+
+    assert response.status_code == 200
+    assert response.json() == {"tracking_number": tracking, "status": "voided"}
+    void = ledger(client, "carrier")["effects"][1]
+    assert (void["kind"], void["key"], void["order"]) == ("label_void", "v-1", "SF-1001")
+
+
+def test_label_void_of_an_unknown_tracking_number_is_not_found(client: httpx.Client) -> None:
+    response = post(client, "/carrier/labels/1Z000000000000/void", None)
+
+    assert response.status_code == 404
+    assert response.json() == {"error": "unknown_label"}
+
+
+def test_analytics_event_with_extra_fields_is_accepted(client: httpx.Client) -> None:
+    body = {"event": "order_paid", "order": "SF-1001", "amount_cents": 4999}
+
+    response = post(client, "/analytics/events", body)
+
+    assert response.status_code == 202
+    assert response.json() == {"accepted": True}
+    [effect] = ledger(client, "analytics")["effects"]
+    assert (effect["kind"], effect["order"]) == ("event", "SF-1001")
+
+
+# --- idempotency ---------------------------------------------------------------------------
+
+
+def test_repeated_capture_with_same_key_returns_first_answer_and_counts_one_effect(
+    client: httpx.Client,
+) -> None:
+    first = post(client, "/payment/captures", CAPTURE)
+    second = post(client, "/payment/captures", CAPTURE)
+
+    assert second.status_code == 201
+    assert second.json() == first.json()
+    payment = ledger(client, "payment")
+    assert (payment["calls"], payment["distinct_keys"], len(payment["effects"])) == (2, 1, 1)
+
+
+def test_same_key_with_a_different_body_is_rejected_as_reused(client: httpx.Client) -> None:
+    post(client, "/payment/captures", CAPTURE)
+
+    response = post(client, "/payment/captures", {**CAPTURE, "amount_cents": 5000})
+
+    assert response.status_code == 422
+    assert response.json() == {"error": "idempotency_key_reused"}
+    assert kinds(client, "payment") == ["capture"]
+
+
+def test_idempotency_keys_are_scoped_per_partner(client: httpx.Client) -> None:
+    payment = post(client, "/payment/captures", CAPTURE, key="shared")
+    erp = post(client, "/erp/orders", ERP_ORDER, key="shared")
+
+    assert (payment.status_code, erp.status_code) == (201, 201)
+    assert (kinds(client, "payment"), kinds(client, "erp")) == (["capture"], ["order_sync"])
+
+
+def test_effectful_post_without_idempotency_key_is_rejected_without_effect(
+    client: httpx.Client,
+) -> None:
+    response = post(client, "/payment/captures", CAPTURE, key=None)
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "missing_idempotency_key"}
+    assert ledger(client, "payment") == {"calls": 1, "distinct_keys": 0, "effects": []}
+
+
+def test_malformed_json_body_is_rejected_as_invalid_json(client: httpx.Client) -> None:
+    response = client.post(
+        "/payment/captures", content=b"{not json", headers={"Idempotency-Key": "key-1"}
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_json"}
+
+
+def test_invalid_capture_is_not_stored_so_a_corrected_retry_with_same_key_succeeds(
+    client: httpx.Client,
+) -> None:
+    invalid = post(client, "/payment/captures", {**CAPTURE, "amount_cents": "lots"})
+    retry = post(client, "/payment/captures", CAPTURE)
+
+    assert invalid.status_code == 400
+    assert invalid.json() == {
+        "error": "invalid_request",
+        "message": "amount_cents must be an integer",
+    }
+    assert retry.status_code == 201
+    assert kinds(client, "payment") == ["capture"]
+
+
+def test_declined_card_answers_402_and_replays_the_decline_without_an_effect(
+    client: httpx.Client,
+) -> None:
+    declined = {**CAPTURE, "payment_token": "tok_decline_insufficient_funds"}
+
+    first = post(client, "/payment/captures", declined)
+    replay = post(client, "/payment/captures", declined)
+
+    decline = {"error": "card_declined", "message": "The card was declined."}
+    assert (first.status_code, first.json()) == (402, decline)
+    assert (replay.status_code, replay.json()) == (402, decline)
+    assert ledger(client, "payment") == {"calls": 2, "distinct_keys": 1, "effects": []}
+
+
+def test_concurrent_requests_with_same_key_produce_one_effect(
+    client: httpx.Client, base_url: str
+) -> None:
+    # A little latency makes the 20 requests overlap inside the server.
+    configure(client, latency_ms=[50, 50])
+    start = threading.Barrier(20)
+
+    def capture(_: int) -> httpx.Response:
+        start.wait()
+        return httpx.post(
+            f"{base_url}/payment/captures", json=CAPTURE, headers={"Idempotency-Key": "same"}
+        )
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        responses = list(pool.map(capture, range(20)))
+
+    assert {response.status_code for response in responses} == {201}
+    assert len({response.json()["capture_id"] for response in responses}) == 1
+    payment = ledger(client, "payment")
+    assert (payment["calls"], payment["distinct_keys"], len(payment["effects"])) == (20, 1, 1)
+
+
+# --- fault injection -----------------------------------------------------------------------
+
+
+def test_failure_rate_one_answers_503_without_effect_and_a_later_retry_succeeds(
+    client: httpx.Client,
+) -> None:
+    configure(client, failure_rate=1)
+
+    failed = post(client, "/payment/captures", CAPTURE)
+    configure(client, failure_rate=0)
+    retry = post(client, "/payment/captures", CAPTURE)
+
+    assert (failed.status_code, failed.json()) == (503, {"error": "unavailable"})
+    assert retry.status_code == 201
+    payment = ledger(client, "payment")
+    assert (payment["calls"], payment["distinct_keys"], kinds(client, "payment")) == (
+        2,
+        1,
+        ["capture"],
+    )
+
+
+def test_injected_timeout_loses_the_response_but_the_effect_happens_once(
+    client: httpx.Client, base_url: str
+) -> None:
+    configure(client, timeout_rate=1, timeout_s=0.5)
+
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(
+            f"{base_url}/payment/captures",
+            json=CAPTURE,
+            headers={"Idempotency-Key": "lost"},
+            timeout=0.2,
+        )
+    assert kinds(client, "payment") == ["capture"]
+
+    configure(client, timeout_rate=0)
+    retry = post(client, "/payment/captures", CAPTURE, key="lost")
+    again = post(client, "/payment/captures", CAPTURE, key="lost")
+
+    assert retry.status_code == 201
+    assert again.json() == retry.json()
+    payment = ledger(client, "payment")
+    assert (payment["calls"], len(payment["effects"])) == (3, 1)
+
+
+def test_latency_range_delays_partner_posts(client: httpx.Client) -> None:
+    configure(client, latency_ms=[200, 200])
+
+    started = time.monotonic()
+    post(client, "/analytics/events", {"event": "viewed", "order": "SF-1001"})
+
+    assert time.monotonic() - started >= 0.19
+
+
+def test_latency_does_not_apply_to_the_control_plane(client: httpx.Client) -> None:
+    configure(client, latency_ms=[1000, 1000])
+
+    started = time.monotonic()
+    client.get("/ledger")
+    client.get("/control")
+
+    assert time.monotonic() - started < 0.9
+
+
+# --- control plane -------------------------------------------------------------------------
+
+
+def test_ledger_lists_all_four_partners_even_before_any_call(client: httpx.Client) -> None:
+    response = client.get("/ledger")
+
+    assert response.status_code == 200
+    empty = {"calls": 0, "distinct_keys": 0, "effects": []}
+    assert response.json() == {"payment": empty, "erp": empty, "carrier": empty, "analytics": empty}
+
+
+def test_control_reports_the_default_config(client: httpx.Client) -> None:
+    response = client.get("/control")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "latency_ms": [0, 0],
+        "failure_rate": 0.0,
+        "timeout_rate": 0.0,
+        "timeout_s": 30.0,
+    }
+
+
+def test_control_changes_only_the_given_settings(client: httpx.Client) -> None:
+    response = client.post("/control", json={"latency_ms": [5, 10], "failure_rate": 0.25})
+
+    expected = {"latency_ms": [5, 10], "failure_rate": 0.25, "timeout_rate": 0.0, "timeout_s": 30.0}
+    assert (response.status_code, response.json()) == (200, expected)
+    assert client.get("/control").json() == expected
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"latency_ms": [300, 100]},
+        {"latency_ms": [-1, 5]},
+        {"latency_ms": [1, 2, 3]},
+        {"latency_ms": "100-500"},
+        {"failure_rate": 1.5},
+        {"failure_rate": True},
+        {"timeout_rate": -0.1},
+        {"timeout_s": -1},
+        {"timeout_s": "slow"},
+        {"speed": 11},
+    ],
+    ids=str,
+)
+def test_control_rejects_bad_values_and_keeps_the_config(
+    client: httpx.Client, settings: dict[str, Any]
+) -> None:
+    before = client.get("/control").json()
+
+    response = client.post("/control", json=settings)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert client.get("/control").json() == before
+
+
+def test_control_rejects_a_body_that_is_not_a_json_object(client: httpx.Client) -> None:
+    response = client.post("/control", json=[1, 2])
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_json", "message": "body must be a JSON object"}
+
+
+def test_reset_clears_ledger_keys_and_config(client: httpx.Client) -> None:
+    post(client, "/payment/captures", CAPTURE)
+    post(client, "/erp/orders", ERP_ORDER)
+    configure(client, failure_rate=0.5)
+
+    response = client.post("/reset")
+
+    assert (response.status_code, response.json()) == (200, {"reset": True})
+    assert client.get("/control").json()["failure_rate"] == 0.0
+    assert ledger(client, "payment") == {"calls": 0, "distinct_keys": 0, "effects": []}
+    # The key is free again and ERP numbering starts over.
+    assert post(client, "/payment/captures", {**CAPTURE, "amount_cents": 1}).status_code == 201
+    assert post(client, "/erp/orders", ERP_ORDER).json() == {"erp_reference": "ERP-10000001"}
+
+
+def test_env_variables_set_the_defaults_that_reset_restores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SANDBOX_LATENCY_MS", "100-500")
+    monkeypatch.setenv("SANDBOX_FAILURE_RATE", "0.1")
+    monkeypatch.setenv("SANDBOX_TIMEOUT_RATE", "0.05")
+    monkeypatch.setenv("SANDBOX_TIMEOUT_S", "2.5")
+    server, url = serve_in_thread()
+    try:
+        with httpx.Client(base_url=url) as client:
+            configure(client, latency_ms=[0, 0], failure_rate=0)
+            client.post("/reset")
+            config = client.get("/control").json()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert config == {
+        "latency_ms": [100, 500],
+        "failure_rate": 0.1,
+        "timeout_rate": 0.05,
+        "timeout_s": 2.5,
+    }
+
+
+def test_unknown_path_or_method_is_not_found(client: httpx.Client) -> None:
+    assert (client.get("/nope").status_code, client.get("/nope").json()) == (
+        404,
+        {"error": "not_found"},
+    )
+    assert client.get("/payment/captures").status_code == 404
+
+
+def test_connections_are_kept_alive_between_requests(base_url: str) -> None:
+    connection = http.client.HTTPConnection(base_url.removeprefix("http://"))
+    try:
+        for _ in range(2):
+            # A server that closed after the first answer makes the second request fail.
+            connection.request("GET", "/healthz")
+            assert connection.getresponse().read() == b'{"status": "ok"}'
+    finally:
+        connection.close()
+
+
+# --- management command --------------------------------------------------------------------
+
+
+def test_run_sandbox_command_serves_until_sigterm_then_exits_cleanly() -> None:
+    script = (
+        "import django; from django.conf import settings; "
+        "settings.configure(INSTALLED_APPS=['sandbox']); django.setup(); "
+        "from django.core.management import call_command; "
+        "call_command('run_sandbox', port=0)"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-u", "-c", script],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        banner = process.stdout.readline().strip()
+        assert re.fullmatch(r"sandbox partners on http://127\.0\.0\.1:\d+", banner)
+        url = banner.removeprefix("sandbox partners on ")
+        assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
+
+        process.send_signal(signal.SIGTERM)
+
+        assert process.wait(timeout=5) == 0
+    finally:
+        process.kill()
+        process.wait()
+        process.stdout.close()

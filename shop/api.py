@@ -1,0 +1,71 @@
+"""The JSON API: checkout, order status, catalog."""
+
+import json
+import re
+
+from django.http import HttpRequest, JsonResponse
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from orders.selectors import order_get_by_token, order_status_payload
+from shop.selectors import product_list
+from shop.services import CheckoutError, checkout_parse, checkout_place
+
+# Printable ASCII without spaces: what clients send (UUIDs, ULIDs, hashes).
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def errors_response(error: CheckoutError) -> JsonResponse:
+    return JsonResponse({"errors": error.errors}, status=error.status)
+
+
+@csrf_exempt  # an API for integrators, not a browser form; no session cookie is used
+@require_POST
+def checkout(request: HttpRequest) -> JsonResponse:
+    key = request.headers.get("Idempotency-Key")
+    try:
+        if key is not None and not IDEMPOTENCY_KEY.match(key):
+            raise CheckoutError(
+                {"Idempotency-Key": ["Must be 1 to 255 printable ASCII characters without spaces."]}
+            )
+        try:
+            data = json.loads(request.body or b"null")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CheckoutError({"body": [f"Invalid JSON: {exc}"]}) from exc
+        result = checkout_place(request=checkout_parse(data), idempotency_key=key)
+    except CheckoutError as error:
+        return errors_response(error)
+    order = result.order
+    response = JsonResponse(
+        {
+            "number": order.number,
+            "token": order.token,
+            "status": order.status,
+            "status_url": request.build_absolute_uri(reverse("api-order", args=[order.token])),
+        },
+        status=201,
+    )
+    if not result.created:
+        response["Idempotent-Replayed"] = "true"
+    return response
+
+
+@require_GET
+def order_detail(request: HttpRequest, token: str) -> JsonResponse:
+    order = order_get_by_token(token=token)
+    if order is None:
+        return JsonResponse({"errors": {"token": ["No order with this token."]}}, status=404)
+    return JsonResponse(order_status_payload(order=order))
+
+
+@require_GET
+def products(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(
+        {
+            "products": [
+                {"sku": p.sku, "name": p.name, "price_cents": p.price_cents, "stock": p.stock}
+                for p in product_list()
+            ]
+        }
+    )

@@ -1,0 +1,40 @@
+import os
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from shop.models import Product
+
+CATALOG = [
+    ("MUG-001", "Enamel camp mug", "Holds 350 ml of coffee, survives a campfire.", 1490),
+    ("TEE-002", "Organic cotton tee", "Heavyweight, pre-shrunk, made to last.", 2900),
+    ("BAG-003", "Canvas tote bag", "Carries a week of groceries.", 1990),
+    ("NB-004", "Dot-grid notebook", "A5, 160 pages, lies flat.", 1250),
+    ("PEN-005", "Brass pen", "Refillable, weighty, ages well.", 3900),
+    ("SOCK-006", "Merino socks", "Warm, breathable, no itch.", 1800),
+    ("CAP-007", "Six-panel cap", "Adjustable, washed cotton.", 2400),
+    ("BTL-008", "Steel water bottle", "Keeps cold for 24 hours.", 3200),
+]
+
+
+class Command(BaseCommand):
+    help = "Create the demo catalog and an admin user (idempotent)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--stock", type=int, default=10_000, help="units per product")
+
+    def handle(self, *args, stock: int, **options):
+        for sku, name, description, price in CATALOG:
+            Product.objects.update_or_create(
+                sku=sku,
+                defaults={"name": name, "description": description, "price_cents": price, "stock": stock},
+            )
+        username = os.environ.get("SHOPFLOW_ADMIN_USER", "admin")
+        password = os.environ.get("SHOPFLOW_ADMIN_PASSWORD", "shopflow-admin")
+        user, _ = get_user_model().objects.get_or_create(
+            username=username, defaults={"email": "admin@shopflow.example", "is_staff": True, "is_superuser": True}
+        )
+        user.set_password(password)
+        user.save()
+        self.stdout.write(f"catalog: {len(CATALOG)} products with {stock} units each")
+        self.stdout.write(f"admin user: {username} / {password}")

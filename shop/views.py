@@ -1,0 +1,109 @@
+"""The shop's pages: catalog, cart, checkout and the live order page."""
+
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from orders.selectors import order_get_by_token, order_status_payload
+from shop.selectors import product_list
+from shop.services import ADDRESS_FIELDS, CheckoutError, checkout_parse, checkout_place
+
+CART = "cart"
+
+PAYMENT_CHOICES = (
+    ("tok_visa", "Test card that is approved"),
+    ("tok_decline", "Test card that is declined"),
+)
+
+
+def _cart(request: HttpRequest) -> dict[str, int]:
+    return request.session.get(CART, {})
+
+
+def _cart_lines(cart: dict[str, int]) -> tuple[list[dict], int]:
+    products = {p.sku: p for p in product_list().filter(sku__in=cart)}
+    lines = [
+        {"product": products[sku], "quantity": qty, "total_cents": products[sku].price_cents * qty}
+        for sku, qty in cart.items()
+        if sku in products
+    ]
+    return lines, sum(line["total_cents"] for line in lines)
+
+
+@require_GET
+def catalog(request: HttpRequest) -> HttpResponse:
+    return render(request, "shop/catalog.html", {"products": product_list(), "cart": _cart(request)})
+
+
+@require_POST
+def cart_update(request: HttpRequest) -> HttpResponse:
+    """Set a product's quantity in the cart (0 removes it)."""
+    cart = dict(_cart(request))
+    sku = request.POST.get("sku", "")
+    try:
+        quantity = max(0, min(100, int(request.POST.get("quantity", "1"))))
+    except ValueError:
+        quantity = 1
+    if request.POST.get("add"):
+        quantity = min(100, cart.get(sku, 0) + quantity)
+    if quantity and product_list().filter(sku=sku).exists():
+        cart[sku] = quantity
+    else:
+        cart.pop(sku, None)
+    request.session[CART] = cart
+    return redirect(request.POST.get("next") or "cart")
+
+
+@require_GET
+def cart(request: HttpRequest) -> HttpResponse:
+    lines, total = _cart_lines(_cart(request))
+    return render(request, "shop/cart.html", {"lines": lines, "total_cents": total})
+
+
+def checkout(request: HttpRequest) -> HttpResponse:
+    cart = _cart(request)
+    lines, total = _cart_lines(cart)
+    if not lines:
+        return redirect("cart")
+    form = {"payment_token": PAYMENT_CHOICES[0][0]}
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        form = request.POST.dict()
+        data = {
+            "email": form.get("email", ""),
+            "items": [{"sku": sku, "quantity": qty} for sku, qty in cart.items()],
+            "shipping_address": {f: form.get(f, "") for f in ADDRESS_FIELDS},
+            "payment_token": form.get("payment_token", ""),
+        }
+        try:
+            result = checkout_place(request=checkout_parse(data))
+        except CheckoutError as error:
+            errors = error.errors
+        else:
+            request.session[CART] = {}
+            return redirect("order", token=result.order.token)
+    context = {
+        "lines": lines,
+        "total_cents": total,
+        "form": form,
+        "errors": errors,
+        "other_errors": {k: v for k, v in errors.items() if not k.startswith("shipping_address") and k not in ("email", "payment_token")},
+        "payment_choices": PAYMENT_CHOICES,
+    }
+    return render(request, "shop/checkout.html", context, status=400 if errors else 200)
+
+
+@require_GET
+def order(request: HttpRequest, token: str) -> HttpResponse:
+    found = order_get_by_token(token=token)
+    if found is None:
+        raise Http404("No such order")
+    return render(request, "shop/order.html", {"order": found, "payload": order_status_payload(order=found)})
+
+
+@require_GET
+def invoice(request: HttpRequest, token: str) -> FileResponse:
+    found = order_get_by_token(token=token)
+    if found is None or not hasattr(found, "invoice"):
+        raise Http404("No invoice yet")
+    return FileResponse(found.invoice.file.open("rb"), content_type="application/pdf", filename=f"{found.number}.pdf")
