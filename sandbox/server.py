@@ -172,7 +172,7 @@ class Effect:
 
     kind: str
     key: str
-    order: str | None
+    order: str
     at: str
 
 
@@ -303,7 +303,7 @@ class Sandbox:
         with self._lock:
             return self._key_locks.setdefault(slot, threading.Lock())
 
-    def _effect(self, request: Request, kind: str, order: str | None) -> None:
+    def _effect(self, request: Request, kind: str, order: str) -> None:
         """Record a side effect in the requesting partner's ledger."""
         effect = Effect(kind, request.idempotency_key, order, datetime.now(UTC).isoformat())
         with self._lock:
@@ -403,7 +403,7 @@ class Sandbox:
     def ledger(self, request: Request) -> Reply:
         """Report calls, distinct keys and effects for every partner."""
         with self._lock:
-            return 200, {name: ledger.as_json() for name, ledger in self._ledger.items()}
+            return 200, {name: entry.as_json() for name, entry in self._ledger.items()}
 
     def get_control(self, request: Request) -> Reply:
         """Report the current fault injection config."""
@@ -440,7 +440,7 @@ class Route:
         return re.compile(re.sub(r"<(\w+)>", r"(?P<\1>[^/]+)", self.path))
 
 
-ROUTES = [
+ROUTES: list[Route] = [
     Route("GET", "/healthz", Sandbox.healthz),
     Route("GET", "/ledger", Sandbox.ledger),
     Route("GET", "/control", Sandbox.get_control),

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.server import serve_in_thread
+from sandbox.server import Sandbox, serve_in_thread
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CAPTURE = {"order": "SF-1001", "amount_cents": 4999, "currency": "EUR", "payment_token": "tok_ok"}
@@ -33,47 +33,47 @@ def base_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def client(base_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=base_url, timeout=5) as client:
-        yield client
+def api(base_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=base_url, timeout=5) as api:
+        yield api
 
 
-def post(client: httpx.Client, path: str, body: Any, key: str | None = "key-1") -> httpx.Response:
+def post(api: httpx.Client, path: str, body: Any, key: str | None = "key-1") -> httpx.Response:
     """POST JSON with an Idempotency-Key (none if key is None)."""
     headers = {} if key is None else {"Idempotency-Key": key}
-    return client.post(path, json=body, headers=headers)
+    return api.post(path, json=body, headers=headers)
 
 
-def ledger(client: httpx.Client, partner: str) -> dict[str, Any]:
-    return client.get("/ledger").json()[partner]
+def ledger(api: httpx.Client, partner: str) -> dict[str, Any]:
+    return api.get("/ledger").json()[partner]
 
 
-def kinds(client: httpx.Client, partner: str) -> list[str]:
-    return [effect["kind"] for effect in ledger(client, partner)["effects"]]
+def kinds(api: httpx.Client, partner: str) -> list[str]:
+    return [effect["kind"] for effect in ledger(api, partner)["effects"]]
 
 
-def configure(client: httpx.Client, **settings: Any) -> None:
-    assert client.post("/control", json=settings).status_code == 200
+def configure(api: httpx.Client, **settings: Any) -> None:
+    assert api.post("/control", json=settings).status_code == 200
 
 
-def label_for(client: httpx.Client, order: str = "SF-1001") -> str:
+def label_for(api: httpx.Client, order: str = "SF-1001") -> str:
     body = {"order": order, "erp_reference": "ERP-10000001", "address": ADDRESS}
-    return post(client, "/carrier/labels", body, key=f"label-{order}").json()["tracking_number"]
+    return post(api, "/carrier/labels", body, key=f"label-{order}").json()["tracking_number"]
 
 
 # --- happy paths ---------------------------------------------------------------------------
 
 
-def test_healthz_answers_ok_as_json(client: httpx.Client) -> None:
-    response = client.get("/healthz")
+def test_healthz_answers_ok_as_json(api: httpx.Client) -> None:
+    response = api.get("/healthz")
 
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     assert response.json() == {"status": "ok"}
 
 
-def test_capture_charges_the_card_and_records_one_capture_effect(client: httpx.Client) -> None:
-    response = post(client, "/payment/captures", CAPTURE)
+def test_capture_charges_the_card_and_records_one_capture_effect(api: httpx.Client) -> None:
+    response = post(api, "/payment/captures", CAPTURE)
 
     assert response.status_code == 201
     body = response.json()
@@ -84,7 +84,7 @@ def test_capture_charges_the_card_and_records_one_capture_effect(client: httpx.C
         "amount_cents": 4999,
         "currency": "EUR",
     }
-    [effect] = ledger(client, "payment")["effects"]
+    [effect] = ledger(api, "payment")["effects"]
     assert {k: effect[k] for k in ("kind", "key", "order")} == {
         "kind": "capture",
         "key": "key-1",
@@ -94,12 +94,12 @@ def test_capture_charges_the_card_and_records_one_capture_effect(client: httpx.C
 
 
 def test_refund_of_a_capture_records_a_refund_for_the_captured_order(
-    client: httpx.Client,
+    api: httpx.Client,
 ) -> None:
-    capture_id = post(client, "/payment/captures", CAPTURE).json()["capture_id"]
+    capture_id = post(api, "/payment/captures", CAPTURE).json()["capture_id"]
 
     response = post(
-        client, "/payment/refunds", {"capture_id": capture_id, "amount_cents": 1000}, key="r-1"
+        api, "/payment/refunds", {"capture_id": capture_id, "amount_cents": 1000}, key="r-1"
     )
 
     assert response.status_code == 201
@@ -111,106 +111,104 @@ def test_refund_of_a_capture_records_a_refund_for_the_captured_order(
         "capture_id": capture_id,
         "amount_cents": 1000,
     }
-    refund = ledger(client, "payment")["effects"][1]
+    refund = ledger(api, "payment")["effects"][1]
     assert (refund["kind"], refund["key"], refund["order"]) == ("refund", "r-1", "SF-1001")
 
 
-def test_refund_of_an_unknown_capture_is_not_found(client: httpx.Client) -> None:
-    response = post(client, "/payment/refunds", {"capture_id": "cap_nope", "amount_cents": 1})
+def test_refund_of_an_unknown_capture_is_not_found(api: httpx.Client) -> None:
+    response = post(api, "/payment/refunds", {"capture_id": "cap_nope", "amount_cents": 1})
 
     assert response.status_code == 404
     assert response.json() == {"error": "unknown_capture"}
-    assert ledger(client, "payment")["effects"] == []
+    assert ledger(api, "payment")["effects"] == []
 
 
-def test_erp_order_sync_hands_out_sequential_references(client: httpx.Client) -> None:
-    first = post(client, "/erp/orders", ERP_ORDER, key="e-1")
-    second = post(client, "/erp/orders", {**ERP_ORDER, "order": "SF-1002"}, key="e-2")
+def test_erp_order_sync_hands_out_sequential_references(api: httpx.Client) -> None:
+    first = post(api, "/erp/orders", ERP_ORDER, key="e-1")
+    second = post(api, "/erp/orders", {**ERP_ORDER, "order": "SF-1002"}, key="e-2")
 
     assert (first.status_code, first.json()) == (201, {"erp_reference": "ERP-10000001"})
     assert (second.status_code, second.json()) == (201, {"erp_reference": "ERP-10000002"})
-    effects = ledger(client, "erp")["effects"]
+    effects = ledger(api, "erp")["effects"]
     assert [(e["kind"], e["order"]) for e in effects] == [
         ("order_sync", "SF-1001"),
         ("order_sync", "SF-1002"),
     ]
 
 
-def test_erp_cancel_cancels_a_synced_order_and_records_its_order(client: httpx.Client) -> None:
-    reference = post(client, "/erp/orders", ERP_ORDER, key="e-1").json()["erp_reference"]
+def test_erp_cancel_cancels_a_synced_order_and_records_its_order(api: httpx.Client) -> None:
+    reference = post(api, "/erp/orders", ERP_ORDER, key="e-1").json()["erp_reference"]
 
-    response = post(client, f"/erp/orders/{reference}/cancel", None, key="c-1")
+    response = post(api, f"/erp/orders/{reference}/cancel", None, key="c-1")
 
     assert response.status_code == 200
     assert response.json() == {"erp_reference": reference, "status": "cancelled"}
-    cancel = ledger(client, "erp")["effects"][1]
+    cancel = ledger(api, "erp")["effects"][1]
     assert (cancel["kind"], cancel["key"], cancel["order"]) == ("order_cancel", "c-1", "SF-1001")
 
 
-def test_erp_cancel_of_an_unknown_reference_is_not_found(client: httpx.Client) -> None:
-    response = post(client, "/erp/orders/ERP-99999999/cancel", None)
+def test_erp_cancel_of_an_unknown_reference_is_not_found(api: httpx.Client) -> None:
+    response = post(api, "/erp/orders/ERP-99999999/cancel", None)
 
     assert response.status_code == 404
     assert response.json() == {"error": "unknown_erp_order"}
-    assert ledger(client, "erp")["effects"] == []
+    assert ledger(api, "erp")["effects"] == []
 
 
 def test_carrier_label_returns_a_tracking_number_and_zpl_naming_the_order(
-    client: httpx.Client,
+    api: httpx.Client,
 ) -> None:
     body = {"order": "SF-1001", "erp_reference": "ERP-10000001", "address": ADDRESS}
 
-    response = post(client, "/carrier/labels", body)
+    response = post(api, "/carrier/labels", body)
 
     assert response.status_code == 201
     tracking = response.json()["tracking_number"]
     assert re.fullmatch(r"1Z[0-9A-F]{12}", tracking)
     assert response.json() == {
         "tracking_number": tracking,
-        "label_zpl": (
-            f"^XA^FO50,50^ADN,36,20^FDSF-1001^FS^FO50,100^ADN,36,20^FD{tracking}^FS^XZ"
-        ),
+        "label_zpl": f"^XA^FO50,50^ADN,36,20^FDSF-1001^FS^FO50,100^ADN,36,20^FD{tracking}^FS^XZ",
     }
-    assert kinds(client, "carrier") == ["label"]
+    assert kinds(api, "carrier") == ["label"]
 
 
-def test_carrier_label_without_erp_reference_is_an_invalid_request(client: httpx.Client) -> None:
-    response = post(client, "/carrier/labels", {"order": "SF-1001", "address": ADDRESS})
+def test_carrier_label_without_erp_reference_is_an_invalid_request(api: httpx.Client) -> None:
+    response = post(api, "/carrier/labels", {"order": "SF-1001", "address": ADDRESS})
 
     assert response.status_code == 400
     assert response.json() == {
         "error": "invalid_request",
         "message": "erp_reference must be a non-empty string",
     }
-    assert kinds(client, "carrier") == []
+    assert kinds(api, "carrier") == []
 
 
-def test_label_void_voids_an_issued_label_and_records_its_order(client: httpx.Client) -> None:
-    tracking = label_for(client)
+def test_label_void_voids_an_issued_label_and_records_its_order(api: httpx.Client) -> None:
+    tracking = label_for(api)
 
-    response = post(client, f"/carrier/labels/{tracking}/void", None, key="v-1")
+    response = post(api, f"/carrier/labels/{tracking}/void", None, key="v-1")
 
     assert response.status_code == 200
     assert response.json() == {"tracking_number": tracking, "status": "voided"}
-    void = ledger(client, "carrier")["effects"][1]
+    void = ledger(api, "carrier")["effects"][1]
     assert (void["kind"], void["key"], void["order"]) == ("label_void", "v-1", "SF-1001")
 
 
-def test_label_void_of_an_unknown_tracking_number_is_not_found(client: httpx.Client) -> None:
-    response = post(client, "/carrier/labels/1Z000000000000/void", None)
+def test_label_void_of_an_unknown_tracking_number_is_not_found(api: httpx.Client) -> None:
+    response = post(api, "/carrier/labels/1Z000000000000/void", None)
 
     assert response.status_code == 404
     assert response.json() == {"error": "unknown_label"}
 
 
-def test_analytics_event_with_extra_fields_is_accepted(client: httpx.Client) -> None:
+def test_analytics_event_with_extra_fields_is_accepted(api: httpx.Client) -> None:
     body = {"event": "order_paid", "order": "SF-1001", "amount_cents": 4999}
 
-    response = post(client, "/analytics/events", body)
+    response = post(api, "/analytics/events", body)
 
     assert response.status_code == 202
     assert response.json() == {"accepted": True}
-    [effect] = ledger(client, "analytics")["effects"]
+    [effect] = ledger(api, "analytics")["effects"]
     assert (effect["kind"], effect["order"]) == ("event", "SF-1001")
 
 
@@ -218,47 +216,47 @@ def test_analytics_event_with_extra_fields_is_accepted(client: httpx.Client) -> 
 
 
 def test_repeated_capture_with_same_key_returns_first_answer_and_counts_one_effect(
-    client: httpx.Client,
+    api: httpx.Client,
 ) -> None:
-    first = post(client, "/payment/captures", CAPTURE)
-    second = post(client, "/payment/captures", CAPTURE)
+    first = post(api, "/payment/captures", CAPTURE)
+    second = post(api, "/payment/captures", CAPTURE)
 
     assert second.status_code == 201
     assert second.json() == first.json()
-    payment = ledger(client, "payment")
+    payment = ledger(api, "payment")
     assert (payment["calls"], payment["distinct_keys"], len(payment["effects"])) == (2, 1, 1)
 
 
-def test_same_key_with_a_different_body_is_rejected_as_reused(client: httpx.Client) -> None:
-    post(client, "/payment/captures", CAPTURE)
+def test_same_key_with_a_different_body_is_rejected_as_reused(api: httpx.Client) -> None:
+    post(api, "/payment/captures", CAPTURE)
 
-    response = post(client, "/payment/captures", {**CAPTURE, "amount_cents": 5000})
+    response = post(api, "/payment/captures", {**CAPTURE, "amount_cents": 5000})
 
     assert response.status_code == 422
     assert response.json() == {"error": "idempotency_key_reused"}
-    assert kinds(client, "payment") == ["capture"]
+    assert kinds(api, "payment") == ["capture"]
 
 
-def test_idempotency_keys_are_scoped_per_partner(client: httpx.Client) -> None:
-    payment = post(client, "/payment/captures", CAPTURE, key="shared")
-    erp = post(client, "/erp/orders", ERP_ORDER, key="shared")
+def test_idempotency_keys_are_scoped_per_partner(api: httpx.Client) -> None:
+    payment = post(api, "/payment/captures", CAPTURE, key="shared")
+    erp = post(api, "/erp/orders", ERP_ORDER, key="shared")
 
     assert (payment.status_code, erp.status_code) == (201, 201)
-    assert (kinds(client, "payment"), kinds(client, "erp")) == (["capture"], ["order_sync"])
+    assert (kinds(api, "payment"), kinds(api, "erp")) == (["capture"], ["order_sync"])
 
 
 def test_effectful_post_without_idempotency_key_is_rejected_without_effect(
-    client: httpx.Client,
+    api: httpx.Client,
 ) -> None:
-    response = post(client, "/payment/captures", CAPTURE, key=None)
+    response = post(api, "/payment/captures", CAPTURE, key=None)
 
     assert response.status_code == 400
     assert response.json() == {"error": "missing_idempotency_key"}
-    assert ledger(client, "payment") == {"calls": 1, "distinct_keys": 0, "effects": []}
+    assert ledger(api, "payment") == {"calls": 1, "distinct_keys": 0, "effects": []}
 
 
-def test_malformed_json_body_is_rejected_as_invalid_json(client: httpx.Client) -> None:
-    response = client.post(
+def test_malformed_json_body_is_rejected_as_invalid_json(api: httpx.Client) -> None:
+    response = api.post(
         "/payment/captures", content=b"{not json", headers={"Idempotency-Key": "key-1"}
     )
 
@@ -267,10 +265,10 @@ def test_malformed_json_body_is_rejected_as_invalid_json(client: httpx.Client) -
 
 
 def test_invalid_capture_is_not_stored_so_a_corrected_retry_with_same_key_succeeds(
-    client: httpx.Client,
+    api: httpx.Client,
 ) -> None:
-    invalid = post(client, "/payment/captures", {**CAPTURE, "amount_cents": "lots"})
-    retry = post(client, "/payment/captures", CAPTURE)
+    invalid = post(api, "/payment/captures", {**CAPTURE, "amount_cents": "lots"})
+    retry = post(api, "/payment/captures", CAPTURE)
 
     assert invalid.status_code == 400
     assert invalid.json() == {
@@ -278,42 +276,46 @@ def test_invalid_capture_is_not_stored_so_a_corrected_retry_with_same_key_succee
         "message": "amount_cents must be an integer",
     }
     assert retry.status_code == 201
-    assert kinds(client, "payment") == ["capture"]
+    assert kinds(api, "payment") == ["capture"]
 
 
 def test_declined_card_answers_402_and_replays_the_decline_without_an_effect(
-    client: httpx.Client,
+    api: httpx.Client,
 ) -> None:
     declined = {**CAPTURE, "payment_token": "tok_decline_insufficient_funds"}
 
-    first = post(client, "/payment/captures", declined)
-    replay = post(client, "/payment/captures", declined)
+    first = post(api, "/payment/captures", declined)
+    replay = post(api, "/payment/captures", declined)
 
     decline = {"error": "card_declined", "message": "The card was declined."}
     assert (first.status_code, first.json()) == (402, decline)
     assert (replay.status_code, replay.json()) == (402, decline)
-    assert ledger(client, "payment") == {"calls": 2, "distinct_keys": 1, "effects": []}
+    assert ledger(api, "payment") == {"calls": 2, "distinct_keys": 1, "effects": []}
 
 
 def test_concurrent_requests_with_same_key_produce_one_effect(
-    client: httpx.Client, base_url: str
+    api: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A little latency makes the 20 requests overlap inside the server.
-    configure(client, latency_ms=[50, 50])
+    # A slow partner keeps the first request busy, so the other 19 arrive mid-capture.
+    register = Sandbox._register
+
+    def slow_register(self: Sandbox, *args: Any) -> None:
+        time.sleep(0.1)
+        register(self, *args)
+
+    monkeypatch.setattr(Sandbox, "_register", slow_register)
     start = threading.Barrier(20)
 
     def capture(_: int) -> httpx.Response:
         start.wait()
-        return httpx.post(
-            f"{base_url}/payment/captures", json=CAPTURE, headers={"Idempotency-Key": "same"}
-        )
+        return post(api, "/payment/captures", CAPTURE, key="same")
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         responses = list(pool.map(capture, range(20)))
 
     assert {response.status_code for response in responses} == {201}
     assert len({response.json()["capture_id"] for response in responses}) == 1
-    payment = ledger(client, "payment")
+    payment = ledger(api, "payment")
     assert (payment["calls"], payment["distinct_keys"], len(payment["effects"])) == (20, 1, 1)
 
 
@@ -321,18 +323,18 @@ def test_concurrent_requests_with_same_key_produce_one_effect(
 
 
 def test_failure_rate_one_answers_503_without_effect_and_a_later_retry_succeeds(
-    client: httpx.Client,
+    api: httpx.Client,
 ) -> None:
-    configure(client, failure_rate=1)
+    configure(api, failure_rate=1)
 
-    failed = post(client, "/payment/captures", CAPTURE)
-    configure(client, failure_rate=0)
-    retry = post(client, "/payment/captures", CAPTURE)
+    failed = post(api, "/payment/captures", CAPTURE)
+    configure(api, failure_rate=0)
+    retry = post(api, "/payment/captures", CAPTURE)
 
     assert (failed.status_code, failed.json()) == (503, {"error": "unavailable"})
     assert retry.status_code == 201
-    payment = ledger(client, "payment")
-    assert (payment["calls"], payment["distinct_keys"], kinds(client, "payment")) == (
+    payment = ledger(api, "payment")
+    assert (payment["calls"], payment["distinct_keys"], kinds(api, "payment")) == (
         2,
         1,
         ["capture"],
@@ -340,44 +342,41 @@ def test_failure_rate_one_answers_503_without_effect_and_a_later_retry_succeeds(
 
 
 def test_injected_timeout_loses_the_response_but_the_effect_happens_once(
-    client: httpx.Client, base_url: str
+    api: httpx.Client,
 ) -> None:
-    configure(client, timeout_rate=1, timeout_s=0.5)
+    configure(api, timeout_rate=1, timeout_s=0.5)
 
     with pytest.raises(httpx.TimeoutException):
-        httpx.post(
-            f"{base_url}/payment/captures",
-            json=CAPTURE,
-            headers={"Idempotency-Key": "lost"},
-            timeout=0.2,
+        api.post(
+            "/payment/captures", json=CAPTURE, headers={"Idempotency-Key": "lost"}, timeout=0.2
         )
-    assert kinds(client, "payment") == ["capture"]
+    assert kinds(api, "payment") == ["capture"]
 
-    configure(client, timeout_rate=0)
-    retry = post(client, "/payment/captures", CAPTURE, key="lost")
-    again = post(client, "/payment/captures", CAPTURE, key="lost")
+    configure(api, timeout_rate=0)
+    retry = post(api, "/payment/captures", CAPTURE, key="lost")
+    again = post(api, "/payment/captures", CAPTURE, key="lost")
 
     assert retry.status_code == 201
     assert again.json() == retry.json()
-    payment = ledger(client, "payment")
+    payment = ledger(api, "payment")
     assert (payment["calls"], len(payment["effects"])) == (3, 1)
 
 
-def test_latency_range_delays_partner_posts(client: httpx.Client) -> None:
-    configure(client, latency_ms=[200, 200])
+def test_latency_range_delays_partner_posts(api: httpx.Client) -> None:
+    configure(api, latency_ms=[200, 200])
 
     started = time.monotonic()
-    post(client, "/analytics/events", {"event": "viewed", "order": "SF-1001"})
+    post(api, "/analytics/events", {"event": "viewed", "order": "SF-1001"})
 
     assert time.monotonic() - started >= 0.19
 
 
-def test_latency_does_not_apply_to_the_control_plane(client: httpx.Client) -> None:
-    configure(client, latency_ms=[1000, 1000])
+def test_latency_does_not_apply_to_the_control_plane(api: httpx.Client) -> None:
+    configure(api, latency_ms=[1000, 1000])
 
     started = time.monotonic()
-    client.get("/ledger")
-    client.get("/control")
+    api.get("/ledger")
+    api.get("/control")
 
     assert time.monotonic() - started < 0.9
 
@@ -385,16 +384,16 @@ def test_latency_does_not_apply_to_the_control_plane(client: httpx.Client) -> No
 # --- control plane -------------------------------------------------------------------------
 
 
-def test_ledger_lists_all_four_partners_even_before_any_call(client: httpx.Client) -> None:
-    response = client.get("/ledger")
+def test_ledger_lists_all_four_partners_even_before_any_call(api: httpx.Client) -> None:
+    response = api.get("/ledger")
 
     assert response.status_code == 200
     empty = {"calls": 0, "distinct_keys": 0, "effects": []}
     assert response.json() == {"payment": empty, "erp": empty, "carrier": empty, "analytics": empty}
 
 
-def test_control_reports_the_default_config(client: httpx.Client) -> None:
-    response = client.get("/control")
+def test_control_reports_the_default_config(api: httpx.Client) -> None:
+    response = api.get("/control")
 
     assert response.status_code == 200
     assert response.json() == {
@@ -405,16 +404,16 @@ def test_control_reports_the_default_config(client: httpx.Client) -> None:
     }
 
 
-def test_control_changes_only_the_given_settings(client: httpx.Client) -> None:
-    response = client.post("/control", json={"latency_ms": [5, 10], "failure_rate": 0.25})
+def test_control_changes_only_the_given_settings(api: httpx.Client) -> None:
+    response = api.post("/control", json={"latency_ms": [5, 10], "failure_rate": 0.25})
 
     expected = {"latency_ms": [5, 10], "failure_rate": 0.25, "timeout_rate": 0.0, "timeout_s": 30.0}
     assert (response.status_code, response.json()) == (200, expected)
-    assert client.get("/control").json() == expected
+    assert api.get("/control").json() == expected
 
 
 @pytest.mark.parametrize(
-    "settings",
+    "change",
     [
         {"latency_ms": [300, 100]},
         {"latency_ms": [-1, 5]},
@@ -430,37 +429,37 @@ def test_control_changes_only_the_given_settings(client: httpx.Client) -> None:
     ids=str,
 )
 def test_control_rejects_bad_values_and_keeps_the_config(
-    client: httpx.Client, settings: dict[str, Any]
+    api: httpx.Client, change: dict[str, Any]
 ) -> None:
-    before = client.get("/control").json()
+    before = api.get("/control").json()
 
-    response = client.post("/control", json=settings)
+    response = api.post("/control", json=change)
 
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
-    assert client.get("/control").json() == before
+    assert api.get("/control").json() == before
 
 
-def test_control_rejects_a_body_that_is_not_a_json_object(client: httpx.Client) -> None:
-    response = client.post("/control", json=[1, 2])
+def test_control_rejects_a_body_that_is_not_a_json_object(api: httpx.Client) -> None:
+    response = api.post("/control", json=[1, 2])
 
     assert response.status_code == 400
     assert response.json() == {"error": "invalid_json", "message": "body must be a JSON object"}
 
 
-def test_reset_clears_ledger_keys_and_config(client: httpx.Client) -> None:
-    post(client, "/payment/captures", CAPTURE)
-    post(client, "/erp/orders", ERP_ORDER)
-    configure(client, failure_rate=0.5)
+def test_reset_clears_ledger_keys_and_config(api: httpx.Client) -> None:
+    post(api, "/payment/captures", CAPTURE)
+    post(api, "/erp/orders", ERP_ORDER)
+    configure(api, failure_rate=0.5)
 
-    response = client.post("/reset")
+    response = api.post("/reset")
 
     assert (response.status_code, response.json()) == (200, {"reset": True})
-    assert client.get("/control").json()["failure_rate"] == 0.0
-    assert ledger(client, "payment") == {"calls": 0, "distinct_keys": 0, "effects": []}
+    assert api.get("/control").json()["failure_rate"] == 0.0
+    assert ledger(api, "payment") == {"calls": 0, "distinct_keys": 0, "effects": []}
     # The key is free again and ERP numbering starts over.
-    assert post(client, "/payment/captures", {**CAPTURE, "amount_cents": 1}).status_code == 201
-    assert post(client, "/erp/orders", ERP_ORDER).json() == {"erp_reference": "ERP-10000001"}
+    assert post(api, "/payment/captures", {**CAPTURE, "amount_cents": 1}).status_code == 201
+    assert post(api, "/erp/orders", ERP_ORDER).json() == {"erp_reference": "ERP-10000001"}
 
 
 def test_env_variables_set_the_defaults_that_reset_restores(
@@ -472,10 +471,10 @@ def test_env_variables_set_the_defaults_that_reset_restores(
     monkeypatch.setenv("SANDBOX_TIMEOUT_S", "2.5")
     server, url = serve_in_thread()
     try:
-        with httpx.Client(base_url=url) as client:
-            configure(client, latency_ms=[0, 0], failure_rate=0)
-            client.post("/reset")
-            config = client.get("/control").json()
+        with httpx.Client(base_url=url) as api:
+            configure(api, latency_ms=[0, 0], failure_rate=0)
+            api.post("/reset")
+            config = api.get("/control").json()
     finally:
         server.shutdown()
         server.server_close()
@@ -488,12 +487,12 @@ def test_env_variables_set_the_defaults_that_reset_restores(
     }
 
 
-def test_unknown_path_or_method_is_not_found(client: httpx.Client) -> None:
-    assert (client.get("/nope").status_code, client.get("/nope").json()) == (
+def test_unknown_path_or_method_is_not_found(api: httpx.Client) -> None:
+    assert (api.get("/nope").status_code, api.get("/nope").json()) == (
         404,
         {"error": "not_found"},
     )
-    assert client.get("/payment/captures").status_code == 404
+    assert api.get("/payment/captures").status_code == 404
 
 
 def test_connections_are_kept_alive_between_requests(base_url: str) -> None:

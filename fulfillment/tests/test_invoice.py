@@ -1,0 +1,43 @@
+import io
+
+import pytest
+from pypdf import PdfReader
+
+from fulfillment.models import Invoice
+from fulfillment.tasks import render_invoice
+from orders.tasks import capture_payment
+from tests.factories import order_place, product_create
+
+pytestmark = pytest.mark.django_db
+
+
+def test_invoice_is_a_real_pdf_with_the_order_number_lines_and_total(sandbox, client):
+    mug = product_create(price_cents=1490)
+    tee = product_create(price_cents=2900)
+    order = order_place((mug, 2), (tee, 1)).order
+    capture_payment.apply(args=(order.pk,))
+
+    render_invoice.apply(args=(order.pk,))
+
+    response = client.get(f"/orders/{order.token}/invoice.pdf")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
+    text = PdfReader(io.BytesIO(b"".join(response.streaming_content))).pages[0].extract_text()
+    assert f"Invoice {order.number}" in text
+    assert mug.sku in text and tee.sku in text
+    assert "Total: 58.80 EUR" in text
+
+
+def test_rendering_the_invoice_twice_keeps_one_file(sandbox, media_root):
+    order = order_place((product_create(), 1)).order
+    capture_payment.apply(args=(order.pk,))
+
+    render_invoice.apply(args=(order.pk,))
+    render_invoice.apply(args=(order.pk,))
+
+    assert Invoice.objects.filter(order=order).count() == 1
+    assert [p.name for p in (media_root / "invoices").iterdir()] == [f"{order.number}.pdf"]
+
+
+def test_invoice_of_an_unknown_token_is_404(client):
+    assert client.get("/orders/nope/invoice.pdf").status_code == 404

@@ -1,0 +1,50 @@
+import pytest
+from django.core import mail
+
+from notifications.models import OutboxEmail
+from notifications.services import EmailInFlight, order_email_send
+from notifications.tasks import send_order_confirmation
+from orders.tasks import capture_payment
+from tests.factories import order_place, product_create
+
+pytestmark = pytest.mark.django_db
+
+
+def test_confirmation_email_has_text_and_html_with_the_order_and_its_page(sandbox):
+    order = order_place((product_create(price_cents=1490), 2)).order
+    capture_payment.apply(args=(order.pk,))
+
+    send_order_confirmation.apply(args=(order.pk,))
+
+    [message] = mail.outbox
+    assert message.to == ["ada@example.com"]
+    assert message.subject == f"Your order {order.number} is confirmed"
+    assert "Total: 29.80 EUR" in message.body
+    assert f"/orders/{order.token}/" in message.body
+    [(html, mimetype)] = message.alternatives
+    assert mimetype == "text/html"
+    assert f"<strong>{order.number}</strong>" in html
+    email = OutboxEmail.objects.get(order=order)
+    assert (email.kind, email.status) == ("order_confirmation", "sent")
+
+
+def test_confirmation_is_sent_once_however_often_the_step_runs(sandbox):
+    order = order_place((product_create(), 1)).order
+    capture_payment.apply(args=(order.pk,))
+
+    send_order_confirmation.apply(args=(order.pk,))
+    send_order_confirmation.apply(args=(order.pk,))
+    order_email_send(order=order, kind=OutboxEmail.Kind.ORDER_CONFIRMATION)
+
+    assert len(mail.outbox) == 1
+
+
+def test_an_email_another_run_is_sending_is_not_sent_again(sandbox):
+    order = order_place((product_create(), 1)).order
+    OutboxEmail.objects.create(order=order, kind="order_confirmation", to=order.email, status="sending")
+    OutboxEmail.objects.update(claimed_at=order.created_at)
+
+    with pytest.raises(EmailInFlight):
+        order_email_send(order=order, kind=OutboxEmail.Kind.ORDER_CONFIRMATION)
+
+    assert mail.outbox == []

@@ -1,0 +1,57 @@
+import pytest
+
+from orders.pipeline import PIPELINE, SLOW_PARTNER, URGENT, pipeline_signature
+
+
+def test_the_pipeline_has_six_steps_on_their_queues():
+    assert [(s.name, s.task, s.queue) for s in PIPELINE] == [
+        ("payment", "orders.capture_payment", "high"),
+        ("confirmation_email", "notifications.send_order_confirmation", "high"),
+        ("erp_sync", "fulfillment.sync_erp", "medium"),
+        ("invoice", "fulfillment.render_invoice", "medium"),
+        ("label", "fulfillment.purchase_label", "medium"),
+        ("analytics", "orders.track_analytics", "low"),
+    ]
+
+
+def test_payment_gates_everything_and_the_label_waits_for_the_erp_sync():
+    canvas = pipeline_signature(order_id=7)
+
+    payment, fan_out = canvas.tasks
+    assert (payment.task, payment.args, payment.immutable) == ("orders.capture_payment", (7,), True)
+    branches = [
+        [t.task for t in b.tasks] if hasattr(b, "tasks") else [b.task] for b in fan_out.tasks
+    ]
+    assert branches == [
+        ["notifications.send_order_confirmation"],
+        ["fulfillment.sync_erp", "fulfillment.purchase_label"],
+        ["fulfillment.render_invoice"],
+        ["orders.track_analytics"],
+    ]
+
+
+def test_a_partial_pipeline_starts_at_the_given_step():
+    canvas = pipeline_signature(order_id=7, start="erp_sync")
+
+    assert [t.task for t in canvas.tasks] == ["fulfillment.sync_erp", "fulfillment.purchase_label"]
+
+
+def test_retry_policies_follow_the_design_seeds():
+    assert URGENT.delays == (1, 2, 4, 8, 16)
+    assert SLOW_PARTNER.delays == (10, 60, 600)
+
+
+@pytest.mark.parametrize("retries_done", range(5))
+def test_urgent_countdown_is_the_seed_with_twenty_percent_jitter(retries_done, settings):
+    settings.PIPELINE_RETRY_DELAY_SCALE = 1
+    seed = URGENT.delays[retries_done]
+
+    countdowns = [URGENT.countdown(retries_done) for _ in range(200)]
+
+    assert all(0.8 * seed <= c <= 1.2 * seed for c in countdowns)
+    assert len(set(countdowns)) > 1
+
+
+def test_countdown_is_none_once_retries_are_used_up():
+    assert URGENT.countdown(5) is None
+    assert SLOW_PARTNER.countdown(3) is None

@@ -1,0 +1,161 @@
+"""Each step, run for real against the sandbox, twice: the second run changes nothing."""
+
+from unittest import mock
+
+import pytest
+from django.core import mail
+
+from fulfillment import partners
+from fulfillment.partners import PartnerUnavailable
+
+from fulfillment.tasks import purchase_label, render_invoice, sync_erp
+from notifications.models import OutboxEmail
+from notifications.tasks import send_order_confirmation
+from orders.models import Order, Step
+from orders.tasks import capture_payment, track_analytics
+from tests.factories import order_place, product_create
+
+pytestmark = pytest.mark.django_db
+
+ALL_STEPS = (capture_payment, send_order_confirmation, sync_erp, render_invoice, purchase_label, track_analytics)
+
+
+def effects(sandbox, partner: str) -> list[tuple[str, str]]:
+    return [(e["kind"], e["order"]) for e in sandbox.get("/ledger").json()[partner]["effects"]]
+
+
+def step_states(order: Order) -> list[tuple[str, str, int]]:
+    return list(order.steps.values_list("name", "status", "attempts"))
+
+
+def run_pipeline(order: Order) -> None:
+    for task in ALL_STEPS:
+        task.apply(args=(order.pk,))
+
+
+def test_every_step_succeeds_and_completes_the_order(sandbox):
+    product = product_create(stock=3, price_cents=1250)
+    order = order_place((product, 2)).order
+
+    run_pipeline(order)
+
+    order.refresh_from_db()
+    assert order.status == Order.Status.COMPLETED
+    assert order.stock_state == Order.StockState.COMMITTED
+    assert order.capture_id.startswith("cap_")
+    assert order.erp_reference.startswith("ERP-")
+    assert [status for _, status, _ in step_states(order)] == ["succeeded"] * 6
+    assert order.shipment.tracking_number.startswith("1Z")
+    assert order.shipment.label.read().decode().startswith("^XA")
+
+
+def test_running_every_step_a_second_time_changes_nothing(sandbox):
+    product = product_create(stock=3)
+    order = order_place((product, 1)).order
+    run_pipeline(order)
+    order.refresh_from_db()
+    before = (step_states(order), order.capture_id, order.erp_reference, order.shipment.tracking_number)
+    ledger_before = sandbox.get("/ledger").json()
+
+    run_pipeline(order)
+
+    order.refresh_from_db()
+    after = (step_states(order), order.capture_id, order.erp_reference, order.shipment.tracking_number)
+    assert after == before
+    ledger_after = sandbox.get("/ledger").json()
+    for partner in ("payment", "erp", "carrier", "analytics"):
+        assert ledger_after[partner] == ledger_before[partner]
+    assert len(mail.outbox) == 1
+    assert OutboxEmail.objects.filter(order=order).count() == 1
+
+
+def test_a_redelivered_step_whose_outcome_was_lost_charges_once(sandbox):
+    """The worker died after the gateway captured but before the step was recorded."""
+    order = order_place((product_create(), 1)).order
+    capture_payment.apply(args=(order.pk,))
+    Step.objects.filter(order=order, name="payment").update(status=Step.Status.QUEUED)
+    Order.objects.filter(pk=order.pk).update(status=Order.Status.PLACED, capture_id="")
+
+    capture_payment.apply(args=(order.pk,))
+
+    assert effects(sandbox, "payment") == [("capture", order.number)]
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+    assert order.steps.get(name="payment").attempts == 2
+
+
+def test_declined_payment_fails_the_order_cancels_later_steps_and_releases_stock_once(sandbox):
+    product = product_create(stock=5)
+    order = order_place((product, 2), payment_token="tok_decline").order
+
+    capture_payment.apply(args=(order.pk,))
+    capture_payment.apply(args=(order.pk,))
+    sync_erp.apply(args=(order.pk,))
+
+    order.refresh_from_db()
+    product.refresh_from_db()
+    assert order.status == Order.Status.PAYMENT_FAILED
+    assert order.stock_state == Order.StockState.RELEASED
+    assert product.stock == 5
+    payment = order.steps.get(name="payment")
+    assert (payment.status, payment.attempts) == ("failed", 1)
+    assert payment.last_error == "PartnerRejected: payment refused (402 card_declined): The card was declined."
+    assert set(order.steps.exclude(name="payment").values_list("status", flat=True)) == {"cancelled"}
+    assert effects(sandbox, "payment") == []
+    assert effects(sandbox, "erp") == []
+
+
+def test_transient_failures_retry_up_to_the_step_policy_then_fail(sandbox):
+    order = order_place((product_create(), 1)).order
+    sandbox.post("/control", json={"failure_rate": 1.0}).raise_for_status()
+
+    capture_payment.apply(args=(order.pk,))
+
+    step = order.steps.get(name="payment")
+    assert (step.status, step.attempts) == ("failed", 6)  # the first try and five retries
+    assert step.last_error == "PartnerUnavailable: payment answered 503"
+    assert sandbox.get("/ledger").json()["payment"]["calls"] == 6
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAYMENT_FAILED
+
+
+def test_a_transient_failure_then_success_is_recorded_as_retried(sandbox):
+    order = order_place((product_create(), 1)).order
+    capture_payment.apply(args=(order.pk,))
+    flaky = [PartnerUnavailable("analytics answered 503"), None]
+
+    with mock.patch("orders.services.analytics.analytics_event_send", side_effect=flaky):
+        track_analytics.apply(args=(order.pk,))
+
+    step = order.steps.get(name="analytics")
+    assert (step.status, step.attempts, step.last_error) == ("succeeded", 2, "")
+
+
+def test_responses_lost_to_timeouts_never_repeat_the_effect(sandbox, settings):
+    settings.PARTNERS["analytics"]["timeout_s"] = 0.3
+    partners._clients.clear()
+    order = order_place((product_create(), 1)).order
+    capture_payment.apply(args=(order.pk,))
+    sandbox.post("/control", json={"timeout_rate": 1.0, "timeout_s": 1}).raise_for_status()
+
+    track_analytics.apply(args=(order.pk,))
+
+    step = order.steps.get(name="analytics")
+    assert (step.status, step.attempts) == ("failed", 4)  # the first try and three retries
+    assert step.last_error == "PartnerUnavailable: analytics unreachable: ReadTimeout timed out"
+    analytics = sandbox.get("/ledger").json()["analytics"]
+    assert (analytics["calls"], analytics["distinct_keys"]) == (4, 1)
+    assert effects(sandbox, "analytics") == [("event", order.number)]
+    order.refresh_from_db()
+    assert order.status == Order.Status.NEEDS_ATTENTION
+
+
+def test_label_waits_for_the_erp_reference(sandbox):
+    order = order_place((product_create(), 1)).order
+    capture_payment.apply(args=(order.pk,))
+
+    purchase_label.apply(args=(order.pk,))
+
+    label = order.steps.get(name="label")
+    assert (label.status, label.attempts) == ("pending", 0)
+    assert effects(sandbox, "carrier") == []
