@@ -4,6 +4,7 @@ and the Redis the tests publish to."""
 import os
 
 # Tests publish to their own Redis database so they never touch a demo's queues.
+# Celery reads this variable itself, so it wins over the settings module loaded earlier.
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 
 import httpx  # noqa: E402
