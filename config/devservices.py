@@ -46,12 +46,18 @@ def redis_start(*, port: int, workdir: Path, appendonly: bool = False) -> subpro
     process = subprocess.Popen(
         [
             redis_binary(),
-            "--bind", "127.0.0.1",
-            "--port", str(port),
-            "--dir", str(workdir),
-            "--save", "",
-            "--appendonly", "yes" if appendonly else "no",
-            "--maxmemory-policy", "noeviction",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(workdir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if appendonly else "no",
+            "--maxmemory-policy",
+            "noeviction",
         ],
         stdout=subprocess.DEVNULL,
     )
@@ -69,7 +75,9 @@ def redis_start(*, port: int, workdir: Path, appendonly: bool = False) -> subpro
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("service", choices=["redis"])
-    parser.add_argument("--url", default=os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument(
+        "--url", default=os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+    )
     parser.add_argument("--dir", default="var/redis")
     options = parser.parse_args()
     if not options.url.startswith("redis://"):

@@ -22,7 +22,9 @@ class PartnerRejected(PermanentError):
     def __init__(self, partner: str, status: int, body: dict[str, Any]) -> None:
         self.status = status
         self.code = body.get("error", "rejected")
-        super().__init__(f"{partner} refused ({status} {self.code}): {body.get('message', '')}".strip())
+        super().__init__(
+            f"{partner} refused ({status} {self.code}): {body.get('message', '')}".strip()
+        )
 
 
 _clients: dict[tuple[int, str], httpx.Client] = {}
@@ -62,7 +64,9 @@ def idempotency_key(order_number: str, step: str) -> str:
     return f"{order_number}:{step}"
 
 
-def payment_capture(*, order_number: str, amount_cents: int, currency: str, payment_token: str) -> str:
+def payment_capture(
+    *, order_number: str, amount_cents: int, currency: str, payment_token: str
+) -> str:
     """Capture the payment and return the gateway's capture id."""
     body = partner_post(
         "payment",

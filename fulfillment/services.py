@@ -15,7 +15,9 @@ def erp_order_sync(order: Order) -> dict[str, Any]:
     if order.erp_reference:
         return {"erp_reference": order.erp_reference}
     lines = list(order.lines.values("sku", "quantity", "unit_price_cents"))
-    reference = erp_order_push(order_number=order.number, lines=lines, total_cents=order.total_cents)
+    reference = erp_order_push(
+        order_number=order.number, lines=lines, total_cents=order.total_cents
+    )
     Order.objects.filter(pk=order.pk).update(erp_reference=reference)
     return {"erp_reference": reference}
 
@@ -37,7 +39,9 @@ def invoice_pdf_build(order: Order) -> bytes:
     ):
         pdf.cell(0, 6, text, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
-    with pdf.table(col_widths=(30, 80, 20, 30, 30), text_align=("LEFT", "LEFT", "RIGHT", "RIGHT", "RIGHT")) as table:
+    with pdf.table(
+        col_widths=(30, 80, 20, 30, 30), text_align=("LEFT", "LEFT", "RIGHT", "RIGHT", "RIGHT")
+    ) as table:
         table.row(("SKU", "Item", "Qty", "Unit price", "Amount"))
         for line in order.lines.order_by("pk"):
             table.row(

@@ -72,9 +72,17 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.display(description="documents")
     def documents(self, order: Order):
-        links = [format_html('<a href="{}">customer order page</a>', reverse("order", args=[order.token]))]
+        links = [
+            format_html(
+                '<a href="{}">customer order page</a>', reverse("order", args=[order.token])
+            )
+        ]
         if hasattr(order, "invoice"):
-            links.append(format_html('<a href="{}">invoice PDF</a>', reverse("order-invoice", args=[order.token])))
+            links.append(
+                format_html(
+                    '<a href="{}">invoice PDF</a>', reverse("order-invoice", args=[order.token])
+                )
+            )
         if hasattr(order, "shipment"):
             links.append(format_html("tracking {}", order.shipment.tracking_number))
         return format_html(" · ".join(["{}"] * len(links)), *links)

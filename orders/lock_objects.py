@@ -13,7 +13,11 @@ def order_for_update(*, order_id: int) -> QuerySet[Order]:
 
 
 def step_for_update(*, order_id: int, name: str) -> QuerySet[Step]:
-    return Step.objects.select_for_update().select_related("order").filter(order_id=order_id, name=name)
+    return (
+        Step.objects.select_for_update()
+        .select_related("order")
+        .filter(order_id=order_id, name=name)
+    )
 
 
 def steps_for_update(*, order_id: int) -> QuerySet[Step]:

@@ -46,6 +46,9 @@ class OrderLine(models.Model):
     quantity = models.PositiveIntegerField()
     unit_price_cents = models.PositiveIntegerField()
 
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.sku}"
+
     @property
     def total_cents(self) -> int:
         return self.quantity * self.unit_price_cents
@@ -100,3 +103,6 @@ class IdempotencyKey(models.Model):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return self.key

@@ -55,7 +55,9 @@ class StepSpec:
 
 PIPELINE: tuple[StepSpec, ...] = (
     StepSpec("payment", "orders.capture_payment", URGENT, fails_order=True),
-    StepSpec("confirmation_email", "notifications.send_order_confirmation", URGENT, after="payment"),
+    StepSpec(
+        "confirmation_email", "notifications.send_order_confirmation", URGENT, after="payment"
+    ),
     StepSpec("erp_sync", "fulfillment.sync_erp", SLOW_PARTNER, after="payment"),
     StepSpec("invoice", "fulfillment.render_invoice", URGENT, after="payment"),
     StepSpec("label", "fulfillment.purchase_label", SLOW_PARTNER, after="erp_sync"),

@@ -30,7 +30,12 @@ def order_status_payload(*, order: Order) -> dict[str, Any]:
         "total_cents": order.total_cents,
         "created_at": _iso(order.created_at),
         "lines": [
-            {"sku": line.sku, "name": line.name, "quantity": line.quantity, "unit_price_cents": line.unit_price_cents}
+            {
+                "sku": line.sku,
+                "name": line.name,
+                "quantity": line.quantity,
+                "unit_price_cents": line.unit_price_cents,
+            }
             for line in order.lines.all()
         ],
         "steps": [

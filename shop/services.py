@@ -22,7 +22,14 @@ Errors = dict[str, list[str]]
 
 MAX_ITEMS = 50
 MAX_QUANTITY = 100
-ADDRESS_FIELDS = {"name": True, "line1": True, "line2": False, "city": True, "postal_code": True, "country": True}
+ADDRESS_FIELDS = {
+    "name": True,
+    "line1": True,
+    "line2": False,
+    "city": True,
+    "postal_code": True,
+    "country": True,
+}
 
 
 class CheckoutError(Exception):
@@ -125,7 +132,11 @@ def _items_parse(items: Any, errors: Errors) -> dict[str, int]:
         elif sku in parsed:
             errors[f"{where}.sku"] = [f"Duplicate SKU '{sku}'; combine the quantities."]
         # bool is an int in Python; true is not a quantity.
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
+        if (
+            isinstance(quantity, bool)
+            or not isinstance(quantity, int)
+            or not 1 <= quantity <= MAX_QUANTITY
+        ):
             errors[f"{where}.quantity"] = [f"Must be an integer between 1 and {MAX_QUANTITY}."]
         elif sku is not None and sku not in parsed:
             parsed[sku] = quantity
@@ -157,7 +168,9 @@ def _address_parse(address: Any, errors: Errors) -> dict[str, str]:
     return parsed
 
 
-def checkout_place(*, request: CheckoutRequest, idempotency_key: str | None = None) -> CheckoutResult:
+def checkout_place(
+    *, request: CheckoutRequest, idempotency_key: str | None = None
+) -> CheckoutResult:
     """Place an order: reserve stock, create it with its steps, dispatch after commit.
 
     With an idempotency key, a repeat (even a concurrent one) returns the first order.
@@ -217,7 +230,9 @@ def stock_reserve(*, items: dict[str, int]) -> list[tuple[Product, int]]:
     products = {p.sku: p for p in Product.objects.filter(sku__in=items, is_active=True)}
     positions = {sku: n for n, sku in enumerate(items)}
     unknown = {
-        f"items[{positions[sku]}].sku": [f"Unknown SKU '{sku}'."] for sku in items if sku not in products
+        f"items[{positions[sku]}].sku": [f"Unknown SKU '{sku}'."]
+        for sku in items
+        if sku not in products
     }
     if unknown:
         raise CheckoutError(unknown)
@@ -229,7 +244,10 @@ def stock_reserve(*, items: dict[str, int]) -> list[tuple[Product, int]]:
         if not taken:
             left = Product.objects.values_list("stock", flat=True).get(pk=product.pk)
             raise OutOfStock(
-                {f"items[{positions[product.sku]}].quantity": [f"Only {left} left of '{product.sku}'."]}
+                {
+                    f"items[{positions[product.sku]}].quantity": [
+                        f"Only {left} left of '{product.sku}'."
+                    ]
+                }
             )
     return [(products[sku], quantity) for sku, quantity in items.items()]
-

@@ -32,7 +32,9 @@ def _cart_lines(cart: dict[str, int]) -> tuple[list[dict], int]:
 
 @require_GET
 def catalog(request: HttpRequest) -> HttpResponse:
-    return render(request, "shop/catalog.html", {"products": product_list(), "cart": _cart(request)})
+    return render(
+        request, "shop/catalog.html", {"products": product_list(), "cart": _cart(request)}
+    )
 
 
 @require_POST
@@ -87,7 +89,11 @@ def checkout(request: HttpRequest) -> HttpResponse:
         "total_cents": total,
         "form": form,
         "errors": errors,
-        "other_errors": {k: v for k, v in errors.items() if not k.startswith("shipping_address") and k not in ("email", "payment_token")},
+        "other_errors": {
+            k: v
+            for k, v in errors.items()
+            if not k.startswith("shipping_address") and k not in ("email", "payment_token")
+        },
         "payment_choices": PAYMENT_CHOICES,
     }
     return render(request, "shop/checkout.html", context, status=400 if errors else 200)
@@ -98,7 +104,9 @@ def order(request: HttpRequest, token: str) -> HttpResponse:
     found = order_get_by_token(token=token)
     if found is None:
         raise Http404("No such order")
-    return render(request, "shop/order.html", {"order": found, "payload": order_status_payload(order=found)})
+    return render(
+        request, "shop/order.html", {"order": found, "payload": order_status_payload(order=found)}
+    )
 
 
 @require_GET
@@ -106,4 +114,8 @@ def invoice(request: HttpRequest, token: str) -> FileResponse:
     found = order_get_by_token(token=token)
     if found is None or not hasattr(found, "invoice"):
         raise Http404("No invoice yet")
-    return FileResponse(found.invoice.file.open("rb"), content_type="application/pdf", filename=f"{found.number}.pdf")
+    return FileResponse(
+        found.invoice.file.open("rb"),
+        content_type="application/pdf",
+        filename=f"{found.number}.pdf",
+    )

@@ -11,7 +11,9 @@ _skus = itertools.count(1)
 
 def product_create(*, stock: int = 100, price_cents: int = 1000, sku: str | None = None) -> Product:
     sku = sku or f"SKU-{next(_skus):04d}"
-    return Product.objects.create(sku=sku, name=f"Product {sku}", price_cents=price_cents, stock=stock)
+    return Product.objects.create(
+        sku=sku, name=f"Product {sku}", price_cents=price_cents, stock=stock
+    )
 
 
 def checkout_body(*items: tuple[str, int], **overrides: Any) -> dict[str, Any]:

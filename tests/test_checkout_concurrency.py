@@ -18,7 +18,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture(autouse=True)
 def needs_postgres():
-    assert connection.vendor == "postgresql", "run with DATABASE_URL pointing at PostgreSQL (make test does)"
+    assert connection.vendor == "postgresql", (
+        "run with DATABASE_URL pointing at PostgreSQL (make test does)"
+    )
 
 
 def checkout_all_at_once(bodies: list[dict], headers: list[dict]) -> list:
@@ -29,7 +31,10 @@ def checkout_all_at_once(bodies: list[dict], headers: list[dict]) -> list:
         try:
             barrier.wait()
             return Client().post(
-                "/api/v1/checkout", data=json.dumps(body), content_type="application/json", headers=header
+                "/api/v1/checkout",
+                data=json.dumps(body),
+                content_type="application/json",
+                headers=header,
             )
         finally:
             connection.close()

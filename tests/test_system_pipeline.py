@@ -22,12 +22,15 @@ def wait_until_settled(numbers: list[str], *, timeout: float) -> None:
             return
         time.sleep(0.2)
     stuck = Step.objects.filter(order__number__in=numbers).exclude(status__in=Step.FINISHED)
-    raise AssertionError(f"not settled in {timeout}s: {list(stuck.values_list('order__number', 'name', 'status', 'last_error'))}")
+    rows = list(stuck.values_list("order__number", "name", "status", "last_error"))
+    raise AssertionError(f"not settled in {timeout}s: {rows}")
 
 
 def place(client, *items, **overrides) -> str:
     response = client.post(
-        "/api/v1/checkout", data=json.dumps(checkout_body(*items, **overrides)), content_type="application/json"
+        "/api/v1/checkout",
+        data=json.dumps(checkout_body(*items, **overrides)),
+        content_type="application/json",
     )
     assert response.status_code == 201, response.content
     return response.json()["number"]
@@ -44,10 +47,17 @@ def test_orders_placed_through_the_api_complete_every_step_once(client, worker, 
     assert Step.objects.exclude(status="succeeded").count() == 0
     assert set(Step.objects.values_list("attempts", flat=True)) == {1}
     ledger = sandbox.get("/ledger").json()
-    for partner, kind in (("payment", "capture"), ("erp", "order_sync"), ("carrier", "label"), ("analytics", "event")):
+    for partner, kind in (
+        ("payment", "capture"),
+        ("erp", "order_sync"),
+        ("carrier", "label"),
+        ("analytics", "event"),
+    ):
         per_order = Counter(e["order"] for e in ledger[partner]["effects"] if e["kind"] == kind)
         assert per_order == Counter({n: 1 for n in numbers}), partner
-    assert Counter(OutboxEmail.objects.values_list("order__number", flat=True)) == Counter({n: 1 for n in numbers})
+    assert Counter(OutboxEmail.objects.values_list("order__number", flat=True)) == Counter(
+        {n: 1 for n in numbers}
+    )
     sent = [message_from_bytes(p.read_bytes()) for p in (tmp_path / "mail").iterdir()]
     subjects = Counter(m["Subject"] for m in sent)
     assert subjects == Counter({f"Your order {n} is confirmed": 1 for n in numbers})
@@ -74,7 +84,12 @@ def test_a_declined_payment_stops_the_pipeline_and_returns_the_stock(client, wor
     product.refresh_from_db()
     assert product.stock == 10
     ledger = sandbox.get("/ledger").json()
-    assert [len(ledger[p]["effects"]) for p in ("payment", "erp", "carrier", "analytics")] == [0, 0, 0, 0]
+    assert [len(ledger[p]["effects"]) for p in ("payment", "erp", "carrier", "analytics")] == [
+        0,
+        0,
+        0,
+        0,
+    ]
 
 
 def test_steps_record_queued_running_and_finished_times_in_order(client, worker, sandbox):

@@ -27,8 +27,14 @@ def session_database_url() -> str:
 class WorkerProcess:
     """One `celery worker` process consuming the given queues."""
 
-    def __init__(self, *, env: dict[str, str], queues: tuple[str, ...] = QUEUE_NAMES,
-                 concurrency: int = 4, log_path: Path) -> None:
+    def __init__(
+        self,
+        *,
+        env: dict[str, str],
+        queues: tuple[str, ...] = QUEUE_NAMES,
+        concurrency: int = 4,
+        log_path: Path,
+    ) -> None:
         self.name = f"test-{uuid.uuid4().hex[:8]}@localhost"
         self.env = env
         self.queues = queues
@@ -40,10 +46,24 @@ class WorkerProcess:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "config", "worker",
-                "-Q", ",".join(self.queues), "-n", self.name,
-                "--concurrency", str(self.concurrency), "--pool", "prefork",
-                "--without-gossip", "--without-mingle", "-l", "info",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                ",".join(self.queues),
+                "-n",
+                self.name,
+                "--concurrency",
+                str(self.concurrency),
+                "--pool",
+                "prefork",
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "info",
             ],
             cwd=ROOT,
             env={**os.environ, **self.env},
@@ -53,7 +73,9 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.process.returncode}; see {self.log_path}")
+                raise RuntimeError(
+                    f"worker exited with {self.process.returncode}; see {self.log_path}"
+                )
             if app.control.ping(destination=[self.name], timeout=0.5):
                 return self
         self.stop()

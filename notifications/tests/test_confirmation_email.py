@@ -41,7 +41,9 @@ def test_confirmation_is_sent_once_however_often_the_step_runs(sandbox):
 
 def test_an_email_another_run_is_sending_is_not_sent_again(sandbox):
     order = order_place((product_create(), 1)).order
-    OutboxEmail.objects.create(order=order, kind="order_confirmation", to=order.email, status="sending")
+    OutboxEmail.objects.create(
+        order=order, kind="order_confirmation", to=order.email, status="sending"
+    )
     OutboxEmail.objects.update(claimed_at=order.created_at)
 
     with pytest.raises(EmailInFlight):

@@ -96,6 +96,6 @@ def order_status_refresh(*, order_id: int) -> None:
         new_status = Order.Status.NEEDS_ATTENTION
     else:
         return
-    Order.objects.filter(pk=order_id, status__in=[Order.Status.PAID, Order.Status.NEEDS_ATTENTION]).update(
-        status=new_status
-    )
+    Order.objects.filter(
+        pk=order_id, status__in=[Order.Status.PAID, Order.Status.NEEDS_ATTENTION]
+    ).update(status=new_status)

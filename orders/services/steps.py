@@ -53,9 +53,12 @@ def step_claim(*, order_id: int, name: str, task_id: str) -> tuple[Claim, Step |
         step.save(update_fields=["status"])
         return Claim.STOP, step
     parent = STEPS[name].after
-    if parent and not Step.objects.filter(
-        order_id=order_id, name=parent, status=Step.Status.SUCCEEDED
-    ).exists():
+    if (
+        parent
+        and not Step.objects.filter(
+            order_id=order_id, name=parent, status=Step.Status.SUCCEEDED
+        ).exists()
+    ):
         return Claim.STOP, step
     if step.status == Step.Status.RUNNING and step.task_id != task_id and _still_running(step):
         # A duplicate message while another worker runs the step: that one finishes it.

@@ -7,7 +7,6 @@ from django.core import mail
 
 from fulfillment import partners
 from fulfillment.partners import PartnerUnavailable
-
 from fulfillment.tasks import purchase_label, render_invoice, sync_erp
 from notifications.models import OutboxEmail
 from notifications.tasks import send_order_confirmation
@@ -17,7 +16,14 @@ from tests.factories import order_place, product_create
 
 pytestmark = pytest.mark.django_db
 
-ALL_STEPS = (capture_payment, send_order_confirmation, sync_erp, render_invoice, purchase_label, track_analytics)
+ALL_STEPS = (
+    capture_payment,
+    send_order_confirmation,
+    sync_erp,
+    render_invoice,
+    purchase_label,
+    track_analytics,
+)
 
 
 def effects(sandbox, partner: str) -> list[tuple[str, str]]:
@@ -54,13 +60,23 @@ def test_running_every_step_a_second_time_changes_nothing(sandbox):
     order = order_place((product, 1)).order
     run_pipeline(order)
     order.refresh_from_db()
-    before = (step_states(order), order.capture_id, order.erp_reference, order.shipment.tracking_number)
+    before = (
+        step_states(order),
+        order.capture_id,
+        order.erp_reference,
+        order.shipment.tracking_number,
+    )
     ledger_before = sandbox.get("/ledger").json()
 
     run_pipeline(order)
 
     order.refresh_from_db()
-    after = (step_states(order), order.capture_id, order.erp_reference, order.shipment.tracking_number)
+    after = (
+        step_states(order),
+        order.capture_id,
+        order.erp_reference,
+        order.shipment.tracking_number,
+    )
     assert after == before
     ledger_after = sandbox.get("/ledger").json()
     for partner in ("payment", "erp", "carrier", "analytics"):
@@ -99,8 +115,13 @@ def test_declined_payment_fails_the_order_cancels_later_steps_and_releases_stock
     assert product.stock == 5
     payment = order.steps.get(name="payment")
     assert (payment.status, payment.attempts) == ("failed", 1)
-    assert payment.last_error == "PartnerRejected: payment refused (402 card_declined): The card was declined."
-    assert set(order.steps.exclude(name="payment").values_list("status", flat=True)) == {"cancelled"}
+    assert (
+        payment.last_error
+        == "PartnerRejected: payment refused (402 card_declined): The card was declined."
+    )
+    assert set(order.steps.exclude(name="payment").values_list("status", flat=True)) == {
+        "cancelled"
+    }
     assert effects(sandbox, "payment") == []
     assert effects(sandbox, "erp") == []
 

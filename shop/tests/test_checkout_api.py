@@ -12,7 +12,9 @@ pytestmark = pytest.mark.django_db
 
 def post_checkout(client, body, **headers):
     data = body if isinstance(body, (str, bytes)) else json.dumps(body)
-    return client.post("/api/v1/checkout", data=data, content_type="application/json", headers=headers)
+    return client.post(
+        "/api/v1/checkout", data=data, content_type="application/json", headers=headers
+    )
 
 
 def test_checkout_creates_order_with_one_pending_step_per_pipeline_step_and_reserves_stock(client):
@@ -48,7 +50,9 @@ def test_order_token_is_long_and_unrelated_to_the_number(client):
     assert client.get(f"/api/v1/orders/{body['number']}").status_code == 404
 
 
-def test_pipeline_is_dispatched_only_after_the_checkout_commits(client, django_capture_on_commit_callbacks):
+def test_pipeline_is_dispatched_only_after_the_checkout_commits(
+    client, django_capture_on_commit_callbacks
+):
     product = product_create()
     with mock.patch("orders.receivers.pipeline_dispatch") as dispatch:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -106,7 +110,9 @@ def test_idempotency_key_reused_for_another_checkout_is_refused_with_422(client)
     product = product_create(stock=10)
     post_checkout(client, checkout_body((product.sku, 1)), **{"Idempotency-Key": "key-9"})
 
-    response = post_checkout(client, checkout_body((product.sku, 2)), **{"Idempotency-Key": "key-9"})
+    response = post_checkout(
+        client, checkout_body((product.sku, 2)), **{"Idempotency-Key": "key-9"}
+    )
 
     assert response.status_code == 422
     assert response.json() == {
@@ -119,11 +125,15 @@ def test_idempotency_key_reused_for_another_checkout_is_refused_with_422(client)
 def test_malformed_idempotency_key_is_refused_with_400(client):
     product = product_create()
 
-    response = post_checkout(client, checkout_body((product.sku, 1)), **{"Idempotency-Key": "has space"})
+    response = post_checkout(
+        client, checkout_body((product.sku, 1)), **{"Idempotency-Key": "has space"}
+    )
 
     assert response.status_code == 400
     assert response.json() == {
-        "errors": {"Idempotency-Key": ["Must be 1 to 255 printable ASCII characters without spaces."]}
+        "errors": {
+            "Idempotency-Key": ["Must be 1 to 255 printable ASCII characters without spaces."]
+        }
     }
 
 

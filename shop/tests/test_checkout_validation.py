@@ -66,11 +66,15 @@ ADDRESS = checkout_body()["shipping_address"]
         ),
     ],
 )
-def test_bad_checkout_input_is_refused_with_400_naming_the_field_and_reason(client, overrides, errors):
+def test_bad_checkout_input_is_refused_with_400_naming_the_field_and_reason(
+    client, overrides, errors
+):
     body = {**checkout_body(("A", 1)), **overrides}
     body = {key: value for key, value in body.items() if value is not None}
 
-    response = client.post("/api/v1/checkout", data=json.dumps(body), content_type="application/json")
+    response = client.post(
+        "/api/v1/checkout", data=json.dumps(body), content_type="application/json"
+    )
 
     assert response.status_code == 400
     assert response.json() == {"errors": errors}
@@ -80,7 +84,9 @@ def test_bad_checkout_input_is_refused_with_400_naming_the_field_and_reason(clie
 def test_every_problem_is_reported_at_once(client):
     body = {"email": "x", "items": [], "shipping_address": {}, "payment_token": ""}
 
-    response = client.post("/api/v1/checkout", data=json.dumps(body), content_type="application/json")
+    response = client.post(
+        "/api/v1/checkout", data=json.dumps(body), content_type="application/json"
+    )
 
     assert response.status_code == 400
     assert response.json()["errors"] == {

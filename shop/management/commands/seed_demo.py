@@ -27,12 +27,18 @@ class Command(BaseCommand):
         for sku, name, description, price in CATALOG:
             Product.objects.update_or_create(
                 sku=sku,
-                defaults={"name": name, "description": description, "price_cents": price, "stock": stock},
+                defaults={
+                    "name": name,
+                    "description": description,
+                    "price_cents": price,
+                    "stock": stock,
+                },
             )
         username = os.environ.get("SHOPFLOW_ADMIN_USER", "admin")
         password = os.environ.get("SHOPFLOW_ADMIN_PASSWORD", "shopflow-admin")
         user, _ = get_user_model().objects.get_or_create(
-            username=username, defaults={"email": "admin@shopflow.example", "is_staff": True, "is_superuser": True}
+            username=username,
+            defaults={"email": "admin@shopflow.example", "is_staff": True, "is_superuser": True},
         )
         user.set_password(password)
         user.save()
