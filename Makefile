@@ -9,6 +9,7 @@ export SHOPFLOW_ADMIN_USER ?= admin
 export SHOPFLOW_ADMIN_PASSWORD ?= shopflow-admin
 # The suite runs on PostgreSQL (the concurrency tests need it) and a real Redis.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 
 .PHONY: install demo test lint clean
 
@@ -35,7 +36,7 @@ demo: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start
 
 test: install
-	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(PY) -m pytest
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -10,7 +10,9 @@ os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 import httpx  # noqa: E402
 import pytest  # noqa: E402
 
+from config.celery import app  # noqa: E402
 from fulfillment import partners  # noqa: E402
+from orders.breaker import PARTNERS, breaker_reset  # noqa: E402
 from sandbox.server import serve_in_thread  # noqa: E402
 
 
@@ -46,3 +48,11 @@ def media_root(tmp_path, settings):
 @pytest.fixture(autouse=True)
 def fast_retries(settings):
     settings.PIPELINE_RETRY_DELAY_SCALE = 0.001
+
+
+@pytest.fixture(autouse=True)
+def shared_state_in_test_redis(settings):
+    """Breakers and locks live in the tests' Redis database, closed and free at the start."""
+    settings.SHOPFLOW_REDIS_URL = app.conf.broker_url
+    for partner in PARTNERS:
+        breaker_reset(partner)

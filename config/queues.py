@@ -20,6 +20,15 @@ TASK_ROUTES: dict[str, str] = {
     "fulfillment.render_invoice": MEDIUM,
     "fulfillment.purchase_label": MEDIUM,
     "orders.track_analytics": LOW,
+    # Undoing a cancelled order's effects is as urgent as doing them.
+    "orders.refund_payment": HIGH,
+    "fulfillment.cancel_erp": MEDIUM,
+    "fulfillment.void_label": MEDIUM,
+    "notifications.send_order_cancelled": HIGH,
+    "notifications.send_payment_failed": HIGH,
+    # Housekeeping that recovery depends on: short, and must not wait behind a backlog.
+    "orders.reconcile_steps": HIGH,
+    "notifications.check_alerts": HIGH,
 }
 
 

@@ -182,3 +182,30 @@ LOGGING = {
 # Scales every retry delay of the pipeline; tests and chaos runs shrink it.
 PIPELINE_RETRY_DELAY_SCALE = float(os.environ.get("PIPELINE_RETRY_DELAY_SCALE", "1"))
 IDEMPOTENCY_KEY_TTL_HOURS = int(os.environ.get("IDEMPOTENCY_KEY_TTL_HOURS", "24"))
+
+# Shared state that every worker process must see (circuit breakers, job locks).
+SHOPFLOW_REDIS_URL = os.environ.get(
+    "SHOPFLOW_REDIS_URL",
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "redis://127.0.0.1:6379/0",
+)
+
+# Failure handling (orders/runner.py, orders/services/reconcile.py, orders/breaker.py).
+# A worker that dies this many times running one step marks it a poison pill.
+STEP_MAX_CRASHES = int(os.environ.get("STEP_MAX_CRASHES", "3"))
+# Steps the reconciliation treats as lost: running past every task's hard time
+# limit, queued or pending far longer than any healthy backlog, retrying well
+# past their retry time.
+RECONCILE_RUNNING_AFTER_S = float(os.environ.get("RECONCILE_RUNNING_AFTER_S", "180"))
+RECONCILE_QUEUED_AFTER_S = float(os.environ.get("RECONCILE_QUEUED_AFTER_S", "900"))
+RECONCILE_PENDING_AFTER_S = float(os.environ.get("RECONCILE_PENDING_AFTER_S", "60"))
+RECONCILE_RETRYING_GRACE_S = float(os.environ.get("RECONCILE_RETRYING_GRACE_S", "120"))
+RECONCILE_BATCH = int(os.environ.get("RECONCILE_BATCH", "500"))
+BREAKER_FAILURE_THRESHOLD = int(os.environ.get("BREAKER_FAILURE_THRESHOLD", "5"))
+BREAKER_WINDOW_S = int(os.environ.get("BREAKER_WINDOW_S", "60"))
+BREAKER_COOLDOWN_S = float(os.environ.get("BREAKER_COOLDOWN_S", "30"))
+
+# Ops alerts: who hears, and when.
+OPS_ALERT_EMAIL = os.environ.get("OPS_ALERT_EMAIL", "ops@shopflow.example")
+ALERT_DEAD_LETTERS = int(os.environ.get("ALERT_DEAD_LETTERS", "10"))
+ALERT_QUEUE_DEPTH = int(os.environ.get("ALERT_QUEUE_DEPTH", "1000"))
+ALERT_QUEUE_AGE_S = float(os.environ.get("ALERT_QUEUE_AGE_S", "300"))

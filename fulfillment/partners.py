@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 from django.conf import settings
 
+from notifications.alerts import alert_breaker_opened
+from orders.breaker import breaker_record
 from orders.errors import PermanentError, TransientError
 
 
@@ -45,6 +47,17 @@ def _http(partner: str) -> httpx.Client:
 
 def partner_post(partner: str, path: str, *, payload: dict[str, Any], key: str) -> dict[str, Any]:
     """POST to a partner with an idempotency key; raise Transient/PermanentError on failure."""
+    try:
+        body = _post(partner, path, payload=payload, key=key)
+    except PartnerUnavailable:
+        if breaker_record(partner, ok=False):
+            alert_breaker_opened(partner=partner)
+        raise
+    breaker_record(partner, ok=True)  # a 4xx too: the partner is up and answering
+    return body
+
+
+def _post(partner: str, path: str, *, payload: dict[str, Any], key: str) -> dict[str, Any]:
     try:
         response = _http(partner).post(path, json=payload, headers={"Idempotency-Key": key})
     except httpx.TransportError as exc:  # timeouts, refused and dropped connections
@@ -112,4 +125,33 @@ def analytics_event_send(*, order_number: str, event: str, properties: dict[str,
         "/events",
         payload={"event": event, "order": order_number, **properties},
         key=idempotency_key(order_number, "analytics"),
+    )
+
+
+def payment_refund(*, order_number: str, capture_id: str, amount_cents: int) -> str:
+    """Refund a capture in full and return the refund id."""
+    body = partner_post(
+        "payment",
+        "/refunds",
+        payload={"capture_id": capture_id, "amount_cents": amount_cents},
+        key=idempotency_key(order_number, "refund"),
+    )
+    return body["refund_id"]
+
+
+def erp_order_cancel(*, order_number: str, erp_reference: str) -> None:
+    partner_post(
+        "erp",
+        f"/orders/{erp_reference}/cancel",
+        payload={},
+        key=idempotency_key(order_number, "erp_cancel"),
+    )
+
+
+def carrier_label_void(*, order_number: str, tracking_number: str) -> None:
+    partner_post(
+        "carrier",
+        f"/labels/{tracking_number}/void",
+        payload={},
+        key=idempotency_key(order_number, "label_void"),
     )

@@ -5,8 +5,14 @@ from django.db import IntegrityError, transaction
 from fpdf import FPDF
 
 from fulfillment.models import Invoice, Shipment
-from fulfillment.partners import carrier_label_buy, erp_order_push
+from fulfillment.partners import (
+    carrier_label_buy,
+    carrier_label_void,
+    erp_order_cancel,
+    erp_order_push,
+)
 from orders.models import Order
+from orders.services.orders import step_undo_needed
 from shop.money import money_format as money
 
 
@@ -95,3 +101,21 @@ def label_purchase(order: Order) -> dict[str, Any]:
         shipment.label.delete(save=False)
         shipment = Shipment.objects.get(order=order)
     return {"tracking_number": shipment.tracking_number}
+
+
+def erp_order_cancel_sync(order: Order) -> dict[str, Any]:
+    """Cancel a cancelled order in the ERP, once, after its sync has finished."""
+    if not step_undo_needed(order=order, name="erp_sync"):
+        return {"skipped": "never synced"}
+    order.refresh_from_db(fields=["erp_reference"])
+    erp_order_cancel(order_number=order.number, erp_reference=order.erp_reference)
+    return {"cancelled": order.erp_reference}
+
+
+def label_void(order: Order) -> dict[str, Any]:
+    """Void a cancelled order's shipping label, once, after its purchase has finished."""
+    if not step_undo_needed(order=order, name="label"):
+        return {"skipped": "no label bought"}
+    tracking_number = Shipment.objects.values_list("tracking_number", flat=True).get(order=order)
+    carrier_label_void(order_number=order.number, tracking_number=tracking_number)
+    return {"voided": tracking_number}

@@ -1,19 +1,57 @@
 from django.db import models
+from django.db.models import Q
+
+
+class Alert(models.Model):
+    """An incident ops must hear about: open until its condition clears, one email each."""
+
+    class Kind(models.TextChoices):
+        DEAD_LETTERS = "dead_letters", "dead letters above threshold"
+        BREAKER_OPEN = "breaker_open", "partner circuit breaker open"
+        QUEUE_DEPTH = "queue_depth", "queue backlog above threshold"
+        QUEUE_AGE = "queue_age", "oldest waiting job above threshold"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    subject = models.CharField(max_length=64)  # the partner, the queue, or "all"
+    message = models.TextField()
+    opened_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "subject"],
+                condition=Q(resolved_at__isnull=True),
+                name="one_open_alert_per_kind_and_subject",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.subject}"
 
 
 class OutboxEmail(models.Model):
-    """An email owed to someone: unique per (order, kind), so none is sent twice."""
+    """An email owed to someone: unique per (order, kind) or per alert, so none is sent twice."""
 
     class Kind(models.TextChoices):
         ORDER_CONFIRMATION = "order_confirmation", "order confirmation"
         PAYMENT_FAILED = "payment_failed", "payment failed"
+        ORDER_CANCELLED = "order_cancelled", "order cancelled"
+        OPS_ALERT = "ops_alert", "ops alert"
 
     class Status(models.TextChoices):
         PENDING = "pending", "pending"
         SENDING = "sending", "sending"
         SENT = "sent", "sent"
 
-    order = models.ForeignKey("orders.Order", on_delete=models.CASCADE, related_name="emails")
+    order = models.ForeignKey(
+        "orders.Order", on_delete=models.CASCADE, related_name="emails", null=True, blank=True
+    )
+    alert = models.OneToOneField(
+        Alert, on_delete=models.CASCADE, related_name="email", null=True, blank=True
+    )
+    body = models.TextField(blank=True)  # for emails without a template (alerts)
     kind = models.CharField(max_length=32, choices=Kind.choices)
     to = models.EmailField()
     subject = models.CharField(max_length=200, blank=True)
@@ -24,7 +62,11 @@ class OutboxEmail(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["order", "kind"], name="one_email_per_kind_per_order")
+            models.UniqueConstraint(
+                fields=["order", "kind"],
+                condition=Q(order__isnull=False),
+                name="one_email_per_kind_per_order",
+            )
         ]
 
     def __str__(self) -> str:

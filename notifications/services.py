@@ -19,6 +19,7 @@ STALE_CLAIM = timedelta(minutes=5)
 SUBJECTS = {
     OutboxEmail.Kind.ORDER_CONFIRMATION: "Your order {number} is confirmed",
     OutboxEmail.Kind.PAYMENT_FAILED: "We could not take payment for order {number}",
+    OutboxEmail.Kind.ORDER_CANCELLED: "Your order {number} is cancelled",
 }
 
 
@@ -51,9 +52,10 @@ def outbox_email_claim(*, email: OutboxEmail) -> bool:
     )
 
 
-def order_email_send(*, order: Order, kind: str) -> dict[str, Any]:
-    """Send the order's email of this kind exactly once through the outbox."""
-    email = outbox_email_get_or_create(order=order, kind=kind)
+def outbox_email_deliver(
+    *, email: OutboxEmail, text: str, html: str | None = None
+) -> dict[str, Any]:
+    """Send an outbox email at most once at a time; a sent one is never sent again."""
     if email.status == OutboxEmail.Status.SENT:
         return {"email": email.pk, "sent_at": email.sent_at.isoformat()}
     if not outbox_email_claim(email=email):
@@ -61,17 +63,9 @@ def order_email_send(*, order: Order, kind: str) -> dict[str, Any]:
         if email.status == OutboxEmail.Status.SENT:
             return {"email": email.pk, "sent_at": email.sent_at.isoformat()}
         raise EmailInFlight(f"email {email.pk} is being sent by another run")
-    context = {
-        "order": order,
-        "lines": order.lines.order_by("pk"),
-        "status_url": f"{settings.SHOP_BASE_URL}/orders/{order.token}/",
-    }
-    message = EmailMultiAlternatives(
-        subject=email.subject,
-        body=render_to_string(f"notifications/{kind}.txt", context),
-        to=[email.to],
-    )
-    message.attach_alternative(render_to_string(f"notifications/{kind}.html", context), "text/html")
+    message = EmailMultiAlternatives(subject=email.subject, body=text, to=[email.to])
+    if html:
+        message.attach_alternative(html, "text/html")
     try:
         message.send()
     except Exception:
@@ -82,5 +76,28 @@ def order_email_send(*, order: Order, kind: str) -> dict[str, Any]:
     return {"email": email.pk, "sent_at": sent_at.isoformat()}
 
 
+def order_email_send(*, order: Order, kind: str) -> dict[str, Any]:
+    """Send the order's email of this kind exactly once through the outbox."""
+    email = outbox_email_get_or_create(order=order, kind=kind)
+    context = {
+        "order": order,
+        "lines": order.lines.order_by("pk"),
+        "status_url": f"{settings.SHOP_BASE_URL}/orders/{order.token}/",
+    }
+    return outbox_email_deliver(
+        email=email,
+        text=render_to_string(f"notifications/{kind}.txt", context),
+        html=render_to_string(f"notifications/{kind}.html", context),
+    )
+
+
 def order_confirmation_send(order: Order) -> dict[str, Any]:
     return order_email_send(order=order, kind=OutboxEmail.Kind.ORDER_CONFIRMATION)
+
+
+def order_cancelled_send(order: Order) -> dict[str, Any]:
+    return order_email_send(order=order, kind=OutboxEmail.Kind.ORDER_CANCELLED)
+
+
+def payment_failed_send(order: Order) -> dict[str, Any]:
+    return order_email_send(order=order, kind=OutboxEmail.Kind.PAYMENT_FAILED)

@@ -1,12 +1,32 @@
 from celery import shared_task
 
-from notifications.services import order_confirmation_send
-from orders.runner import step_run
+from notifications.services import (
+    order_cancelled_send,
+    order_confirmation_send,
+    payment_failed_send,
+)
+from orders.runner import STEP_TASK, step_run
 
 
 @shared_task(
-    bind=True, name="notifications.send_order_confirmation", soft_time_limit=30, time_limit=60
+    name="notifications.send_order_confirmation", soft_time_limit=30, time_limit=60, **STEP_TASK
 )
 def send_order_confirmation(self, order_id: int) -> None:
     """Idempotent: the outbox row is unique per (order, kind); a sent email is not resent."""
     step_run(task=self, order_id=order_id, name="confirmation_email", work=order_confirmation_send)
+
+
+@shared_task(
+    name="notifications.send_order_cancelled", soft_time_limit=30, time_limit=60, **STEP_TASK
+)
+def send_order_cancelled(self, order_id: int) -> None:
+    """Idempotent: the outbox row is unique per (order, kind); a sent email is not resent."""
+    step_run(task=self, order_id=order_id, name="cancellation_email", work=order_cancelled_send)
+
+
+@shared_task(
+    name="notifications.send_payment_failed", soft_time_limit=30, time_limit=60, **STEP_TASK
+)
+def send_payment_failed(self, order_id: int) -> None:
+    """Idempotent: the outbox row is unique per (order, kind); a sent email is not resent."""
+    step_run(task=self, order_id=order_id, name="payment_failed_email", work=payment_failed_send)

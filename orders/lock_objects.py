@@ -22,3 +22,7 @@ def step_for_update(*, order_id: int, name: str) -> QuerySet[Step]:
 
 def steps_for_update(*, order_id: int) -> QuerySet[Step]:
     return Step.objects.select_for_update().filter(order_id=order_id).order_by("position")
+
+
+def step_by_pk_for_update(*, pk: int) -> QuerySet[Step]:
+    return Step.objects.select_for_update().select_related("order").filter(pk=pk)

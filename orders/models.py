@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils import timezone
 
 
 class Order(models.Model):
@@ -8,6 +9,7 @@ class Order(models.Model):
         COMPLETED = "completed", "completed"
         PAYMENT_FAILED = "payment_failed", "payment failed"
         NEEDS_ATTENTION = "needs_attention", "needs attention"
+        CANCELLED = "cancelled", "cancelled"
 
     class StockState(models.TextChoices):
         RESERVED = "reserved", "reserved"
@@ -28,6 +30,8 @@ class Order(models.Model):
     )
     capture_id = models.CharField(max_length=64, blank=True)
     erp_reference = models.CharField(max_length=64, blank=True)
+    cancel_reason = models.CharField(max_length=500, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -74,10 +78,15 @@ class Step(models.Model):
     queue = models.CharField(max_length=16)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
+    # Deliveries whose worker died mid-run; past a limit the step is a poison pill.
+    crashes = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
     last_traceback = models.TextField(blank=True)
     result = models.JSONField(default=dict, blank=True)
     task_id = models.CharField(max_length=64, blank=True)
+    # "host:pid" of the worker process running it, to tell a dead run from a live one.
+    claimed_by = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     retry_at = models.DateTimeField(null=True, blank=True)
@@ -92,6 +101,21 @@ class Step(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id}:{self.name}"
+
+
+class DeadLetterManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(status=Step.Status.FAILED)
+
+
+class DeadLetter(Step):
+    """A step out of retries (or failed for good): kept until someone handles it."""
+
+    objects = DeadLetterManager()
+
+    class Meta:
+        proxy = True
+        ordering = ["-finished_at"]
 
 
 class IdempotencyKey(models.Model):

@@ -28,7 +28,7 @@ class RetryPolicy:
 
     def countdown(self, retries_done: int) -> float | None:
         """Seconds to wait before the next try, or None when retries are used up."""
-        if retries_done >= len(self.delays):
+        if not 0 <= retries_done < len(self.delays):
             return None
         delay = self.delays[retries_done] * settings.PIPELINE_RETRY_DELAY_SCALE
         # Jitter spreads the retries of many orders that failed together.
@@ -37,6 +37,8 @@ class RetryPolicy:
 
 URGENT = RetryPolicy.exponential(base=1, cap=16, retries=5)  # 1, 2, 4, 8, 16 s
 SLOW_PARTNER = RetryPolicy(delays=(10, 60, 600))
+# Compensations may wait for the step they undo to finish (up to its time limit).
+COMPENSATION = RetryPolicy(delays=(2, 5, 10, 30, 60, 120, 600))
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,10 @@ class StepSpec:
     after: str | None = None
     # A step whose final failure fails the whole order (no payment, no order).
     fails_order: bool = False
+    # The partner it calls: its circuit breaker defers the step while open.
+    partner: str | None = None
+    # For a compensation: the forward step whose effect it undoes.
+    undoes: str | None = None
 
     @property
     def queue(self) -> str:
@@ -54,19 +60,41 @@ class StepSpec:
 
 
 PIPELINE: tuple[StepSpec, ...] = (
-    StepSpec("payment", "orders.capture_payment", URGENT, fails_order=True),
+    StepSpec("payment", "orders.capture_payment", URGENT, fails_order=True, partner="payment"),
     StepSpec(
         "confirmation_email", "notifications.send_order_confirmation", URGENT, after="payment"
     ),
-    StepSpec("erp_sync", "fulfillment.sync_erp", SLOW_PARTNER, after="payment"),
+    StepSpec("erp_sync", "fulfillment.sync_erp", SLOW_PARTNER, after="payment", partner="erp"),
     StepSpec("invoice", "fulfillment.render_invoice", URGENT, after="payment"),
-    StepSpec("label", "fulfillment.purchase_label", SLOW_PARTNER, after="erp_sync"),
-    StepSpec("analytics", "orders.track_analytics", SLOW_PARTNER, after="payment"),
+    StepSpec(
+        "label", "fulfillment.purchase_label", SLOW_PARTNER, after="erp_sync", partner="carrier"
+    ),
+    StepSpec(
+        "analytics", "orders.track_analytics", SLOW_PARTNER, after="payment", partner="analytics"
+    ),
 )
 
-STEPS: dict[str, StepSpec] = {spec.name: spec for spec in PIPELINE}
-STEP_BY_TASK: dict[str, StepSpec] = {spec.task: spec for spec in PIPELINE}
-POSITION: dict[str, int] = {spec.name: n for n, spec in enumerate(PIPELINE)}
+# Added to an order that is cancelled: undo what the partners did, tell the customer.
+# Emails, the invoice and analytics have nothing a partner can take back.
+CANCELLATION: tuple[StepSpec, ...] = (
+    StepSpec("refund", "orders.refund_payment", COMPENSATION, partner="payment", undoes="payment"),
+    StepSpec(
+        "erp_cancel", "fulfillment.cancel_erp", COMPENSATION, partner="erp", undoes="erp_sync"
+    ),
+    StepSpec(
+        "label_void", "fulfillment.void_label", COMPENSATION, partner="carrier", undoes="label"
+    ),
+    StepSpec("cancellation_email", "notifications.send_order_cancelled", URGENT),
+)
+# Added to an order whose payment failed for good: tell the customer.
+PAYMENT_FAILURE: tuple[StepSpec, ...] = (
+    StepSpec("payment_failed_email", "notifications.send_payment_failed", URGENT),
+)
+
+ALL_STEPS = PIPELINE + CANCELLATION + PAYMENT_FAILURE
+STEPS: dict[str, StepSpec] = {spec.name: spec for spec in ALL_STEPS}
+STEP_BY_TASK: dict[str, StepSpec] = {spec.task: spec for spec in ALL_STEPS}
+POSITION: dict[str, int] = {spec.name: n for n, spec in enumerate(ALL_STEPS)}
 ROOT = PIPELINE[0].name
 
 assert all(spec.after is None or POSITION[spec.after] < POSITION[spec.name] for spec in PIPELINE), (

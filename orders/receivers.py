@@ -5,7 +5,8 @@ from django.db import transaction
 from django.dispatch import receiver
 
 from orders.pipeline import STEP_BY_TASK
-from orders.services.steps import pipeline_dispatch, step_mark_queued
+from orders.services.dispatch import pipeline_dispatch
+from orders.services.steps import step_mark_queued
 from orders.signals import order_placed
 
 

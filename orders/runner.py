@@ -1,22 +1,27 @@
-"""Runs one pipeline step inside its Celery task: claim, work, record, retry or fail.
+"""Runs one step inside its Celery task: defer, claim, work, record, retry or fail.
 
 Every step task goes through `step_run`, so every step has the same at-least-once
 behaviour: a redelivered or duplicated message finds the outcome on the step
-record and does nothing, and retries happen only for transient errors.
+record and does nothing, and retries happen only for transient errors, counted
+on the step record (so they survive redelivery and re-dispatch).
 """
 
+import random
 from collections.abc import Callable
 from typing import Any
 
 from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 
+from orders.breaker import breaker_wait
 from orders.errors import PermanentError
 from orders.models import Order
 from orders.pipeline import STEPS
 from orders.services.steps import (
     Claim,
+    PoisonPill,
     step_claim,
+    step_defer,
     step_mark_failed,
     step_mark_retrying,
     step_mark_succeeded,
@@ -24,12 +29,24 @@ from orders.services.steps import (
 
 StepWork = Callable[[Order], dict[str, Any]]
 
+# Options of every step task: retries are bounded by the step's policy, not Celery's default.
+STEP_TASK = {"bind": True, "max_retries": None}
+
 
 def step_run(*, task: Task, order_id: int, name: str, work: StepWork) -> None:
+    spec = STEPS[name]
+    wait = breaker_wait(spec.partner) if spec.partner else 0
+    if wait and step_defer(
+        order_id=order_id, name=name, seconds=wait, reason=f"{spec.partner} circuit open"
+    ):
+        # Not an attempt: the partner is left alone until the breaker lets calls through.
+        raise task.retry(countdown=wait + random.uniform(0, 2))
     claim, step = step_claim(order_id=order_id, name=name, task_id=task.request.id)
     if claim is Claim.DONE:
         return  # returning lets the canvas go on to the steps after this one
-    if claim is Claim.STOP:
+    if claim is Claim.POISON:
+        step_mark_failed(step=step, error=PoisonPill(step))
+    if claim in (Claim.STOP, Claim.POISON):
         raise Ignore()  # acks the message without running the steps after this one
     try:
         result = work(step.order)
@@ -39,11 +56,10 @@ def step_run(*, task: Task, order_id: int, name: str, work: StepWork) -> None:
     except (Exception, SoftTimeLimitExceeded) as exc:
         # Timeouts, 5xx, dropped connections and unexpected errors (a database
         # hiccup, a bug being fixed) are retried; retries are bounded per step.
-        policy = STEPS[name].retry
-        countdown = policy.countdown(task.request.retries)
+        countdown = spec.retry.countdown(step.attempts - 1)
         if countdown is None:
             step_mark_failed(step=step, error=exc)
             raise
         step_mark_retrying(step=step, error=exc, countdown=countdown)
-        raise task.retry(exc=exc, countdown=countdown, max_retries=len(policy.delays)) from exc
+        raise task.retry(exc=exc, countdown=countdown) from exc
     step_mark_succeeded(step=step, result=result)

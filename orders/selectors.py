@@ -1,7 +1,11 @@
+from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Prefetch
+from django.db.models import Min, Prefetch
+from django.utils import timezone
 
+from config.celery import app as celery_app
+from config.queues import QUEUE_NAMES
 from orders.models import Order, Step
 
 
@@ -55,3 +59,34 @@ def order_status_payload(*, order: Order) -> dict[str, Any]:
         "invoice_url": f"/orders/{order.token}/invoice.pdf" if invoice else None,
         "tracking_number": shipment.tracking_number if shipment else None,
     }
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    name: str
+    depth: int  # messages waiting in the broker
+    oldest_wait_s: float  # age of the oldest step queued on it, from the step records
+
+
+def queue_stats() -> list[QueueStats]:
+    """Depth of each queue (from the broker) and its oldest waiting step (from the database)."""
+    now = timezone.now()
+    oldest = dict(
+        Step.objects.filter(status=Step.Status.QUEUED)
+        .values("queue")
+        .annotate(oldest=Min("queued_at"))
+        .values_list("queue", "oldest")
+    )
+    with celery_app.connection_for_read() as connection:
+        channel = connection.default_channel
+        depths = {
+            name: channel.queue_declare(name, passive=True).message_count for name in QUEUE_NAMES
+        }
+    return [
+        QueueStats(
+            name=name,
+            depth=depths[name],
+            oldest_wait_s=(now - oldest[name]).total_seconds() if oldest.get(name) else 0.0,
+        )
+        for name in QUEUE_NAMES
+    ]

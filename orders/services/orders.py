@@ -3,14 +3,23 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
+from orders.errors import TransientError
 from orders.lock_objects import order_for_update, steps_for_update
 from orders.models import Order, OrderLine, Step
-from orders.pipeline import PIPELINE
+from orders.pipeline import CANCELLATION, PAYMENT_FAILURE, PIPELINE, POSITION, StepSpec
+from orders.services.dispatch import steps_dispatch_on_commit
 from shop.models import Product
 
 # No 0/O or 1/I: order numbers get read out over the phone.
 _NUMBER_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+FORWARD_NAMES = [spec.name for spec in PIPELINE]
+WAITING = (Step.Status.PENDING, Step.Status.QUEUED, Step.Status.RETRYING)
+
+
+class OrderNotCancellable(Exception):
+    pass
 
 
 def order_number_new() -> str:
@@ -49,11 +58,19 @@ def order_create(
         )
         for product, quantity in lines
     )
-    Step.objects.bulk_create(
-        Step(order=order, name=spec.name, position=n, queue=spec.queue)
-        for n, spec in enumerate(PIPELINE)
-    )
+    steps_create(order=order, specs=PIPELINE)
     return order
+
+
+def steps_create(*, order: Order, specs: tuple[StepSpec, ...]) -> None:
+    """Add pending step records; steps the order already has are left as they are."""
+    Step.objects.bulk_create(
+        (
+            Step(order=order, name=spec.name, position=POSITION[spec.name], queue=spec.queue)
+            for spec in specs
+        ),
+        ignore_conflicts=True,
+    )
 
 
 @transaction.atomic
@@ -62,40 +79,99 @@ def order_mark_paid(*, order_id: int, capture_id: str) -> None:
         status=Order.Status.PAID,
         capture_id=capture_id,
         stock_state=Order.StockState.COMMITTED,
+        updated_at=timezone.now(),
     )
+
+
+def _stock_release(order: Order) -> None:
+    """Give the order's units back to stock, once. Call with the order row locked."""
+    if order.stock_state == Order.StockState.RELEASED:
+        return
+    for line in order.lines.order_by("product_id"):
+        Product.objects.filter(pk=line.product_id).update(stock=F("stock") + line.quantity)
+    order.stock_state = Order.StockState.RELEASED
+    order.save(update_fields=["stock_state", "updated_at"])
+
+
+def _order_end(order: Order, *, status: str, reason: str, followups: tuple[StepSpec, ...]) -> None:
+    """End an order: stop its waiting steps, release its stock, add and dispatch follow-ups.
+
+    A step already running is left to finish; a step that starts later sees the
+    order's status and stops; a follow-up that undoes a step waits for it.
+    """
+    order.status = status
+    order.save(update_fields=["status", "updated_at"])
+    steps_for_update(order_id=order.pk).filter(name__in=FORWARD_NAMES, status__in=WAITING).update(
+        status=Step.Status.CANCELLED, last_error=f"cancelled: {reason}", finished_at=timezone.now()
+    )
+    _stock_release(order)
+    steps_create(order=order, specs=followups)
+    steps_dispatch_on_commit(order_id=order.pk, names=tuple(spec.name for spec in followups))
 
 
 @transaction.atomic
 def order_payment_fail(*, order_id: int) -> bool:
-    """Mark the order payment_failed, cancel its open steps and release its stock, once.
+    """Mark the order payment_failed and tell the customer, once.
 
     Returns whether this call made the change (a repeat finds it done).
     """
     order = order_for_update(order_id=order_id).get()
     if order.status == Order.Status.PAYMENT_FAILED:
         return False
-    order.status = Order.Status.PAYMENT_FAILED
-    order.save(update_fields=["status", "updated_at"])
-    steps_for_update(order_id=order_id).exclude(status__in=Step.FINISHED).update(
-        status=Step.Status.CANCELLED, last_error="cancelled: payment failed"
+    _order_end(
+        order,
+        status=Order.Status.PAYMENT_FAILED,
+        reason="payment failed",
+        followups=PAYMENT_FAILURE,
     )
-    if order.stock_state == Order.StockState.RESERVED:
-        for line in order.lines.order_by("product_id"):
-            Product.objects.filter(pk=line.product_id).update(stock=F("stock") + line.quantity)
-        order.stock_state = Order.StockState.RELEASED
-        order.save(update_fields=["stock_state"])
     return True
+
+
+@transaction.atomic
+def order_cancel(*, order_id: int, reason: str = "") -> tuple[Order, bool]:
+    """Cancel an order mid-pipeline and compensate what its partners already did, once.
+
+    Returns the order and whether this call cancelled it (a repeat changes nothing).
+    """
+    order = order_for_update(order_id=order_id).get()
+    if order.status == Order.Status.CANCELLED:
+        return order, False
+    if order.status == Order.Status.PAYMENT_FAILED:
+        raise OrderNotCancellable("An order whose payment failed cannot be cancelled.")
+    order.cancel_reason = reason
+    order.cancelled_at = timezone.now()
+    order.save(update_fields=["cancel_reason", "cancelled_at"])
+    _order_end(
+        order, status=Order.Status.CANCELLED, reason="order cancelled", followups=CANCELLATION
+    )
+    return order, True
+
+
+class WaitingForStep(TransientError):
+    """A compensation must wait: the step it undoes is still running."""
+
+
+def step_undo_needed(*, order: Order, name: str) -> bool:
+    """Whether the forward step's effect must be undone; raise while it may still happen."""
+    status = Step.objects.values_list("status", flat=True).get(order=order, name=name)
+    if status in (Step.Status.RUNNING, *WAITING):
+        raise WaitingForStep(f"waiting for {name} to finish before undoing it")
+    return status == Step.Status.SUCCEEDED
 
 
 def order_status_refresh(*, order_id: int) -> None:
     """Complete the order when every step succeeded; flag it when one failed for good."""
-    statuses = set(Step.objects.filter(order_id=order_id).values_list("status", flat=True))
+    statuses = set(
+        Step.objects.filter(order_id=order_id, name__in=FORWARD_NAMES).values_list(
+            "status", flat=True
+        )
+    )
     if statuses == {Step.Status.SUCCEEDED}:
         new_status = Order.Status.COMPLETED
     elif Step.Status.FAILED in statuses:
         new_status = Order.Status.NEEDS_ATTENTION
     else:
-        return
+        new_status = Order.Status.PAID
     Order.objects.filter(
         pk=order_id, status__in=[Order.Status.PAID, Order.Status.NEEDS_ATTENTION]
-    ).update(status=new_status)
+    ).exclude(status=new_status).update(status=new_status, updated_at=timezone.now())

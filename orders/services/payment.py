@@ -1,8 +1,8 @@
 from typing import Any
 
-from fulfillment.partners import payment_capture
+from fulfillment.partners import payment_capture, payment_refund
 from orders.models import Order
-from orders.services.orders import order_mark_paid
+from orders.services.orders import order_mark_paid, step_undo_needed
 
 
 def order_payment_capture(order: Order) -> dict[str, Any]:
@@ -15,3 +15,14 @@ def order_payment_capture(order: Order) -> dict[str, Any]:
     )
     order_mark_paid(order_id=order.pk, capture_id=capture_id)
     return {"capture_id": capture_id}
+
+
+def order_payment_refund(order: Order) -> dict[str, Any]:
+    """Refund a cancelled order's capture, once, after the capture step has finished."""
+    if not step_undo_needed(order=order, name="payment"):
+        return {"skipped": "nothing was captured"}
+    order.refresh_from_db(fields=["capture_id"])
+    refund_id = payment_refund(
+        order_number=order.number, capture_id=order.capture_id, amount_cents=order.total_cents
+    )
+    return {"refund_id": refund_id}

@@ -6,6 +6,8 @@ reconciliation see the truth; the broker only carries messages.
 
 import enum
 import logging
+import os
+import socket
 import traceback
 from datetime import timedelta
 
@@ -15,7 +17,7 @@ from django.utils import timezone
 
 from orders.lock_objects import step_for_update
 from orders.models import Order, Step
-from orders.pipeline import STEPS, pipeline_signature
+from orders.pipeline import PIPELINE, STEPS
 from orders.services.orders import order_payment_fail, order_status_refresh
 
 logger = logging.getLogger(__name__)
@@ -25,12 +27,13 @@ class Claim(enum.Enum):
     RUN = "run"  # this delivery does the work
     DONE = "done"  # already succeeded: nothing to do, let the steps after it go on
     STOP = "stop"  # must not run now (finished badly, cancelled, or running elsewhere)
+    POISON = "poison"  # workers keep dying on it: dead-letter it instead of running it again
 
 
-def pipeline_dispatch(*, order_id: int, start: str | None = None) -> None:
-    """Publish the pipeline (or the part from `start` on). Call after commit only."""
-    kwargs = {"start": start} if start else {}
-    pipeline_signature(order_id=order_id, **kwargs).apply_async()
+FORWARD = {spec.name for spec in PIPELINE}
+ENDED_ORDER = (Order.Status.PAYMENT_FAILED, Order.Status.CANCELLED)
+# Statuses a late outcome may overwrite; never a finished step's.
+OPEN = (Step.Status.PENDING, Step.Status.QUEUED, Step.Status.RUNNING, Step.Status.RETRYING)
 
 
 def step_mark_queued(*, order_id: int, name: str, task_id: str) -> None:
@@ -39,8 +42,45 @@ def step_mark_queued(*, order_id: int, name: str, task_id: str) -> None:
     )
 
 
+def step_defer(*, order_id: int, name: str, seconds: float, reason: str) -> bool:
+    """Put a waiting step off without counting an attempt; False if it is not waiting."""
+    return bool(
+        Step.objects.filter(
+            order_id=order_id,
+            name=name,
+            status__in=[Step.Status.PENDING, Step.Status.QUEUED, Step.Status.RETRYING],
+        ).update(
+            status=Step.Status.RETRYING,
+            last_error=f"deferred: {reason}",
+            retry_at=timezone.now() + timedelta(seconds=seconds),
+        )
+    )
+
+
+def this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _claimer_alive(step: Step) -> bool:
+    """Whether the process that marked this step running may still be running it."""
+    host, _, pid = step.claimed_by.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        if int(pid) == os.getpid():
+            return False  # this process is free again, so that run is over
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    # Another machine: only time tells; past the hard time limit the run is over.
+    deadline = step.started_at + timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    return timezone.now() < deadline
+
+
 @transaction.atomic
-def step_claim(*, order_id: int, name: str, task_id: str) -> tuple[Claim, Step | None]:
+def step_claim(*, order_id: int, name: str, task_id: str) -> tuple[Claim, Step]:
     """Decide whether this delivery of a step's message runs it, and if so mark it running."""
     step = step_for_update(order_id=order_id, name=name).get()
     order = step.order
@@ -48,9 +88,11 @@ def step_claim(*, order_id: int, name: str, task_id: str) -> tuple[Claim, Step |
         return Claim.DONE, step
     if step.status in (Step.Status.FAILED, Step.Status.CANCELLED):
         return Claim.STOP, step
-    if order.status == Order.Status.PAYMENT_FAILED:
+    if name in FORWARD and order.status in ENDED_ORDER:
+        # Started after a cancel or a failed payment: stop without any effect.
         step.status = Step.Status.CANCELLED
-        step.save(update_fields=["status"])
+        step.finished_at = timezone.now()
+        step.save(update_fields=["status", "finished_at"])
         return Claim.STOP, step
     parent = STEPS[name].after
     if (
@@ -60,25 +102,43 @@ def step_claim(*, order_id: int, name: str, task_id: str) -> tuple[Claim, Step |
         ).exists()
     ):
         return Claim.STOP, step
-    if step.status == Step.Status.RUNNING and step.task_id != task_id and _still_running(step):
-        # A duplicate message while another worker runs the step: that one finishes it.
-        return Claim.STOP, step
+    if step.status == Step.Status.RUNNING:
+        if _claimer_alive(step):
+            # A duplicate message while another process runs the step: that one finishes it.
+            return Claim.STOP, step
+        step.crashes += 1  # the process that was running it died
+        if step.crashes >= settings.STEP_MAX_CRASHES:
+            step.save(update_fields=["crashes"])
+            return Claim.POISON, step
     step.status = Step.Status.RUNNING
     step.attempts += 1
     step.task_id = task_id
+    step.claimed_by = this_process()
     step.started_at = timezone.now()
     step.retry_at = None
-    step.save(update_fields=["status", "attempts", "task_id", "started_at", "retry_at"])
+    step.save(
+        update_fields=[
+            "status",
+            "attempts",
+            "crashes",
+            "task_id",
+            "claimed_by",
+            "started_at",
+            "retry_at",
+        ]
+    )
     return Claim.RUN, step
 
 
-def _still_running(step: Step) -> bool:
-    deadline = step.started_at + timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
-    return timezone.now() < deadline
+class PoisonPill(Exception):
+    """A step whose worker process died every time it ran it."""
+
+    def __init__(self, step: Step) -> None:
+        super().__init__(f"the worker died {step.crashes} times running this step")
 
 
 def step_mark_succeeded(*, step: Step, result: dict) -> None:
-    Step.objects.filter(pk=step.pk).update(
+    Step.objects.filter(pk=step.pk, status__in=OPEN).update(
         status=Step.Status.SUCCEEDED,
         result=result,
         last_error="",
@@ -90,7 +150,7 @@ def step_mark_succeeded(*, step: Step, result: dict) -> None:
 
 
 def step_mark_retrying(*, step: Step, error: BaseException, countdown: float) -> None:
-    Step.objects.filter(pk=step.pk).update(
+    Step.objects.filter(pk=step.pk, status__in=OPEN).update(
         status=Step.Status.RETRYING,
         last_error=_describe(error),
         last_traceback=_traceback(error),
@@ -105,8 +165,8 @@ def step_mark_retrying(*, step: Step, error: BaseException, countdown: float) ->
 
 
 def step_mark_failed(*, step: Step, error: BaseException) -> None:
-    """Record a final failure; a failed payment fails the whole order."""
-    Step.objects.filter(pk=step.pk).update(
+    """Record a final failure (a dead letter); a failed payment fails the whole order."""
+    Step.objects.filter(pk=step.pk, status__in=OPEN).update(
         status=Step.Status.FAILED,
         last_error=_describe(error),
         last_traceback=_traceback(error),

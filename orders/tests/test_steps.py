@@ -3,13 +3,15 @@
 from unittest import mock
 
 import pytest
+from celery.exceptions import Retry
 from django.core import mail
 
 from fulfillment import partners
 from fulfillment.partners import PartnerUnavailable
 from fulfillment.tasks import purchase_label, render_invoice, sync_erp
-from notifications.models import OutboxEmail
-from notifications.tasks import send_order_confirmation
+from notifications.models import Alert, OutboxEmail
+from notifications.tasks import send_order_confirmation, send_payment_failed
+from orders.breaker import breaker_states
 from orders.models import Order, Step
 from orders.tasks import capture_payment, track_analytics
 from tests.factories import order_place, product_create
@@ -119,14 +121,26 @@ def test_declined_payment_fails_the_order_cancels_later_steps_and_releases_stock
         payment.last_error
         == "PartnerRejected: payment refused (402 card_declined): The card was declined."
     )
-    assert set(order.steps.exclude(name="payment").values_list("status", flat=True)) == {
-        "cancelled"
-    }
+    later = order.steps.exclude(name__in=["payment", "payment_failed_email"])
+    assert set(later.values_list("status", flat=True)) == {"cancelled"}
     assert effects(sandbox, "payment") == []
     assert effects(sandbox, "erp") == []
 
 
-def test_transient_failures_retry_up_to_the_step_policy_then_fail(sandbox):
+def test_the_customer_is_told_once_that_the_payment_failed(sandbox):
+    order = order_place((product_create(), 1), payment_token="tok_decline").order
+    capture_payment.apply(args=(order.pk,))
+
+    send_payment_failed.apply(args=(order.pk,))
+    send_payment_failed.apply(args=(order.pk,))
+
+    [message] = mail.outbox
+    assert message.subject == f"We could not take payment for order {order.number}"
+    assert order.steps.get(name="payment_failed_email").status == "succeeded"
+
+
+def test_transient_failures_retry_up_to_the_step_policy_then_fail(sandbox, settings):
+    settings.BREAKER_FAILURE_THRESHOLD = 100  # this test is about the retry policy alone
     order = order_place((product_create(), 1)).order
     sandbox.post("/control", json={"failure_rate": 1.0}).raise_for_status()
 
@@ -180,3 +194,39 @@ def test_label_waits_for_the_erp_reference(sandbox):
     label = order.steps.get(name="label")
     assert (label.status, label.attempts) == ("pending", 0)
     assert effects(sandbox, "carrier") == []
+
+
+def test_an_open_breaker_defers_the_step_without_calling_or_counting_an_attempt(sandbox, settings):
+    settings.BREAKER_COOLDOWN_S = 30
+    order = order_place((product_create(), 1)).order
+    sandbox.post("/control", json={"failure_rate": 1.0}).raise_for_status()
+    for _ in range(settings.BREAKER_FAILURE_THRESHOLD):
+        with pytest.raises(PartnerUnavailable):
+            partners.payment_capture(
+                order_number="SF-OTHER", amount_cents=1, currency="EUR", payment_token="tok_visa"
+            )
+    calls_before = sandbox.get("/ledger").json()["payment"]["calls"]
+
+    with mock.patch.object(capture_payment, "retry", side_effect=Retry("deferred")) as retry:
+        capture_payment.apply(args=(order.pk,))
+
+    step = order.steps.get(name="payment")
+    assert (step.status, step.attempts) == ("retrying", 0)
+    assert step.last_error == "deferred: payment circuit open"
+    assert 25 <= retry.call_args.kwargs["countdown"] <= 32
+    assert sandbox.get("/ledger").json()["payment"]["calls"] == calls_before
+    assert [s.state for s in breaker_states()] == ["open", "closed", "closed", "closed"]
+
+
+def test_a_breaker_opening_emails_ops_once_per_incident(sandbox, settings):
+    sandbox.post("/control", json={"failure_rate": 1.0}).raise_for_status()
+
+    for _ in range(settings.BREAKER_FAILURE_THRESHOLD * 3):
+        with pytest.raises(PartnerUnavailable):
+            partners.erp_order_push(order_number="SF-X", lines=[], total_cents=1)
+
+    [alert] = Alert.objects.all()
+    assert (alert.kind, alert.subject, alert.resolved_at) == ("breaker_open", "erp", None)
+    [message] = mail.outbox
+    assert message.to == [settings.OPS_ALERT_EMAIL]
+    assert message.subject == "[shopflow alert] partner circuit breaker open: erp"

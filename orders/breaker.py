@@ -1,0 +1,86 @@
+"""A circuit breaker per partner, its state in Redis so every worker process shares it.
+
+Closed: calls go through; failures within a window are counted. At the threshold it
+opens: for the cool-down, steps for that partner are deferred instead of calling.
+After the cool-down calls go through again (half-open): a success closes it, the
+first failure opens it again.
+"""
+
+import os
+from dataclasses import dataclass
+
+import redis
+from django.conf import settings
+
+_clients: dict[tuple[int, str], redis.Redis] = {}
+PREFIX = "shopflow:breaker"
+PARTNERS = ("payment", "erp", "carrier", "analytics")
+
+
+def _redis() -> redis.Redis:
+    """This process's Redis client (a fresh pool after fork)."""
+    key = (os.getpid(), settings.SHOPFLOW_REDIS_URL)
+    if key not in _clients:
+        _clients[key] = redis.Redis.from_url(key[1], socket_timeout=2, socket_connect_timeout=2)
+    return _clients[key]
+
+
+def _keys(partner: str) -> tuple[str, str]:
+    return f"{PREFIX}:{partner}:failures", f"{PREFIX}:{partner}:open_until"
+
+
+def breaker_wait(partner: str) -> float:
+    """Seconds until calls to the partner are allowed again; 0 when they are now."""
+    _, open_key = _keys(partner)
+    remaining_ms = _redis().pttl(open_key)  # negative when the key is absent
+    return max(0.0, remaining_ms / 1000)
+
+
+def breaker_record(partner: str, *, ok: bool) -> bool:
+    """Count a call's outcome; return True when this failure opened the breaker."""
+    failures_key, open_key = _keys(partner)
+    client = _redis()
+    if ok:
+        client.delete(failures_key)
+        return False
+    with client.pipeline() as pipe:
+        pipe.incr(failures_key)
+        pipe.expire(failures_key, settings.BREAKER_WINDOW_S)
+        failures, _ = pipe.execute()
+    if failures < settings.BREAKER_FAILURE_THRESHOLD:
+        return False
+    # One below the threshold: in half-open state a single failure opens it again.
+    client.set(failures_key, settings.BREAKER_FAILURE_THRESHOLD - 1, ex=settings.BREAKER_WINDOW_S)
+    # The key lives exactly as long as the breaker is open. NX: when many workers
+    # fail together, one of them opens it (and raises the alert).
+    cooldown_ms = int(settings.BREAKER_COOLDOWN_S * 1000)
+    return bool(client.set(open_key, 1, px=cooldown_ms, nx=True))
+
+
+@dataclass(frozen=True)
+class BreakerState:
+    partner: str
+    state: str  # closed, open
+    failures: int
+    wait_s: float
+
+
+def breaker_states(partners: tuple[str, ...] = PARTNERS) -> list[BreakerState]:
+    client = _redis()
+    states = []
+    for partner in partners:
+        failures_key, _ = _keys(partner)
+        wait = breaker_wait(partner)
+        states.append(
+            BreakerState(
+                partner=partner,
+                state="open" if wait else "closed",
+                failures=int(client.get(failures_key) or 0),
+                wait_s=round(wait, 1),
+            )
+        )
+    return states
+
+
+def breaker_reset(partner: str) -> None:
+    _redis().delete(*_keys(partner))
