@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from notifications.models import OutboxEmail
+from notifications.models import Alert, OutboxEmail
 
 
 @admin.register(OutboxEmail)
@@ -18,3 +18,13 @@ class OutboxEmailAdmin(admin.ModelAdmin):
         "sent_at",
         "created_at",
     )
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = ("kind", "subject", "message", "opened_at", "resolved_at")
+    list_filter = ("kind", "resolved_at")
+    readonly_fields = ("kind", "subject", "message", "opened_at", "resolved_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -1,5 +1,6 @@
 from celery import shared_task
 
+from notifications.alerts import alerts_check
 from notifications.services import (
     order_cancelled_send,
     order_confirmation_send,
@@ -30,3 +31,9 @@ def send_order_cancelled(self, order_id: int) -> None:
 def send_payment_failed(self, order_id: int) -> None:
     """Idempotent: the outbox row is unique per (order, kind); a sent email is not resent."""
     step_run(task=self, order_id=order_id, name="payment_failed_email", work=payment_failed_send)
+
+
+@shared_task(name="notifications.check_alerts", soft_time_limit=60, time_limit=90)
+def check_alerts() -> int:
+    """Idempotent: an open incident is mailed once; a second check finds it open."""
+    return len(alerts_check())

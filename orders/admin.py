@@ -1,14 +1,19 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
-from orders.models import IdempotencyKey, Order, OrderLine, Step
+from orders.breaker import breaker_states
+from orders.models import DeadLetter, IdempotencyKey, Order, OrderLine, Step
+from orders.pipeline import STEPS
+from orders.services.dead_letters import dead_letters_retry
+from orders.services.orders import OrderNotCancellable, order_cancel
 
 STEP_FIELDS = (
     "name",
     "queue",
     "status",
     "attempts",
+    "crashes",
     "last_error",
     "queued_at",
     "started_at",
@@ -66,6 +71,21 @@ class OrderAdmin(admin.ModelAdmin):
     )
     exclude = ("token", "payment_token")
     inlines = (OrderLineInline, StepInline)
+    actions = ("cancel_orders",)
+
+    @admin.action(description="Cancel selected orders (and compensate what was done)")
+    def cancel_orders(self, request, queryset) -> None:
+        cancelled, refused = 0, []
+        for order in queryset:
+            try:
+                cancelled += order_cancel(order_id=order.pk, reason=f"cancelled by {request.user}")[
+                    1
+                ]
+            except OrderNotCancellable as exc:
+                refused.append(f"{order.number}: {exc}")
+        self.message_user(request, f"Cancelled {cancelled} orders.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, "Not cancelled: " + "; ".join(refused), messages.WARNING)
 
     def has_add_permission(self, request) -> bool:
         return False  # orders come from checkout, with their steps
@@ -98,6 +118,50 @@ class StepAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(admin.ModelAdmin):
+    """Steps that failed for good, with what they were doing and why; Retry sends them again."""
+
+    list_display = (
+        "order_link",
+        "name",
+        "queue",
+        "attempts",
+        "crashes",
+        "last_error",
+        "finished_at",
+    )
+    list_filter = ("name", "queue", "finished_at")
+    search_fields = ("order__number", "last_error")
+    readonly_fields = (*STEP_FIELDS, "order", "arguments", "result", "last_traceback")
+    list_select_related = ("order",)
+    actions = ("retry",)
+    change_list_template = "admin/orders/deadletter/change_list.html"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description="order", ordering="order__number")
+    def order_link(self, step: Step):
+        url = reverse("admin:orders_order_change", args=[step.order_id])
+        return format_html('<a href="{}">{}</a>', url, step.order.number)
+
+    @admin.display(description="task and arguments")
+    def arguments(self, step: Step) -> str:
+        return f"{STEPS[step.name].task}(order_id={step.order_id})"
+
+    @admin.action(description="Retry selected dead letters")
+    def retry(self, request, queryset) -> None:
+        report = dead_letters_retry(step_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"Retried {len(report.retried)} dead letters.", messages.SUCCESS)
+        for number, name, why in report.skipped:
+            self.message_user(request, f"Skipped {number} {name}: {why}", messages.WARNING)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "breakers": breaker_states()}
+        return super().changelist_view(request, extra_context=extra_context)
 
 
 @admin.register(IdempotencyKey)

@@ -3,6 +3,7 @@ from celery import shared_task
 from orders.runner import STEP_TASK, step_run
 from orders.services.analytics import order_analytics_track
 from orders.services.payment import order_payment_capture, order_payment_refund
+from orders.services.reconcile import steps_reconcile
 
 
 # The gateway may take seconds under load; 30 s soft limit leaves room for a
@@ -23,3 +24,10 @@ def track_analytics(self, order_id: int) -> None:
 def refund_payment(self, order_id: int) -> None:
     """Idempotent: outcome recorded on the step; the gateway dedupes by order:refund key."""
     step_run(task=self, order_id=order_id, name="refund", work=order_payment_refund)
+
+
+# Bounded by RECONCILE_BATCH per run; the next tick picks up the rest.
+@shared_task(name="orders.reconcile_steps", soft_time_limit=120, time_limit=180)
+def reconcile_steps() -> int:
+    """Idempotent: re-dispatching a step that was not lost is a no-op for the step."""
+    return len(steps_reconcile().redispatched)

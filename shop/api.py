@@ -9,6 +9,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from orders.selectors import order_get_by_token, order_status_payload
+from orders.services.orders import OrderNotCancellable, order_cancel
 from shop.selectors import product_list
 from shop.services import CheckoutError, checkout_parse, checkout_place
 
@@ -29,10 +30,7 @@ def checkout(request: HttpRequest) -> JsonResponse:
             raise CheckoutError(
                 {"Idempotency-Key": ["Must be 1 to 255 printable ASCII characters without spaces."]}
             )
-        try:
-            data = json.loads(request.body or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise CheckoutError({"body": [f"Invalid JSON: {exc}"]}) from exc
+        data = _json_body(request, empty=None)
         result = checkout_place(request=checkout_parse(data), idempotency_key=key)
     except CheckoutError as error:
         return errors_response(error)
@@ -51,12 +49,46 @@ def checkout(request: HttpRequest) -> JsonResponse:
     return response
 
 
+NO_SUCH_ORDER = {"errors": {"token": ["No order with this token."]}}
+
+
+def _json_body(request: HttpRequest, *, empty: object) -> object:
+    if not request.body:
+        return empty
+    try:
+        return json.loads(request.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CheckoutError({"body": [f"Invalid JSON: {exc}"]}) from exc
+
+
 @require_GET
 def order_detail(request: HttpRequest, token: str) -> JsonResponse:
     order = order_get_by_token(token=token)
     if order is None:
-        return JsonResponse({"errors": {"token": ["No order with this token."]}}, status=404)
+        return JsonResponse(NO_SUCH_ORDER, status=404)
     return JsonResponse(order_status_payload(order=order))
+
+
+@csrf_exempt  # see checkout
+@require_POST
+def order_cancel_view(request: HttpRequest, token: str) -> JsonResponse:
+    """Cancel the order; steps not yet run stop, steps done are compensated. Repeatable."""
+    order = order_get_by_token(token=token)
+    if order is None:
+        return JsonResponse(NO_SUCH_ORDER, status=404)
+    try:
+        data = _json_body(request, empty={})
+        if not isinstance(data, dict):
+            raise CheckoutError({"body": ["Expected a JSON object."]})
+        reason = data.get("reason", "")
+        if not isinstance(reason, str) or len(reason) > 500:
+            raise CheckoutError({"reason": ["Must be a string of at most 500 characters."]})
+        order_cancel(order_id=order.pk, reason=reason)
+    except CheckoutError as error:
+        return errors_response(error)
+    except OrderNotCancellable as exc:
+        return JsonResponse({"errors": {"status": [str(exc)]}}, status=409)
+    return JsonResponse(order_status_payload(order=order_get_by_token(token=token)))
 
 
 @require_GET

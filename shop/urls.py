@@ -11,5 +11,6 @@ urlpatterns = [
     path("orders/<str:token>/invoice.pdf", views.invoice, name="order-invoice"),
     path("api/v1/checkout", api.checkout, name="api-checkout"),
     path("api/v1/orders/<str:token>", api.order_detail, name="api-order"),
+    path("api/v1/orders/<str:token>/cancel", api.order_cancel_view, name="api-order-cancel"),
     path("api/v1/products", api.products, name="api-products"),
 ]

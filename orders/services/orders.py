@@ -75,12 +75,14 @@ def steps_create(*, order: Order, specs: tuple[StepSpec, ...]) -> None:
 
 @transaction.atomic
 def order_mark_paid(*, order_id: int, capture_id: str) -> None:
-    order_for_update(order_id=order_id).filter(status=Order.Status.PLACED).update(
-        status=Order.Status.PAID,
-        capture_id=capture_id,
-        stock_state=Order.StockState.COMMITTED,
-        updated_at=timezone.now(),
-    )
+    """Record the capture; the order becomes paid unless it was cancelled meanwhile
+    (then the capture is kept so the refund can undo it)."""
+    order = order_for_update(order_id=order_id).get()
+    order.capture_id = capture_id
+    if order.status == Order.Status.PLACED:
+        order.status = Order.Status.PAID
+        order.stock_state = Order.StockState.COMMITTED
+    order.save(update_fields=["capture_id", "status", "stock_state", "updated_at"])
 
 
 def _stock_release(order: Order) -> None:
@@ -96,12 +98,16 @@ def _stock_release(order: Order) -> None:
 def _order_end(order: Order, *, status: str, reason: str, followups: tuple[StepSpec, ...]) -> None:
     """End an order: stop its waiting steps, release its stock, add and dispatch follow-ups.
 
-    A step already running is left to finish; a step that starts later sees the
-    order's status and stops; a follow-up that undoes a step waits for it.
+    A step that started is left to finish; a step that starts later sees the order's
+    status and stops; a follow-up that undoes a step waits for it to finish.
     """
     order.status = status
     order.save(update_fields=["status", "updated_at"])
-    steps_for_update(order_id=order.pk).filter(name__in=FORWARD_NAMES, status__in=WAITING).update(
+    # Only steps that never started: one that started (running, or retrying after a
+    # timeout) may already have had its effect, so it finishes and is compensated.
+    steps_for_update(order_id=order.pk).filter(
+        name__in=FORWARD_NAMES, status__in=WAITING, attempts=0
+    ).update(
         status=Step.Status.CANCELLED, last_error=f"cancelled: {reason}", finished_at=timezone.now()
     )
     _stock_release(order)

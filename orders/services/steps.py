@@ -88,8 +88,10 @@ def step_claim(*, order_id: int, name: str, task_id: str) -> tuple[Claim, Step]:
         return Claim.DONE, step
     if step.status in (Step.Status.FAILED, Step.Status.CANCELLED):
         return Claim.STOP, step
-    if name in FORWARD and order.status in ENDED_ORDER:
-        # Started after a cancel or a failed payment: stop without any effect.
+    if name in FORWARD and order.status in ENDED_ORDER and step.attempts == 0:
+        # Never started before the cancel (or the failed payment): stop without any effect.
+        # A step that had started may have had its effect; it runs to the end and its
+        # compensation undoes it.
         step.status = Step.Status.CANCELLED
         step.finished_at = timezone.now()
         step.save(update_fields=["status", "finished_at"])

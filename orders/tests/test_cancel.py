@@ -1,0 +1,183 @@
+"""Cancelling mid-pipeline: steps not started stop, steps done are compensated, once."""
+
+import json
+from unittest import mock
+
+import pytest
+from celery.exceptions import Retry
+from django.core import mail
+
+from fulfillment.services import erp_order_sync, invoice_render, label_purchase
+from fulfillment.tasks import cancel_erp, purchase_label, render_invoice, sync_erp, void_label
+from notifications.services import order_confirmation_send
+from notifications.tasks import send_order_cancelled, send_order_confirmation
+from orders.models import Order, Step
+from orders.pipeline import PIPELINE
+from orders.services.analytics import order_analytics_track
+from orders.services.orders import order_cancel
+from orders.services.payment import order_payment_capture
+from orders.services.steps import step_claim, step_mark_succeeded
+from orders.tasks import capture_payment, refund_payment, track_analytics
+from tests.factories import order_place, product_create
+
+pytestmark = pytest.mark.django_db
+
+FORWARD_TASKS = {
+    "payment": capture_payment,
+    "confirmation_email": send_order_confirmation,
+    "erp_sync": sync_erp,
+    "invoice": render_invoice,
+    "label": purchase_label,
+    "analytics": track_analytics,
+}
+WORK = {
+    "payment": order_payment_capture,
+    "confirmation_email": order_confirmation_send,
+    "erp_sync": erp_order_sync,
+    "invoice": invoice_render,
+    "label": label_purchase,
+    "analytics": order_analytics_track,
+}
+COMPENSATION_TASKS = (refund_payment, cancel_erp, void_label, send_order_cancelled)
+# The partner effect each forward step has, and the effect that undoes it.
+UNDO = {"capture": "refund", "order_sync": "order_cancel", "label": "label_void"}
+
+
+def effect_kinds(sandbox, order: Order) -> list[str]:
+    ledger = sandbox.get("/ledger").json()
+    return sorted(
+        e["kind"]
+        for partner in ("payment", "erp", "carrier")
+        for e in ledger[partner]["effects"]
+        if e["order"] == order.number
+    )
+
+
+@pytest.mark.parametrize("running", [spec.name for spec in PIPELINE])
+def test_cancel_while_a_step_runs_compensates_exactly_what_was_done_once(sandbox, running):
+    product = product_create(stock=5)
+    order = order_place((product, 2)).order
+    order_index = [spec.name for spec in PIPELINE].index(running)
+    for spec in PIPELINE[:order_index]:
+        FORWARD_TASKS[spec.name].apply(args=(order.pk,))
+    _, step = step_claim(order_id=order.pk, name=running, task_id="the-running-delivery")
+
+    order_cancel(order_id=order.pk, reason="customer changed their mind")
+    # The delivery that was running finishes after the cancel.
+    step_mark_succeeded(step=step, result=WORK[running](step.order))
+    for task in (*FORWARD_TASKS.values(), *COMPENSATION_TASKS, *COMPENSATION_TASKS):
+        task.apply(args=(order.pk,))
+
+    done = effect_kinds(sandbox, order)
+    forward = [kind for kind in done if kind in UNDO]
+    assert sorted(done) == sorted(forward + [UNDO[kind] for kind in forward])
+    assert len(done) == len(set(done))  # each effect and each undo once
+    statuses = dict(order.steps.values_list("name", "status"))
+    started = {spec.name for spec in PIPELINE[: order_index + 1]}
+    assert {n: s for n, s in statuses.items() if n in FORWARD_TASKS} == {
+        name: "succeeded" if name in started else "cancelled" for name in FORWARD_TASKS
+    }
+    assert [statuses[n] for n in ("refund", "erp_cancel", "label_void", "cancellation_email")] == [
+        "succeeded"
+    ] * 4
+    order.refresh_from_db()
+    product.refresh_from_db()
+    assert (order.status, order.stock_state, product.stock) == ("cancelled", "released", 5)
+    subjects = [m.subject for m in mail.outbox]
+    assert subjects.count(f"Your order {order.number} is cancelled") == 1
+
+
+def test_a_compensation_waits_while_the_step_it_undoes_is_running(sandbox):
+    order = order_place((product_create(), 1)).order
+    step_claim(order_id=order.pk, name="payment", task_id="still-running")
+    order_cancel(order_id=order.pk)
+
+    with mock.patch.object(refund_payment, "retry", side_effect=Retry("later")) as retry:
+        refund_payment.apply(args=(order.pk,))
+
+    refund = order.steps.get(name="refund")
+    assert (refund.status, refund.attempts) == ("retrying", 1)
+    assert refund.last_error == "WaitingForStep: waiting for payment to finish before undoing it"
+    assert retry.call_args.kwargs["countdown"] == pytest.approx(2 * 0.001, rel=0.2)  # scaled
+    assert sandbox.get("/ledger").json()["payment"]["effects"] == []
+
+
+def test_a_step_that_starts_after_the_cancel_stops_without_effect(sandbox):
+    order = order_place((product_create(), 1)).order
+    capture_payment.apply(args=(order.pk,))
+    order_cancel(order_id=order.pk)
+
+    sync_erp.apply(args=(order.pk,))
+
+    erp = order.steps.get(name="erp_sync")
+    assert (erp.status, erp.attempts) == ("cancelled", 0)
+    assert sandbox.get("/ledger").json()["erp"]["effects"] == []
+
+
+def test_cancel_api_cancels_once_and_answers_the_same_again(client, sandbox):
+    order = order_place((product_create(stock=3), 1)).order
+    url = f"/api/v1/orders/{order.token}/cancel"
+
+    first = client.post(
+        url, data=json.dumps({"reason": "ordered twice"}), content_type="application/json"
+    )
+    second = client.post(url, content_type="application/json")
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert first.json()["status"] == second.json()["status"] == "cancelled"
+    assert [s["name"] for s in second.json()["steps"]][-4:] == [
+        "refund",
+        "erp_cancel",
+        "label_void",
+        "cancellation_email",
+    ]
+    order.refresh_from_db()
+    assert order.cancel_reason == "ordered twice"
+    assert Step.objects.filter(order=order).count() == 10
+
+
+def test_cancel_api_refuses_an_order_whose_payment_failed(client, sandbox):
+    order = order_place((product_create(), 1), payment_token="tok_decline").order
+    capture_payment.apply(args=(order.pk,))
+
+    response = client.post(f"/api/v1/orders/{order.token}/cancel", content_type="application/json")
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "errors": {"status": ["An order whose payment failed cannot be cancelled."]}
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "errors"),
+    [
+        ("{", None),
+        ("[]", {"body": ["Expected a JSON object."]}),
+        ('{"reason": 5}', {"reason": ["Must be a string of at most 500 characters."]}),
+        (
+            json.dumps({"reason": "x" * 501}),
+            {"reason": ["Must be a string of at most 500 characters."]},
+        ),
+    ],
+)
+def test_cancel_api_refuses_bad_bodies_with_400(client, sandbox, body, errors):
+    order = order_place((product_create(), 1)).order
+
+    response = client.post(
+        f"/api/v1/orders/{order.token}/cancel", data=body, content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    if errors:
+        assert response.json() == {"errors": errors}
+    else:
+        assert list(response.json()["errors"]) == ["body"]
+    order.refresh_from_db()
+    assert order.status == "placed"
+
+
+def test_cancel_api_answers_404_for_an_unknown_token(client):
+    response = client.post("/api/v1/orders/nope/cancel", content_type="application/json")
+
+    assert response.status_code == 404
+    assert response.json() == {"errors": {"token": ["No order with this token."]}}
