@@ -1,6 +1,7 @@
 from dataclasses import dataclass
 from typing import Any
 
+from amqp.exceptions import ChannelError
 from django.db.models import Min, Prefetch
 from django.utils import timezone
 
@@ -78,10 +79,7 @@ def queue_stats() -> list[QueueStats]:
         .values_list("queue", "oldest")
     )
     with celery_app.connection_for_read() as connection:
-        channel = connection.default_channel
-        depths = {
-            name: channel.queue_declare(name, passive=True).message_count for name in QUEUE_NAMES
-        }
+        depths = {name: _queue_depth(connection, name) for name in QUEUE_NAMES}
     return [
         QueueStats(
             name=name,
@@ -90,3 +88,14 @@ def queue_stats() -> list[QueueStats]:
         )
         for name in QUEUE_NAMES
     ]
+
+
+def _queue_depth(connection, name: str) -> int:
+    # A channel per queue: on AMQP a failed passive declare closes its channel.
+    channel = connection.channel()
+    try:
+        return channel.queue_declare(name, passive=True).message_count
+    except ChannelError:
+        return 0  # never declared: no worker has consumed it and nothing was sent to it
+    finally:
+        channel.close()

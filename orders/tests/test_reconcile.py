@@ -1,0 +1,110 @@
+"""Reconciliation finds steps whose message was lost and dispatches them again."""
+
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.utils import timezone
+
+from orders.models import Step
+from orders.services.reconcile import steps_reconcile
+from orders.tasks import capture_payment
+from tests.factories import order_place, product_create
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def published():
+    """What the reconciliation publishes, as (order id, step names) per dispatch."""
+    with mock.patch("orders.services.dispatch._steps_publish") as publish:
+        yield publish
+
+
+def later(seconds: float):
+    return timezone.now() + timedelta(seconds=seconds)
+
+
+def test_a_payment_step_whose_dispatch_was_lost_is_dispatched_again(
+    published, django_capture_on_commit_callbacks
+):
+    order = order_place((product_create(), 1)).order  # no commit here: nothing was published
+
+    with django_capture_on_commit_callbacks(execute=True):
+        report = steps_reconcile(now=later(61))
+
+    assert report.redispatched == [(order.number, "payment", "pending")]
+    published.assert_called_once_with(order.pk, ("payment",))
+    assert order.steps.get(name="payment").status == "queued"
+
+
+def test_a_fresh_pending_step_is_left_alone(published):
+    order_place((product_create(), 1))
+
+    report = steps_reconcile(now=later(30))
+
+    assert report.redispatched == []
+
+
+def test_a_step_pending_behind_a_finished_parent_is_dispatched_but_not_one_behind_a_running_one(
+    sandbox, published
+):
+    order = order_place((product_create(), 1)).order
+    capture_payment.apply(args=(order.pk,))
+    Step.objects.filter(order=order, name="erp_sync").update(
+        status=Step.Status.RUNNING, started_at=timezone.now()
+    )
+
+    report = steps_reconcile(now=later(61))
+
+    assert sorted(name for _, name, _ in report.redispatched) == [
+        "analytics",
+        "confirmation_email",
+        "invoice",
+    ]
+    assert order.steps.get(name="label").status == "pending"
+
+
+def test_a_step_running_past_every_time_limit_is_counted_as_a_crash_and_dispatched_again(published):
+    order = order_place((product_create(), 1)).order
+    Step.objects.filter(order=order, name="payment").update(
+        status=Step.Status.RUNNING, started_at=timezone.now(), attempts=1
+    )
+
+    first = steps_reconcile(now=later(181))
+    second = steps_reconcile(now=later(182))
+
+    assert first.redispatched == [(order.number, "payment", "running")]
+    assert second.redispatched == []  # queued again just now: not lost yet
+    step = order.steps.get(name="payment")
+    assert (step.status, step.crashes) == ("queued", 1)
+
+
+def test_a_step_whose_worker_keeps_dying_becomes_a_dead_letter(published, settings):
+    order = order_place((product_create(stock=5), 2)).order
+    Step.objects.filter(order=order, name="payment").update(
+        status=Step.Status.RUNNING,
+        started_at=timezone.now(),
+        attempts=3,
+        crashes=settings.STEP_MAX_CRASHES - 1,
+    )
+
+    report = steps_reconcile(now=later(181))
+
+    assert report.poisoned == [(order.number, "payment")]
+    step = order.steps.get(name="payment")
+    assert (step.status, step.crashes) == ("failed", settings.STEP_MAX_CRASHES)
+    assert step.last_error == "PoisonPill: the worker died 3 times running this step"
+    order.refresh_from_db()
+    assert order.status == "payment_failed"
+
+
+def test_a_retry_whose_message_was_lost_is_dispatched_again(published):
+    order = order_place((product_create(), 1)).order
+    Step.objects.filter(order=order, name="payment").update(
+        status=Step.Status.RETRYING, retry_at=timezone.now(), attempts=1
+    )
+
+    report = steps_reconcile(now=later(121))
+
+    assert report.redispatched == [(order.number, "payment", "retrying")]
