@@ -1,4 +1,3 @@
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -10,11 +9,8 @@ from django.utils import timezone
 
 from notifications.models import OutboxEmail
 from orders.errors import TransientError
+from orders.liveness import claimer_alive, this_process
 from orders.models import Order
-
-# A claim older than this belongs to a sender that died before it could record
-# the result; the email may be sent again (at-least-once, rarely).
-STALE_CLAIM = timedelta(minutes=5)
 
 SUBJECTS = {
     OutboxEmail.Kind.ORDER_CONFIRMATION: "Your order {number} is confirmed",
@@ -40,14 +36,17 @@ def outbox_email_get_or_create(*, order: Order, kind: str) -> OutboxEmail:
 
 
 def outbox_email_claim(*, email: OutboxEmail) -> bool:
-    """Take the right to send this email; only one run holds it at a time."""
+    """Take the right to send this email; only one live sender holds it at a time."""
     now = timezone.now()
-    claimable = Q(status=OutboxEmail.Status.PENDING) | Q(
-        status=OutboxEmail.Status.SENDING, claimed_at__lt=now - STALE_CLAIM
-    )
+    claimable = Q(status=OutboxEmail.Status.PENDING)
+    if email.status == OutboxEmail.Status.SENDING and not claimer_alive(
+        email.claimed_by, claimed_at=email.claimed_at
+    ):
+        # The sender died after claiming; it may or may not have sent (at-least-once).
+        claimable |= Q(status=OutboxEmail.Status.SENDING, claimed_by=email.claimed_by)
     return bool(
         OutboxEmail.objects.filter(claimable, pk=email.pk).update(
-            status=OutboxEmail.Status.SENDING, claimed_at=now
+            status=OutboxEmail.Status.SENDING, claimed_at=now, claimed_by=this_process()
         )
     )
 

@@ -6,12 +6,14 @@ After the cool-down calls go through again (half-open): a success closes it, the
 first failure opens it again.
 """
 
+import logging
 import os
 from dataclasses import dataclass
 
 import redis
 from django.conf import settings
 
+logger = logging.getLogger(__name__)
 _clients: dict[tuple[int, str], redis.Redis] = {}
 PREFIX = "shopflow:breaker"
 PARTNERS = ("payment", "erp", "carrier", "analytics")
@@ -32,12 +34,25 @@ def _keys(partner: str) -> tuple[str, str]:
 def breaker_wait(partner: str) -> float:
     """Seconds until calls to the partner are allowed again; 0 when they are now."""
     _, open_key = _keys(partner)
-    remaining_ms = _redis().pttl(open_key)  # negative when the key is absent
+    try:
+        remaining_ms = _redis().pttl(open_key)  # negative when the key is absent
+    except redis.RedisError:
+        # The breaker is advice: without its state, call the partner (fail open).
+        logger.warning("breaker state unreadable for %s; calling it", partner)
+        return 0.0
     return max(0.0, remaining_ms / 1000)
 
 
 def breaker_record(partner: str, *, ok: bool) -> bool:
     """Count a call's outcome; return True when this failure opened the breaker."""
+    try:
+        return _breaker_count(partner, ok=ok)
+    except redis.RedisError:
+        logger.warning("breaker state unwritable for %s; outcome not counted", partner)
+        return False
+
+
+def _breaker_count(partner: str, *, ok: bool) -> bool:
     failures_key, open_key = _keys(partner)
     client = _redis()
     if ok:

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Case, CharField, OuterRef, Q, Subquery, Value, When
 from django.utils import timezone
 
+from orders.liveness import claimer_alive
 from orders.lock_objects import step_by_pk_for_update
 from orders.models import Step
 from orders.pipeline import ALL_STEPS
@@ -103,7 +104,9 @@ def _step_reconcile(
         return None  # it moved since we looked: not lost
     was = step.status
     if was == Step.Status.RUNNING:
-        step.crashes += 1  # nothing runs a step for this long: its worker died
+        if claimer_alive(step.claimed_by, claimed_at=step.started_at, now=now):
+            return None  # slow, not lost
+        step.crashes += 1  # its worker died
         if step.crashes >= settings.STEP_MAX_CRASHES:
             step.save(update_fields=["crashes"])
             report.poisoned.append((step.order.number, step.name))

@@ -6,8 +6,6 @@ reconciliation see the truth; the broker only carries messages.
 
 import enum
 import logging
-import os
-import socket
 import traceback
 from datetime import timedelta
 
@@ -15,6 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from orders.liveness import claimer_alive, this_process
 from orders.lock_objects import step_for_update
 from orders.models import Order, Step
 from orders.pipeline import PIPELINE, STEPS
@@ -57,28 +56,6 @@ def step_defer(*, order_id: int, name: str, seconds: float, reason: str) -> bool
     )
 
 
-def this_process() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _claimer_alive(step: Step) -> bool:
-    """Whether the process that marked this step running may still be running it."""
-    host, _, pid = step.claimed_by.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        if int(pid) == os.getpid():
-            return False  # this process is free again, so that run is over
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    # Another machine: only time tells; past the hard time limit the run is over.
-    deadline = step.started_at + timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
-    return timezone.now() < deadline
-
-
 @transaction.atomic
 def step_claim(*, order_id: int, name: str, task_id: str) -> tuple[Claim, Step]:
     """Decide whether this delivery of a step's message runs it, and if so mark it running."""
@@ -105,7 +82,7 @@ def step_claim(*, order_id: int, name: str, task_id: str) -> tuple[Claim, Step]:
     ):
         return Claim.STOP, step
     if step.status == Step.Status.RUNNING:
-        if _claimer_alive(step):
+        if claimer_alive(step.claimed_by, claimed_at=step.started_at):
             # A duplicate message while another process runs the step: that one finishes it.
             return Claim.STOP, step
         step.crashes += 1  # the process that was running it died
