@@ -1,7 +1,6 @@
 """The whole pipeline for real: API checkout, a real worker on real Redis, the sandbox."""
 
 import json
-import time
 from collections import Counter
 from email import message_from_bytes
 
@@ -10,22 +9,9 @@ import pytest
 from notifications.models import OutboxEmail
 from orders.models import Order, Step
 from tests.factories import checkout_body, product_create
+from tests.workers import orders_wait_settled
 
 pytestmark = pytest.mark.system
-
-
-def wait_until_settled(numbers: list[str], *, timeout: float) -> None:
-    """Wait until every order reached its end and none of its steps is still open."""
-    deadline = time.monotonic() + timeout
-    ended = (Order.Status.COMPLETED, Order.Status.PAYMENT_FAILED, Order.Status.CANCELLED)
-    orders = Order.objects.filter(number__in=numbers)
-    open_steps = Step.objects.filter(order__number__in=numbers).exclude(status__in=Step.FINISHED)
-    while time.monotonic() < deadline:
-        if orders.filter(status__in=ended).count() == len(numbers) and not open_steps.exists():
-            return
-        time.sleep(0.2)
-    rows = list(open_steps.values_list("order__number", "name", "status", "last_error"))
-    raise AssertionError(f"not settled in {timeout}s: {rows}")
 
 
 def place(client, *items, **overrides) -> str:
@@ -43,7 +29,7 @@ def test_orders_placed_through_the_api_complete_every_step_once(client, worker, 
     tee = product_create(stock=100, price_cents=2900)
 
     numbers = [place(client, (mug.sku, 1 + n % 2), (tee.sku, 1)) for n in range(20)]
-    wait_until_settled(numbers, timeout=90)
+    orders_wait_settled(numbers, timeout=90)
 
     assert set(Order.objects.values_list("status", flat=True)) == {"completed"}
     assert Step.objects.exclude(status="succeeded").count() == 0
@@ -71,7 +57,7 @@ def test_a_declined_payment_stops_the_pipeline_and_returns_the_stock(client, wor
     product = product_create(stock=10)
 
     number = place(client, (product.sku, 4), payment_token="tok_decline")
-    wait_until_settled([number], timeout=30)
+    orders_wait_settled([number], timeout=30)
 
     order = Order.objects.get(number=number)
     assert order.status == "payment_failed"
@@ -99,7 +85,7 @@ def test_steps_record_queued_running_and_finished_times_in_order(client, worker,
     product = product_create(stock=10)
 
     number = place(client, (product.sku, 1))
-    wait_until_settled([number], timeout=30)
+    orders_wait_settled([number], timeout=30)
 
     for step in Step.objects.filter(order__number=number):
         assert step.queued_at <= step.started_at <= step.finished_at, step.name

@@ -8,10 +8,11 @@ import time
 import uuid
 from pathlib import Path
 
+import psutil
 from django.db import connection
 
-from config.celery import app
 from config.queues import QUEUE_NAMES
+from orders.models import Order, Step
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,61 +26,65 @@ def session_database_url() -> str:
 
 
 class WorkerProcess:
-    """One `celery worker` process consuming the given queues."""
+    """One `celery worker` process (and its pool) consuming the given queues."""
 
     def __init__(
         self,
         *,
         env: dict[str, str],
+        log_path: Path,
         queues: tuple[str, ...] = QUEUE_NAMES,
         concurrency: int = 4,
-        log_path: Path,
+        include: tuple[str, ...] = (),
     ) -> None:
         self.name = f"test-{uuid.uuid4().hex[:8]}@localhost"
         self.env = env
         self.queues = queues
         self.concurrency = concurrency
+        self.include = include
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
     def start(self, *, timeout: float = 30) -> "WorkerProcess":
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-Q",
-                ",".join(self.queues),
-                "-n",
-                self.name,
-                "--concurrency",
-                str(self.concurrency),
-                "--pool",
-                "prefork",
-                "--without-gossip",
-                "--without-mingle",
-                "-l",
-                "info",
-            ],
-            cwd=ROOT,
-            env={**os.environ, **self.env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        command = [
+            sys.executable, "-m", "celery", "-A", "config", "worker",
+            "-Q", ",".join(self.queues), "-n", self.name,
+            "--concurrency", str(self.concurrency), "--pool", "prefork",
+            "--without-gossip", "--without-mingle", "-l", "info",
+        ]  # fmt: skip
+        if self.include:
+            command += ["--include", ",".join(self.include)]
+        with open(self.log_path, "ab") as log:
+            # Its own session, so a test can kill the worker with its whole pool.
+            self.process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
                     f"worker exited with {self.process.returncode}; see {self.log_path}"
                 )
-            if app.control.ping(destination=[self.name], timeout=0.5):
+            if f"{self.name} ready." in self.log():
                 return self
+            time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"worker did not answer a ping within {timeout}s; see {self.log_path}")
+        raise RuntimeError(f"worker not ready within {timeout}s; see {self.log_path}")
+
+    def pool_pids(self) -> list[int]:
+        return [child.pid for child in psutil.Process(self.process.pid).children()]
+
+    def kill(self) -> list[int]:
+        """SIGKILL the worker and its pool at once; return the pids that died."""
+        pids = [self.process.pid, *self.pool_pids()]
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        return pids
 
     def stop(self, *, timeout: float = 20) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -88,8 +93,35 @@ class WorkerProcess:
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def orders_wait_settled(numbers: list[str], *, timeout: float) -> None:
+    """Wait until every order reached its end and no step of it can still move.
+
+    Pending steps of an order that needs attention wait on a failed step: they
+    move only when a person retries it.
+    """
+    deadline = time.monotonic() + timeout
+    ended = (
+        Order.Status.COMPLETED,
+        Order.Status.PAYMENT_FAILED,
+        Order.Status.CANCELLED,
+        Order.Status.NEEDS_ATTENTION,
+    )
+    orders = Order.objects.filter(number__in=numbers)
+    moving = (
+        Step.objects.filter(order__number__in=numbers)
+        .exclude(status__in=Step.FINISHED)
+        .exclude(status=Step.Status.PENDING, order__status=Order.Status.NEEDS_ATTENTION)
+    )
+    while time.monotonic() < deadline:
+        if orders.filter(status__in=ended).count() == len(numbers) and not moving.exists():
+            return
+        time.sleep(0.25)
+    rows = list(moving.values_list("order__number", "name", "status", "last_error")[:20])
+    raise AssertionError(f"not settled in {timeout}s; steps still moving: {rows}")

@@ -1,0 +1,25 @@
+from collections import Counter
+
+from notifications.models import OutboxEmail
+
+
+def effects_per_order(ledger: dict, partner: str, kind: str) -> Counter:
+    return Counter(e["order"] for e in ledger[partner]["effects"] if e["kind"] == kind)
+
+
+def duplicates(ledger: dict) -> list[tuple[str, str, str]]:
+    """Every (partner, kind, order) that has more than one effect."""
+    counts = Counter(
+        (partner, e["kind"], e["order"])
+        for partner, book in ledger.items()
+        for e in book["effects"]
+    )
+    return [key for key, n in counts.items() if n > 1]
+
+
+def confirmations_per_order() -> Counter:
+    return Counter(
+        OutboxEmail.objects.filter(
+            kind=OutboxEmail.Kind.ORDER_CONFIRMATION, status="sent"
+        ).values_list("order__number", flat=True)
+    )

@@ -1,0 +1,521 @@
+"""Fuzz the checkout and cancel endpoints with hypothesis.
+
+Whatever the body, headers and Idempotency-Key: never a 5xx, never a partial order,
+and every rejection is `{"errors": {field: [message, ...]}}` with known field names.
+
+Plain `django_db` on purpose: the whole test is one transaction, so the pipeline
+dispatch (`on_commit`) never fires and nothing is published to Redis. Products and
+orders therefore accumulate across the examples of one test, which is the point:
+idempotency keys get replayed and reused, stock runs out, orders get cancelled twice.
+"""
+
+import copy
+import json
+import re
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import pytest
+from django.db.models import Sum
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from orders.models import Order, OrderLine, Step
+from orders.services.orders import order_payment_fail
+from shop.models import Product
+from tests.factories import order_place, product_create
+
+pytestmark = pytest.mark.django_db
+
+# The small stock of the cap makes "not enough stock" (409) happen within a run.
+INITIAL_STOCK = {"FUZZ-MUG": 1000, "FUZZ-TEE": 1000, "FUZZ-CAP": 60}
+SKUS = tuple(INITIAL_STOCK)
+PIPELINE_STEPS = ("payment", "confirmation_email", "erp_sync", "invoice", "label", "analytics")
+# Orders that ended early: their units are back in stock and they may have
+# compensation (follow-up) steps besides the pipeline's.
+ENDED = ("cancelled", "payment_failed")
+
+ERROR_FIELD = re.compile(
+    r"body|email|items|items\[\d+\](\.(sku|quantity))?"
+    r"|shipping_address(\.(name|line1|line2|city|postal_code|country))?"
+    r"|payment_token|Idempotency-Key|reason|status|token"
+)
+OUT_OF_STOCK = re.compile(r"Only \d+ left of 'FUZZ-(MUG|TEE|CAP)'\.")
+VALID_KEY = re.compile(r"[!-~]{1,255}")
+# A few keys shared by every example, so replays and reuse with another body happen.
+KEY_POOL = ("order-1", "order-2", "f47ac10b-58cc-4372-a567-0e02b2c3d479", "K")
+KEY_MESSAGE = "Must be 1 to 255 printable ASCII characters without spaces."
+
+FUZZ = settings(
+    deadline=None,
+    database=None,  # no .hypothesis example store in the repository
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+# --- strategies --------------------------------------------------------------------
+
+# Header values as a WSGI server hands them over: latin-1, no CR, LF or NUL.
+header_text = st.text(st.characters(codec="latin-1", exclude_characters="\r\n\x00"), max_size=300)
+idempotency_keys = st.one_of(
+    st.none(),
+    st.sampled_from(KEY_POOL),
+    st.one_of(
+        st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=255),
+        st.sampled_from(["", " ", "has space", "é-key", "k" * 256]),
+        header_text,
+    ),
+)
+extra_headers = st.dictionaries(
+    st.sampled_from(["Accept", "Authorization", "Cookie", "X-Request-Id", "Content-Encoding"])
+    | st.from_regex(r"X-[A-Za-z0-9-]{1,20}", fullmatch=True),
+    header_text,
+    max_size=3,
+)
+content_types = st.sampled_from(
+    ["application/json", "application/json; charset=utf-8", "text/plain", "", "multipart/x"]
+)
+
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=50),
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+nasty_strings = st.one_of(
+    st.sampled_from(["", " ", "\t", "\x00", "a\x00b", "\ud800", "ＧＢ", "ß", "İ", "🛒" * 70]),
+    st.text(min_size=60, max_size=700),
+    # Valid by the email validator's 320-character limit, longer than the column's 254.
+    st.integers(1, 320).map(lambda n: "a" * n + "@example.com"),
+)
+junk = st.one_of(
+    json_values,
+    nasty_strings,
+    st.sampled_from([0, -1, 101, 10**30, -(10**30), True, False, 1.0, 2.5, "1", [], {}]),
+)
+junk_keys = st.sampled_from(
+    ["email", "items", "shipping_address", "payment_token", "sku", "quantity", "country", "line2"]
+) | st.text(max_size=10)
+
+items = st.lists(
+    st.fixed_dictionaries(
+        {
+            "sku": st.sampled_from(SKUS),
+            "quantity": st.sampled_from([1, 2, 100]) | st.integers(1, 100),
+        }
+    ),
+    min_size=1,
+    max_size=3,
+    unique_by=lambda item: item["sku"],
+)
+addresses = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from(["Ada Lovelace", "Grace Hopper"]),
+        "line1": st.sampled_from(["12 Analytical St", "1 Navy Way"]),
+        "city": st.sampled_from(["London", "Arlington"]),
+        "postal_code": st.sampled_from(["N1 7AA", "22202"]),
+        "country": st.sampled_from(["GB", "us", "De"]),
+    },
+    optional={"line2": st.sampled_from(["Flat 2", ""])},
+)
+well_formed_bodies = st.fixed_dictionaries(
+    {
+        "email": st.sampled_from(["ada@example.com", "Grace@Example.org"]),
+        "items": items,
+        "shipping_address": addresses,
+        "payment_token": st.sampled_from(["tok_visa", "tok_declined"]),
+    }
+)
+
+
+def _containers(value):
+    """Every object and array inside a JSON value, outermost first."""
+    if isinstance(value, dict | list):
+        yield value
+        children = value.values() if isinstance(value, dict) else value
+        for child in children:
+            yield from _containers(child)
+
+
+@st.composite
+def mutated_bodies(draw):
+    """A well-formed body with one to three fields dropped, replaced or added."""
+    body = copy.deepcopy(draw(well_formed_bodies))
+    for _ in range(draw(st.integers(1, 3))):
+        container = draw(st.sampled_from(list(_containers(body))))
+        keys = list(container) if isinstance(container, dict) else list(range(len(container)))
+        action = draw(st.sampled_from(["drop", "replace", "add"]))
+        if action == "add" or not keys:
+            if isinstance(container, dict):
+                container[draw(junk_keys)] = draw(junk)
+            else:
+                container.append(draw(junk | items.map(lambda listed: listed[0])))
+        elif action == "drop":
+            del container[draw(st.sampled_from(keys))]
+        else:
+            container[draw(st.sampled_from(keys))] = draw(junk)
+    return body
+
+
+def _encode(value) -> st.SearchStrategy[bytes]:
+    """JSON text for a value, ASCII-escaped or raw (lone surrogates become invalid UTF-8)."""
+    return st.booleans().map(
+        lambda ascii: json.dumps(value, ensure_ascii=ascii).encode("utf-8", "surrogatepass")
+    )
+
+
+@st.composite
+def broken_utf8(draw):
+    """A well-formed body with one byte that is never valid UTF-8 inserted somewhere."""
+    text = json.dumps(draw(well_formed_bodies)).encode()
+    at = draw(st.integers(0, len(text)))
+    return (
+        text[:at] + draw(st.sampled_from([b"\xff", b"\xc3", b"\x80", b"\xed\xa0\x80"])) + text[at:]
+    )
+
+
+def _nested(opener: bytes, closer: bytes) -> st.SearchStrategy[bytes]:
+    return st.integers(1, 50_000).map(lambda depth: opener * depth + b"0" + closer * depth)
+
+
+deep_arrays = _nested(b"[", b"]")
+deep_nesting = deep_arrays | _nested(b'{"items":', b"}")
+
+
+@dataclass(frozen=True)
+class CheckoutBody:
+    data: bytes
+    well_formed: bool  # every field present and valid, real SKUs
+
+
+@dataclass(frozen=True)
+class CheckoutAttempt:
+    body: CheckoutBody
+    key: str | None
+    headers: dict[str, str]
+    content_type: str
+
+
+def _checkout_bodies(values, *, well_formed: bool):
+    return values.flatmap(_encode).map(lambda data: CheckoutBody(data, well_formed))
+
+
+checkout_attempts = st.builds(
+    CheckoutAttempt,
+    body=st.one_of(
+        _checkout_bodies(well_formed_bodies, well_formed=True),
+        st.one_of(
+            _checkout_bodies(mutated_bodies(), well_formed=False),
+            _checkout_bodies(json_values, well_formed=False),
+            st.one_of(st.binary(max_size=200), broken_utf8(), deep_nesting).map(
+                lambda data: CheckoutBody(data, False)
+            ),
+        ),
+    ),
+    key=idempotency_keys,
+    headers=extra_headers,
+    content_type=content_types,
+)
+
+
+@dataclass(frozen=True)
+class CancelBody:
+    """A cancel body and what it deserves: accepted (True), refused (False) or either (None)."""
+
+    body: bytes
+    accepted: bool | None
+    fields: tuple[str, ...]  # the error fields it may be refused with
+
+
+def _cancel_bodies(values, *, accepted: bool | None, fields: tuple[str, ...]):
+    return values.flatmap(_encode).map(lambda body: CancelBody(body, accepted, fields))
+
+
+def _with_control_character(text: tuple[str, str, str]) -> str:
+    return "".join(text)[:500]
+
+
+good_cancel_bodies = st.one_of(
+    st.sampled_from([CancelBody(b"", True, ()), CancelBody(b"{}", True, ())]),
+    _cancel_bodies(
+        st.fixed_dictionaries(
+            {"reason": st.text(st.characters(exclude_categories=["Cc", "Cs"]), max_size=500)}
+        ),
+        accepted=True,
+        fields=(),
+    ),
+)
+other_cancel_bodies = st.one_of(
+    # Control characters (NUL too) and lone surrogates: storing or refusing both do.
+    _cancel_bodies(
+        st.fixed_dictionaries(
+            {
+                "reason": st.tuples(
+                    st.text(max_size=200),
+                    st.sampled_from("\x00\x1b\x7f") | st.characters(categories=["Cc"]),
+                    st.text(max_size=200),
+                ).map(_with_control_character)
+            }
+        ),
+        accepted=None,
+        fields=("reason",),
+    ),
+    st.sampled_from(
+        [
+            CancelBody(b'{"reason": "\\ud800"}', None, ("body", "reason")),
+            CancelBody(b'{"reason": null}', None, ("reason",)),
+            CancelBody(b"null", None, ("body",)),
+        ]
+    ),
+    _cancel_bodies(
+        st.fixed_dictionaries(
+            {
+                "reason": st.text(
+                    st.characters(exclude_categories=["Z", "Cc", "Cs"]), min_size=501, max_size=700
+                )
+            }
+        ),
+        accepted=False,
+        fields=("reason",),
+    ),
+    _cancel_bodies(
+        st.fixed_dictionaries(
+            {"reason": junk.filter(lambda value: value is not None and not isinstance(value, str))}
+        ),
+        accepted=False,
+        fields=("reason",),
+    ),
+    # Unknown fields beside a good reason: ignoring or refusing them both do.
+    _cancel_bodies(
+        st.dictionaries(
+            junk_keys.filter(lambda key: key != "reason"), junk, min_size=1, max_size=3
+        ).map(lambda extra: {"reason": "changed my mind", **extra}),
+        accepted=None,
+        fields=("body",),
+    ),
+    _cancel_bodies(
+        json_values.filter(lambda value: value is not None and not isinstance(value, dict)),
+        accepted=False,
+        fields=("body",),
+    ),
+    st.one_of(
+        st.binary(min_size=1, max_size=200).filter(lambda data: not _is_json(data)),
+        broken_utf8(),
+        deep_arrays,
+    ).map(lambda body: CancelBody(body, False, ("body",))),
+)
+cancel_bodies = good_cancel_bodies | other_cancel_bodies
+
+# Any token but "/", which would route the request to another URL.
+random_tokens = st.sampled_from(["\x00", "tok\x00en", "%00", "..", " ", "x" * 1000]) | st.text(
+    st.characters(exclude_characters="/", exclude_categories=["Cs"]), min_size=1
+)
+
+
+@dataclass(frozen=True)
+class CancelAttempt:
+    order: int | None  # index into the fixture's orders, or None for `token`
+    token: str
+    body: CancelBody
+    key: str | None
+    headers: dict[str, str]
+
+
+cancel_attempts = st.builds(
+    CancelAttempt,
+    order=st.none() | st.integers(0, 4),
+    token=random_tokens,
+    body=cancel_bodies,
+    key=idempotency_keys,
+    headers=extra_headers,
+)
+
+
+def _is_json(data: bytes) -> bool:
+    try:
+        json.loads(data)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+# --- checks ------------------------------------------------------------------------
+
+
+def assert_error_shape(response) -> dict[str, list[str]]:
+    """The response is `{"errors": {known field: [non-empty strings]}}`; return the errors."""
+    assert response["Content-Type"] == "application/json"
+    payload = response.json()
+    assert list(payload) == ["errors"]
+    errors = payload["errors"]
+    assert isinstance(errors, dict) and errors
+    for field, messages in errors.items():
+        assert ERROR_FIELD.fullmatch(field), field
+        assert isinstance(messages, list) and messages
+        assert all(isinstance(message, str) and message.strip() for message in messages)
+    return errors
+
+
+def assert_no_partial_order() -> None:
+    """Every order is whole, nothing dangles, and every unit is in stock or in an order."""
+    steps: dict[int, list[str]] = {}
+    for order_id, name in Step.objects.values_list("order_id", "name"):
+        steps.setdefault(order_id, []).append(name)
+    for order_id, status in Order.objects.values_list("pk", "status"):
+        names = steps.pop(order_id, [])
+        pipeline = sorted(name for name in names if name in PIPELINE_STEPS)
+        assert pipeline == sorted(PIPELINE_STEPS), (order_id, names)
+        if status not in ENDED:
+            assert len(names) == len(PIPELINE_STEPS), (order_id, status, names)
+    assert steps == {}  # steps of no order
+    assert list(Order.objects.filter(lines__isnull=True).values_list("number", flat=True)) == []
+    # Foreign keys are checked at commit, which never comes in this test: look for strays.
+    assert not OrderLine.objects.exclude(order_id__in=Order.objects.values("pk")).exists()
+    in_orders = dict(
+        OrderLine.objects.exclude(order__status__in=ENDED)
+        .values("sku")
+        .annotate(units=Sum("quantity"))
+        .values_list("sku", "units")
+    )
+    stock = dict(Product.objects.values_list("sku", "stock"))
+    assert {sku: stock[sku] + in_orders.get(sku, 0) for sku in SKUS} == INITIAL_STOCK
+
+
+def cancel_url(token: str) -> str:
+    return f"/api/v1/orders/{quote(token, safe='')}/cancel"
+
+
+def request_headers(key: str | None, headers: dict[str, str]) -> dict[str, str]:
+    return headers if key is None else {**headers, "Idempotency-Key": key}
+
+
+@pytest.fixture
+def products():
+    return [product_create(sku=sku, stock=stock) for sku, stock in INITIAL_STOCK.items()]
+
+
+@pytest.fixture
+def keys_used():
+    """Idempotency-Key -> token of the order it created, across the examples of a test."""
+    return {}
+
+
+# --- tests -------------------------------------------------------------------------
+
+
+@settings(FUZZ, max_examples=150)
+@given(attempt=checkout_attempts)
+def test_fuzzed_checkouts_never_answer_5xx_nor_leave_a_partial_order(
+    client, products, keys_used, attempt
+):
+    orders_before = Order.objects.count()
+    valid_key = attempt.key is None or VALID_KEY.fullmatch(attempt.key)
+
+    response = client.post(
+        "/api/v1/checkout",
+        data=attempt.body.data,
+        content_type=attempt.content_type,
+        headers=request_headers(attempt.key, attempt.headers),
+    )
+
+    assert response.status_code in (201, 400, 409, 422)
+    if response.status_code == 201:
+        assert valid_key
+        payload = response.json()
+        assert list(payload) == ["number", "token", "status", "status_url"]
+        assert payload["status"] == "placed"
+        assert payload["status_url"] == f"http://testserver/api/v1/orders/{payload['token']}"
+        order = Order.objects.get(token=payload["token"])
+        assert order.number == payload["number"]
+        if response.has_header("Idempotent-Replayed"):
+            assert response["Idempotent-Replayed"] == "true"
+            assert keys_used[attempt.key] == payload["token"]
+            assert Order.objects.count() == orders_before
+        else:
+            assert attempt.key not in keys_used
+            assert Order.objects.count() == orders_before + 1
+            if attempt.key is not None:
+                keys_used[attempt.key] = payload["token"]
+    else:
+        errors = assert_error_shape(response)
+        assert Order.objects.count() == orders_before
+        if not valid_key:
+            assert (response.status_code, errors) == (400, {"Idempotency-Key": [KEY_MESSAGE]})
+        elif attempt.body.well_formed:
+            assert response.status_code in (409, 422), errors
+        if response.status_code == 409:
+            assert all(re.fullmatch(r"items\[\d+\]\.quantity", field) for field in errors)
+            assert all(OUT_OF_STOCK.fullmatch(m) for messages in errors.values() for m in messages)
+        if response.status_code == 422:
+            assert attempt.key in keys_used
+            assert errors == {
+                "Idempotency-Key": ["This key was already used for a different checkout."]
+            }
+    assert_no_partial_order()
+
+
+@pytest.fixture
+def orders(products):
+    """Four orders that can be cancelled and, last, one whose payment failed."""
+    mug, tee, cap = products
+    placed = [order_place((mug, 2)), order_place((tee, 1), (cap, 3)), order_place((cap, 1))]
+    placed.append(order_place((mug, 100), (tee, 100), (cap, 5)))
+    failed = order_place((tee, 4)).order
+    order_payment_fail(order_id=failed.pk)
+    return [result.order for result in placed] + [Order.objects.get(pk=failed.pk)]
+
+
+@settings(FUZZ, max_examples=75)
+@given(attempt=cancel_attempts)
+def test_fuzzed_cancels_never_answer_5xx_and_release_stock_exactly_once(client, orders, attempt):
+    token = attempt.token if attempt.order is None else orders[attempt.order].token
+    known = Order.objects.filter(token=token).first()
+    if known is None:
+        deserved = 404
+    elif known.status == "payment_failed":
+        deserved = 409
+    else:
+        deserved = 200
+    # The cancel contract does not mention Idempotency-Key: ignoring it or refusing a
+    # malformed one both do.
+    refusable = set(attempt.body.fields)
+    if attempt.key is not None and not VALID_KEY.fullmatch(attempt.key):
+        refusable.add("Idempotency-Key")
+    if attempt.body.accepted and not refusable:
+        allowed = {deserved}
+    elif attempt.body.accepted is False:
+        # Which check comes first, the token's or the body's, is the endpoint's choice.
+        allowed = {400} if deserved == 200 else {400, deserved}
+    else:
+        allowed = {400, deserved}
+
+    response = client.post(
+        cancel_url(token),
+        data=attempt.body.body,
+        content_type="application/json",
+        headers=request_headers(attempt.key, attempt.headers),
+    )
+
+    assert response.status_code in allowed
+    if response.status_code == 200:
+        payload = response.json()
+        assert payload["status"] == "cancelled"
+        assert payload == client.get(f"/api/v1/orders/{token}").json()
+        assert Order.objects.get(pk=known.pk).status == "cancelled"
+    else:
+        errors = assert_error_shape(response)
+        if response.status_code == 400:
+            assert set(errors) <= refusable, errors
+        elif response.status_code == 404:
+            assert errors == {"token": ["No order with this token."]}
+        else:
+            assert list(errors) == ["status"]
+    assert_no_partial_order()
