@@ -1,5 +1,3 @@
-from functools import partial
-
 from celery.signals import after_task_publish
 from django.db import transaction
 from django.dispatch import receiver
@@ -14,7 +12,12 @@ from orders.signals import order_placed
 def dispatch_pipeline_on_commit(sender, order_id: int, **kwargs) -> None:
     # robust: a broker that is down must not turn a committed order into a 500;
     # the payment step stays pending and the reconciliation dispatches it.
-    transaction.on_commit(partial(pipeline_dispatch, order_id=order_id), robust=True)
+    # A named function, not functools.partial: Django's robust on_commit logs the
+    # failure with the callback's __qualname__, which a partial lacks.
+    def publish() -> None:
+        pipeline_dispatch(order_id=order_id)
+
+    transaction.on_commit(publish, robust=True)
 
 
 @after_task_publish.connect

@@ -1,5 +1,3 @@
-from functools import partial
-
 from celery import group
 from django.db import transaction
 
@@ -22,4 +20,8 @@ def steps_dispatch_on_commit(*, order_id: int, names: tuple[str, ...]) -> None:
     robust: a broker that is down must not undo the committed work; the steps stay
     pending and the reconciliation dispatches them.
     """
-    transaction.on_commit(partial(_steps_publish, order_id, names), robust=True)
+
+    def publish() -> None:  # named: see orders/receivers.py
+        _steps_publish(order_id, names)
+
+    transaction.on_commit(publish, robust=True)

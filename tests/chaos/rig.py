@@ -11,10 +11,12 @@ import time
 import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
+from config.celery import app as celery_app
 from config.devservices import redis_start
 from tests.factories import checkout_body
 from tests.workers import ROOT, WorkerProcess, session_database_url
@@ -122,6 +124,12 @@ class Rig:
         if self.redis and self.redis.poll() is None:
             self.redis.terminate()
             self.redis.wait(10)
+
+    @contextmanager
+    def producer(self):
+        """Publish signatures to this rig's broker, as a web process or a worker would."""
+        with celery_app.connection_for_write(self.broker_url) as connection:
+            yield lambda signature: signature.apply_async(connection=connection)
 
     # --- orders ----------------------------------------------------------------------
 

@@ -1,0 +1,193 @@
+"""Chaos beyond worker kills: broker restart, duplicate delivery, flaky partners,
+a poison pill, cancels at random moments, and the recovery delay after a kill."""
+
+import os
+import random
+import signal
+import statistics
+import threading
+import time
+import uuid
+from collections import Counter
+
+from orders.models import DeadLetter, Order, Step
+from tests.chaos.helpers import duplicates, effects_per_order
+from tests.factories import product_create
+from tests.workers import orders_wait_settled
+
+UNDO = {
+    ("payment", "capture"): "refund",
+    ("erp", "order_sync"): "order_cancel",
+    ("carrier", "label"): "label_void",
+}
+
+
+def test_redis_restarted_mid_run_loses_no_order(rig, sandbox):
+    product = product_create(stock=10_000)
+    rig.start(workers=2, concurrency=2)
+    placed: list[dict] = []
+
+    def place_for(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            placed.append(rig.checkout([(product.sku, 1)]))
+
+    placing = threading.Thread(target=place_for, args=(6,))
+    placing.start()
+    time.sleep(2)
+    rig.redis_restart(down_for=2)  # checkouts go on while the broker is down
+    placing.join()
+    numbers = [p["number"] for p in placed]
+    orders_wait_settled(numbers, timeout=120)
+
+    assert len(numbers) > 10
+    assert Counter(Order.objects.values_list("status", flat=True)) == Counter(
+        {"completed": len(numbers)}
+    )
+    ledger = sandbox.get("/ledger").json()
+    assert effects_per_order(ledger, "payment", "capture") == Counter({n: 1 for n in numbers})
+    assert duplicates(ledger) == []
+
+
+def test_the_same_step_message_delivered_twice_at_once_has_one_effect(rig, sandbox):
+    from orders.tasks import capture_payment
+
+    rig.start(workers=2, concurrency=2)
+    sandbox.post("/control", json={"latency_ms": [800, 800]}).raise_for_status()
+    order = Order.objects.get(number=rig.checkout([(product_create().sku, 1)])["number"])
+    orders_wait_settled([order.number], timeout=60)
+    Step.objects.filter(order=order, name="payment").update(status=Step.Status.QUEUED)
+    Order.objects.filter(pk=order.pk).update(status=Order.Status.PLACED)
+
+    task_id = str(uuid.uuid4())
+    with rig.producer() as send:
+        for _ in range(2):  # the same message, twice, at the same moment
+            send(capture_payment.s(order.pk).set(task_id=task_id, queue="high"))
+    time.sleep(3)
+
+    payment = sandbox.get("/ledger").json()["payment"]
+    assert [e["order"] for e in payment["effects"]] == [order.number]
+    step = Step.objects.get(order=order, name="payment")
+    assert (step.status, step.attempts) == ("succeeded", 2)
+
+
+def test_flaky_partners_with_timeouts_double_nothing_and_explain_every_failure(rig, sandbox):
+    products = [product_create(stock=10_000) for _ in range(3)]
+    rig.start(workers=2, concurrency=4)
+    sandbox.post(
+        "/control", json={"failure_rate": 0.3, "timeout_rate": 0.05, "timeout_s": 1.5}
+    ).raise_for_status()
+
+    placed = rig.checkout_many([[(products[n % 3].sku, 1)] for n in range(60)])
+    numbers = [p["number"] for p in placed]
+    orders_wait_settled(numbers, timeout=180)
+
+    ledger = sandbox.get("/ledger").json()
+    assert duplicates(ledger) == []
+    statuses = Counter(Order.objects.values_list("status", flat=True))
+    assert set(statuses) <= {"completed", "needs_attention", "payment_failed"}
+    for order in Order.objects.exclude(status="completed"):
+        dead = list(DeadLetter.objects.filter(order=order).values_list("name", "last_error"))
+        assert dead and all(error for _, error in dead), (order.number, dead)
+    completed = list(Order.objects.filter(status="completed").values_list("number", flat=True))
+    captures = effects_per_order(ledger, "payment", "capture")
+    assert all(captures[n] == 1 for n in completed)
+    print(f"\nflaky partners: orders=60 {dict(statuses)} dead letters={DeadLetter.objects.count()}")
+
+
+def test_a_poison_pill_is_dead_lettered_and_other_orders_keep_flowing(rig, sandbox, settings):
+    from tests.chaos.poison import poison_invoice
+
+    products = [product_create(stock=10_000) for _ in range(2)]
+    rig.start(workers=2, concurrency=2, include=("tests.chaos.poison",))
+    victim = Order.objects.get(number=rig.checkout([(products[0].sku, 1)])["number"])
+    orders_wait_settled([victim.number], timeout=60)
+    Step.objects.filter(order=victim, name="invoice").update(status=Step.Status.QUEUED)
+
+    with rig.producer() as send:
+        send(poison_invoice.s(victim.pk).set(queue="medium"))
+    others = [p["number"] for p in rig.checkout_many([[(products[1].sku, 1)]] * 20)]
+    orders_wait_settled(others, timeout=120)
+    deadline = time.monotonic() + 60
+    while not DeadLetter.objects.filter(order=victim).exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    invoice = Step.objects.get(order=victim, name="invoice")
+    assert (invoice.status, invoice.crashes) == ("failed", settings.STEP_MAX_CRASHES)
+    assert invoice.last_error == "PoisonPill: the worker died 3 times running this step"
+    assert Counter(
+        Order.objects.filter(number__in=others).values_list("status", flat=True)
+    ) == Counter({"completed": 20})
+
+
+def test_cancels_at_random_moments_are_compensated_exactly_once(rig, sandbox):
+    products = [product_create(stock=10_000) for _ in range(2)]
+    rig.start(workers=2, concurrency=4)
+    sandbox.post("/control", json={"latency_ms": [20, 200]}).raise_for_status()
+    rng = random.Random(3)
+
+    placed = rig.checkout_many([[(products[n % 2].sku, 1)] for n in range(30)])
+    for order in placed:
+        time.sleep(rng.uniform(0, 0.15))
+        assert rig.cancel(order["token"]).status_code == 200
+    numbers = [p["number"] for p in placed]
+    orders_wait_settled(numbers, timeout=120)
+
+    ledger = sandbox.get("/ledger").json()
+    assert duplicates(ledger) == []
+    for (partner, kind), undo in UNDO.items():
+        done = effects_per_order(ledger, partner, kind)
+        undone = effects_per_order(ledger, partner, undo)
+        assert undone == done, (partner, kind)
+    assert set(Order.objects.values_list("status", flat=True)) == {"cancelled"}
+    for product in products:
+        product.refresh_from_db()
+        assert product.stock == 10_000
+    compensated = sum(effects_per_order(ledger, p, k).total() for p, k in UNDO)
+    print(f"\ncancel chaos: orders=30 compensations={compensated}")
+
+
+def test_time_from_a_worker_death_to_its_step_running_again(rig, sandbox):
+    """No backlog: how long a step held by a killed process waits before it runs again."""
+    product = product_create(stock=10_000)
+    rig.start(workers=2, concurrency=1)
+    sandbox.post("/control", json={"latency_ms": [1500, 1500]}).raise_for_status()
+    delays: dict[str, list[float]] = {"pool process": [], "worker": []}
+
+    for kind in ["pool process", "worker"] * 2:
+        number = rig.checkout([(product.sku, 1)])["number"]
+        step = _wait_running(number)
+        holder = next(
+            w for w in rig.workers if int(step.claimed_by.rsplit(":", 1)[1]) in w.pool_pids()
+        )
+        killed_at = time.monotonic()
+        if kind == "worker":
+            holder.kill()
+            rig.workers.remove(holder)
+            rig.worker_add(concurrency=1)
+        else:
+            os.kill(int(step.claimed_by.rsplit(":", 1)[1]), signal.SIGKILL)
+        while Step.objects.get(pk=step.pk).started_at == step.started_at:
+            time.sleep(0.02)
+        delays[kind].append(time.monotonic() - killed_at)
+        orders_wait_settled([number], timeout=60)
+
+    assert all(len(d) == 2 for d in delays.values())
+    print(
+        "\nre-run delay after SIGKILL (no backlog): "
+        + ", ".join(
+            f"{k}: median {statistics.median(d):.2f}s max {max(d):.2f}s" for k, d in delays.items()
+        )
+    )
+
+
+def _wait_running(number: str, timeout: float = 30) -> Step:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        step = Step.objects.filter(
+            order__number=number, status=Step.Status.RUNNING, name="payment"
+        ).first()
+        if step:
+            return step
+        time.sleep(0.02)
+    raise AssertionError(f"payment of {number} never ran")
