@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml
 demo: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
+	$(PY) manage.py setup_periodic_tasks
 	@echo ""
 	@echo "  Shop          http://127.0.0.1:8000/"
 	@echo "  Admin         http://127.0.0.1:8000/admin/   ($(SHOPFLOW_ADMIN_USER) / $(SHOPFLOW_ADMIN_PASSWORD))"

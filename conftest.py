@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 
 from config.celery import app  # noqa: E402
 from fulfillment import partners  # noqa: E402
-from orders.breaker import PARTNERS, breaker_reset  # noqa: E402
+from orders.breaker import shared_redis  # noqa: E402
 from sandbox.server import serve_in_thread  # noqa: E402
 
 
@@ -54,5 +54,6 @@ def fast_retries(settings):
 def shared_state_in_test_redis(settings):
     """Breakers and locks live in the tests' Redis database, closed and free at the start."""
     settings.SHOPFLOW_REDIS_URL = app.conf.broker_url
-    for partner in PARTNERS:
-        breaker_reset(partner)
+    client = shared_redis()
+    for key in client.scan_iter("shopflow:*"):
+        client.delete(key)

@@ -6,6 +6,7 @@ from notifications.services import (
     order_confirmation_send,
     payment_failed_send,
 )
+from orders.locks import once_per_tick
 from orders.runner import STEP_TASK, step_run
 
 
@@ -34,6 +35,7 @@ def send_payment_failed(self, order_id: int) -> None:
 
 
 @shared_task(name="notifications.check_alerts", soft_time_limit=60, time_limit=90)
+@once_per_tick("check_alerts", lease_s=50)
 def check_alerts() -> int:
     """Idempotent: an open incident is mailed once; a second check finds it open."""
     return len(alerts_check())

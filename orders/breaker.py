@@ -19,8 +19,8 @@ PREFIX = "shopflow:breaker"
 PARTNERS = ("payment", "erp", "carrier", "analytics")
 
 
-def _redis() -> redis.Redis:
-    """This process's Redis client (a fresh pool after fork)."""
+def shared_redis() -> redis.Redis:
+    """This process's client for state all workers share (a fresh pool after fork)."""
     key = (os.getpid(), settings.SHOPFLOW_REDIS_URL)
     if key not in _clients:
         _clients[key] = redis.Redis.from_url(key[1], socket_timeout=2, socket_connect_timeout=2)
@@ -35,7 +35,7 @@ def breaker_wait(partner: str) -> float:
     """Seconds until calls to the partner are allowed again; 0 when they are now."""
     _, open_key = _keys(partner)
     try:
-        remaining_ms = _redis().pttl(open_key)  # negative when the key is absent
+        remaining_ms = shared_redis().pttl(open_key)  # negative when the key is absent
     except redis.RedisError:
         # The breaker is advice: without its state, call the partner (fail open).
         logger.warning("breaker state unreadable for %s; calling it", partner)
@@ -54,7 +54,7 @@ def breaker_record(partner: str, *, ok: bool) -> bool:
 
 def _breaker_count(partner: str, *, ok: bool) -> bool:
     failures_key, open_key = _keys(partner)
-    client = _redis()
+    client = shared_redis()
     if ok:
         client.delete(failures_key)
         return False
@@ -81,7 +81,7 @@ class BreakerState:
 
 
 def breaker_states(partners: tuple[str, ...] = PARTNERS) -> list[BreakerState]:
-    client = _redis()
+    client = shared_redis()
     states = []
     for partner in partners:
         failures_key, _ = _keys(partner)
@@ -98,4 +98,4 @@ def breaker_states(partners: tuple[str, ...] = PARTNERS) -> list[BreakerState]:
 
 
 def breaker_reset(partner: str) -> None:
-    _redis().delete(*_keys(partner))
+    shared_redis().delete(*_keys(partner))

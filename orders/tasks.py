@@ -1,5 +1,6 @@
 from celery import shared_task
 
+from orders.locks import once_per_tick
 from orders.runner import STEP_TASK, step_run
 from orders.services.analytics import order_analytics_track
 from orders.services.payment import order_payment_capture, order_payment_refund
@@ -28,6 +29,7 @@ def refund_payment(self, order_id: int) -> None:
 
 # Bounded by RECONCILE_BATCH per run; the next tick picks up the rest.
 @shared_task(name="orders.reconcile_steps", soft_time_limit=120, time_limit=180)
+@once_per_tick("reconcile_steps", lease_s=50)
 def reconcile_steps() -> int:
     """Idempotent: re-dispatching a step that was not lost is a no-op for the step."""
     return len(steps_reconcile().redispatched)

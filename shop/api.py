@@ -59,6 +59,8 @@ def _json_body(request: HttpRequest, *, empty: object) -> object:
         return json.loads(request.body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise CheckoutError({"body": [f"Invalid JSON: {exc}"]}) from exc
+    except RecursionError as exc:
+        raise CheckoutError({"body": ["Invalid JSON: nested too deeply."]}) from exc
 
 
 @require_GET
@@ -83,6 +85,8 @@ def order_cancel_view(request: HttpRequest, token: str) -> JsonResponse:
         reason = data.get("reason", "")
         if not isinstance(reason, str) or len(reason) > 500:
             raise CheckoutError({"reason": ["Must be a string of at most 500 characters."]})
+        if "\x00" in reason:
+            raise CheckoutError({"reason": ["Must not contain NUL characters."]})
         order_cancel(order_id=order.pk, reason=reason)
     except CheckoutError as error:
         return errors_response(error)

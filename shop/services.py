@@ -68,6 +68,19 @@ class CheckoutResult:
     created: bool  # False when an Idempotency-Key replayed an earlier checkout
 
 
+def nul_paths(value: Any, path: str = "") -> list[str]:
+    """Where a JSON value holds a string with a NUL character (no database stores one)."""
+    if isinstance(value, str):
+        return [path or "body"] if "\x00" in value else []
+    if isinstance(value, dict):
+        return [
+            p for k, v in value.items() for p in nul_paths(v, f"{path}.{k}" if path else str(k))
+        ]
+    if isinstance(value, list):
+        return [p for n, v in enumerate(value) for p in nul_paths(v, f"{path}[{n}]")]
+    return []
+
+
 def _required_string(value: Any, *, max_length: int) -> str | None:
     """Return the stripped string, or None when it is not a usable one."""
     if not isinstance(value, str) or not value.strip() or len(value) > max_length:
@@ -79,7 +92,9 @@ def checkout_parse(data: Any) -> CheckoutRequest:
     """Check a checkout body field by field; raise CheckoutError with every problem found."""
     if not isinstance(data, dict):
         raise CheckoutError({"body": ["Expected a JSON object."]})
-    errors: Errors = {}
+    errors: Errors = {path: ["Must not contain NUL characters."] for path in nul_paths(data)}
+    if errors:
+        raise CheckoutError(errors)
 
     email = data.get("email")
     if email is None:

@@ -48,7 +48,7 @@ def cart_update(request: HttpRequest) -> HttpResponse:
         quantity = 1
     if request.POST.get("add"):
         quantity = min(100, cart.get(sku, 0) + quantity)
-    if quantity and product_list().filter(sku=sku).exists():
+    if quantity and "\x00" not in sku and product_list().filter(sku=sku).exists():
         cart[sku] = quantity
     else:
         cart.pop(sku, None)

@@ -106,3 +106,35 @@ def test_a_json_array_body_is_refused(client):
 
     assert response.status_code == 400
     assert response.json() == {"errors": {"body": ["Expected a JSON object."]}}
+
+
+def test_strings_with_nul_characters_are_refused_naming_each_field(client):
+    body = checkout_body(("A\x00", 1), email="a\x00@example.com")
+    body["shipping_address"]["city"] = "Lon\x00don"
+
+    response = client.post(
+        "/api/v1/checkout", data=json.dumps(body), content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "errors": {
+            "email": ["Must not contain NUL characters."],
+            "items[0].sku": ["Must not contain NUL characters."],
+            "shipping_address.city": ["Must not contain NUL characters."],
+        }
+    }
+
+
+def test_json_nested_too_deeply_is_refused_with_400(client):
+    response = client.post(
+        "/api/v1/checkout", data="[" * 100_000 + "]" * 100_000, content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"errors": {"body": ["Invalid JSON: nested too deeply."]}}
+
+
+def test_a_token_with_a_nul_character_finds_no_order(client):
+    assert client.get("/api/v1/orders/ab%00cd").status_code == 404
+    assert client.get("/orders/ab%00cd/").status_code == 404

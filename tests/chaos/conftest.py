@@ -2,8 +2,6 @@ import pytest
 
 from tests.chaos.rig import Rig
 
-pytestmark = pytest.mark.chaos
-
 
 @pytest.fixture
 def rig(transactional_db, sandbox, sandbox_url, tmp_path):

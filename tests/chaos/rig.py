@@ -65,12 +65,20 @@ class Rig:
 
     # --- processes -------------------------------------------------------------------
 
-    def start(self, *, workers: int = 2, concurrency: int = 2, include: tuple[str, ...] = ()):
+    def start(
+        self,
+        *,
+        workers: int = 2,
+        concurrency: int = 2,
+        include: tuple[str, ...] = (),
+        reconcile: bool = True,
+    ):
         self.redis_up()
         for _ in range(workers):
             self.worker_add(concurrency=concurrency, include=include)
         self._spawn("web", "manage.py", "runserver", f"127.0.0.1:{self.web_port}", "--noreload")
-        self._spawn("reconcile", "manage.py", "reconcile", "--every", "1")
+        if reconcile:
+            self._spawn("reconcile", "manage.py", "reconcile", "--every", "1")
         self._wait_for_web()
         return self
 

@@ -99,7 +99,9 @@ def test_a_poison_pill_is_dead_lettered_and_other_orders_keep_flowing(rig, sandb
     from tests.chaos.poison import poison_invoice
 
     products = [product_create(stock=10_000) for _ in range(2)]
-    rig.start(workers=2, concurrency=2, include=("tests.chaos.poison",))
+    # No reconciliation loop: it would re-dispatch the real (healthy) invoice task in
+    # place of the poisoned one; this test is about redelivery after a dead worker.
+    rig.start(workers=2, concurrency=2, include=("tests.chaos.poison",), reconcile=False)
     victim = Order.objects.get(number=rig.checkout([(products[0].sku, 1)])["number"])
     orders_wait_settled([victim.number], timeout=60)
     Step.objects.filter(order=victim, name="invoice").update(status=Step.Status.QUEUED)

@@ -1,0 +1,51 @@
+import threading
+
+import pytest
+from django.core.management import call_command
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from orders.locks import once_per_tick
+
+pytestmark = pytest.mark.django_db
+
+
+def test_setup_periodic_tasks_registers_each_job_once_and_keeps_operator_edits(capsys):
+    call_command("setup_periodic_tasks")
+    reconcile = PeriodicTask.objects.get(task="orders.reconcile_steps")
+    reconcile.interval = IntervalSchedule.objects.create(every=5, period=IntervalSchedule.MINUTES)
+    reconcile.save()
+
+    call_command("setup_periodic_tasks")
+
+    assert sorted(PeriodicTask.objects.values_list("task", "expire_seconds")) == [
+        ("notifications.check_alerts", 50),
+        ("orders.reconcile_steps", 50),
+    ]
+    reconcile.refresh_from_db()
+    assert (reconcile.interval.every, reconcile.interval.period) == (5, "minutes")
+    assert all(t.description for t in PeriodicTask.objects.all())
+    assert capsys.readouterr().out.count("kept: ") == 2
+
+
+def test_three_runs_of_the_same_tick_at_once_run_the_job_once():
+    runs = []
+    barrier = threading.Barrier(3)
+
+    @once_per_tick("test-job", lease_s=5)
+    def job():
+        runs.append(threading.get_ident())
+        return "ran"
+
+    def tick():
+        barrier.wait()
+        return job()
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(tick())) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert len(runs) == 1
+    assert sorted(results, key=str) == [None, None, "ran"]
