@@ -29,6 +29,7 @@ TASK_ROUTES: dict[str, str] = {
     # Housekeeping that recovery depends on: short, and must not wait behind a backlog.
     "orders.reconcile_steps": HIGH,
     "notifications.check_alerts": HIGH,
+    "shop.run_subscription_lifecycle": LOW,
 }
 
 

@@ -32,4 +32,12 @@ JOBS: tuple[Job, ...] = (
         "Email ops once per incident: dead letters above threshold, a partner's circuit "
         "breaker open, a queue backlog or its oldest waiting step above threshold.",
     ),
+    Job(
+        "Subscription cancellation lifecycle",
+        "shop.run_subscription_lifecycle",
+        300,
+        240,
+        "Run the due steps of cancelled subscriptions: day 3 and day 7 win-back emails, "
+        "day 14 freeze, day 30 suspend, day 90 archive, at 10:00 in the customer's time zone.",
+    ),
 )

@@ -39,6 +39,8 @@ class OutboxEmail(models.Model):
         PAYMENT_FAILED = "payment_failed", "payment failed"
         ORDER_CANCELLED = "order_cancelled", "order cancelled"
         OPS_ALERT = "ops_alert", "ops alert"
+        SUBSCRIPTION_WINBACK = "winback", "subscription win-back"
+        SUBSCRIPTION_WINBACK_SECOND = "winback_second", "subscription second win-back"
 
     class Status(models.TextChoices):
         PENDING = "pending", "pending"
@@ -50,6 +52,9 @@ class OutboxEmail(models.Model):
     )
     alert = models.OneToOneField(
         Alert, on_delete=models.CASCADE, related_name="email", null=True, blank=True
+    )
+    lifecycle_step = models.OneToOneField(
+        "shop.LifecycleStep", on_delete=models.CASCADE, related_name="email", null=True, blank=True
     )
     body = models.TextField(blank=True)  # for emails without a template (alerts)
     kind = models.CharField(max_length=32, choices=Kind.choices)

@@ -1,3 +1,6 @@
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -10,6 +13,7 @@ class Product(models.Model):
     # Units that can still be sold; checkout reserves by decrementing it.
     stock = models.PositiveIntegerField(default=0)
     is_active = models.BooleanField(default=True)
+    is_subscription = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["name"]
@@ -17,3 +21,74 @@ class Product(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sku} {self.name}"
+
+
+def validate_timezone(value: str) -> None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(f"Unknown time zone {value!r}.") from exc
+
+
+class Subscription(models.Model):
+    """A customer's subscription; cancelling it starts the cancellation lifecycle."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "active"
+        CANCELLED = "cancelled", "cancelled"
+        FROZEN = "frozen", "frozen"
+        SUSPENDED = "suspended", "suspended"
+        ARCHIVED = "archived", "archived"
+
+    email = models.EmailField()
+    name = models.CharField(max_length=200)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="subscriptions")
+    # The customer's zone decides when "day N" after a cancel is, and at which local hour.
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    # Counts cancellations: each one has its own lifecycle rows.
+    cycle = models.PositiveIntegerField(default=0)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.email} {self.product.sku}"
+
+
+class LifecycleStep(models.Model):
+    """One scheduled step of a cancelled subscription: a row with a due time, not a countdown."""
+
+    class Kind(models.TextChoices):
+        WINBACK = "winback", "day 3 win-back email"
+        WINBACK_SECOND = "winback_second", "day 7 second email"
+        FREEZE = "freeze", "day 14 freeze"
+        SUSPEND = "suspend", "day 30 suspend"
+        ARCHIVE = "archive", "day 90 archive"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        RUNNING = "running", "running"
+        DONE = "done", "done"
+        CANCELLED = "cancelled", "cancelled"
+
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="lifecycle"
+    )
+    cycle = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    due_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["subscription", "cycle", "due_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "cycle", "kind"], name="one_lifecycle_step_per_cycle"
+            )
+        ]
+        indexes = [models.Index(fields=["status", "due_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id}:{self.cycle}:{self.kind}"

@@ -1,0 +1,12 @@
+from celery import shared_task
+
+from orders.locks import once_per_tick
+from shop.subscriptions import lifecycle_due_run
+
+
+# A few hundred rows per run at most; the next tick takes the rest.
+@shared_task(name="shop.run_subscription_lifecycle", soft_time_limit=240, time_limit=280)
+@once_per_tick("run_subscription_lifecycle", lease_s=240)
+def run_subscription_lifecycle() -> int:
+    """Idempotent: each due row is claimed with a conditional update and runs once."""
+    return lifecycle_due_run()
