@@ -1,43 +1,70 @@
 """The periodic jobs beat runs, in one place; `manage.py setup_periodic_tasks` registers them.
 
-Each: name shown in the admin, Celery task, interval in seconds, `expires` in seconds
-(a tick not picked up by then is dropped, not piled up), description.
+Each job: the name shown in the admin, its Celery task, either an interval in
+seconds or a crontab ("minute hour day-of-month month day-of-week") read in the
+job's time zone, an `expires` in seconds (a tick not picked up by then is dropped,
+not piled up), and a description.
 """
 
+import os
 from typing import NamedTuple
+
+# Nightly jobs run at night where the shop's operators are.
+NIGHT_ZONE = os.environ.get("SHOPFLOW_SCHEDULE_TIMEZONE", "Europe/Berlin")
 
 
 class Job(NamedTuple):
     name: str
     task: str
-    every_s: int
     expires_s: int
     description: str
+    every_s: int | None = None
+    cron: str | None = None
+    timezone: str = "UTC"
 
 
 JOBS: tuple[Job, ...] = (
     Job(
         "Reconcile lost pipeline steps",
         "orders.reconcile_steps",
-        60,
-        50,
-        "Re-dispatch steps stuck queued/running past their deadline and pending steps whose "
-        "dispatch was lost; dead-letter poison pills. Safe to run twice.",
+        expires_s=50,
+        every_s=60,
+        description="Re-dispatch steps stuck queued/running past their deadline and pending "
+        "steps whose dispatch was lost; dead-letter poison pills. Safe to run twice.",
     ),
     Job(
         "Check dead letters, breakers and queues",
         "notifications.check_alerts",
-        60,
-        50,
-        "Email ops once per incident: dead letters above threshold, a partner's circuit "
-        "breaker open, a queue backlog or its oldest waiting step above threshold.",
+        expires_s=50,
+        every_s=60,
+        description="Email ops once per incident: dead letters above threshold, a partner's "
+        "circuit breaker open, a queue backlog or its oldest waiting step above threshold.",
     ),
     Job(
         "Subscription cancellation lifecycle",
         "shop.run_subscription_lifecycle",
-        300,
-        240,
-        "Run the due steps of cancelled subscriptions: day 3 and day 7 win-back emails, "
-        "day 14 freeze, day 30 suspend, day 90 archive, at 10:00 in the customer's time zone.",
+        expires_s=240,
+        every_s=300,
+        description="Run the due steps of cancelled subscriptions: day 3 and day 7 win-back "
+        "emails, day 14 freeze, day 30 suspend, day 90 archive, at 10:00 in the customer's "
+        "time zone.",
+    ),
+    Job(
+        "Nightly sales backfill",
+        "orders.backfill_sales",
+        expires_s=3 * 3600,
+        cron="30 2 * * *",
+        timezone=NIGHT_ZONE,
+        description="Recompute the per-day sales and per-product/per-channel snapshots of every "
+        "day with orders changed since the last run (watermark on Order.updated_at).",
+    ),
+    Job(
+        "Daily cleanup",
+        "orders.cleanup_records",
+        expires_s=3 * 3600,
+        cron="0 4 * * *",
+        timezone=NIGHT_ZONE,
+        description="Delete expired idempotency keys, finished steps of ended orders and sent "
+        "emails past their retention (settings), in batches. Dead letters are kept.",
     ),
 )

@@ -209,3 +209,8 @@ OPS_ALERT_EMAIL = os.environ.get("OPS_ALERT_EMAIL", "ops@shopflow.example")
 ALERT_DEAD_LETTERS = int(os.environ.get("ALERT_DEAD_LETTERS", "10"))
 ALERT_QUEUE_DEPTH = int(os.environ.get("ALERT_QUEUE_DEPTH", "1000"))
 ALERT_QUEUE_AGE_S = float(os.environ.get("ALERT_QUEUE_AGE_S", "300"))
+
+# Retention of the daily cleanup (orders/services/cleanup.py). Dead letters are kept.
+STEP_RETENTION_DAYS = int(os.environ.get("STEP_RETENTION_DAYS", "90"))
+EMAIL_RETENTION_DAYS = int(os.environ.get("EMAIL_RETENTION_DAYS", "180"))
+CLEANUP_BATCH = int(os.environ.get("CLEANUP_BATCH", "1000"))

@@ -30,10 +30,16 @@ class Order(models.Model):
     )
     capture_id = models.CharField(max_length=64, blank=True)
     erp_reference = models.CharField(max_length=64, blank=True)
+
+    class Channel(models.TextChoices):
+        WEB = "web", "shop pages"
+        API = "api", "JSON API"
+
+    channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.API)
     cancel_reason = models.CharField(max_length=500, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)  # the backfill's watermark
 
     class Meta:
         ordering = ["-created_at"]
@@ -130,3 +136,51 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class SalesDay(models.Model):
+    """Sales of one day (UTC), kept up to date by the nightly backfill."""
+
+    day = models.DateField(unique=True)
+    orders = models.PositiveIntegerField()
+    units = models.PositiveIntegerField()
+    revenue_cents = models.BigIntegerField()
+    cancelled = models.PositiveIntegerField()
+    payment_failed = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["-day"]
+
+    def __str__(self) -> str:
+        return str(self.day)
+
+
+class ProductSalesDay(models.Model):
+    """Units and revenue of one product through one channel on one day."""
+
+    day = models.DateField()
+    sku = models.CharField(max_length=64)
+    channel = models.CharField(max_length=8)
+    units = models.PositiveIntegerField()
+    revenue_cents = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["-day", "sku", "channel"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "sku", "channel"], name="one_row_per_day_sku_channel"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.sku} {self.channel}"
+
+
+class Watermark(models.Model):
+    """How far an incremental job has read (e.g. orders changed up to this time)."""
+
+    name = models.CharField(max_length=64, unique=True)
+    value = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.value}"

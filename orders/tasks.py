@@ -3,6 +3,8 @@ from celery import shared_task
 from orders.locks import once_per_tick
 from orders.runner import STEP_TASK, step_run
 from orders.services.analytics import order_analytics_track
+from orders.services.backfill import sales_backfill
+from orders.services.cleanup import records_cleanup
 from orders.services.payment import order_payment_capture, order_payment_refund
 from orders.services.reconcile import steps_reconcile
 
@@ -33,3 +35,18 @@ def refund_payment(self, order_id: int) -> None:
 def reconcile_steps() -> int:
     """Idempotent: re-dispatching a step that was not lost is a no-op for the step."""
     return len(steps_reconcile().redispatched)
+
+
+# Day-sized batches in one transaction each; a year of changes fits in the limit.
+@shared_task(name="orders.backfill_sales", soft_time_limit=3000, time_limit=3300)
+@once_per_tick("backfill_sales", lease_s=3600)
+def backfill_sales() -> int:
+    """Idempotent: recomputes whole days from the orders; a second run finds nothing new."""
+    return sales_backfill().days
+
+
+@shared_task(name="orders.cleanup_records", soft_time_limit=3000, time_limit=3300)
+@once_per_tick("cleanup_records", lease_s=3600)
+def cleanup_records() -> dict:
+    """Idempotent: deletes what is past retention; a second run finds nothing to delete."""
+    return records_cleanup().deleted

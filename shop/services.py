@@ -184,7 +184,10 @@ def _address_parse(address: Any, errors: Errors) -> dict[str, str]:
 
 
 def checkout_place(
-    *, request: CheckoutRequest, idempotency_key: str | None = None
+    *,
+    request: CheckoutRequest,
+    idempotency_key: str | None = None,
+    channel: str = Order.Channel.API,
 ) -> CheckoutResult:
     """Place an order: reserve stock, create it with its steps, dispatch after commit.
 
@@ -195,7 +198,7 @@ def checkout_place(
         if replay:
             return replay
     try:
-        return _checkout_commit(request=request, idempotency_key=idempotency_key)
+        return _checkout_commit(request=request, idempotency_key=idempotency_key, channel=channel)
     except IntegrityError:
         # A concurrent request with the same key committed first.
         replay = idempotency_key and _checkout_replay(key=idempotency_key, request=request)
@@ -216,13 +219,16 @@ def _checkout_replay(*, key: str, request: CheckoutRequest) -> CheckoutResult | 
 
 
 @transaction.atomic
-def _checkout_commit(*, request: CheckoutRequest, idempotency_key: str | None) -> CheckoutResult:
+def _checkout_commit(
+    *, request: CheckoutRequest, idempotency_key: str | None, channel: str
+) -> CheckoutResult:
     lines = stock_reserve(items=request.items)
     order = order_create(
         email=request.email,
         shipping_address=request.shipping_address,
         payment_token=request.payment_token,
         currency=settings.SHOP_CURRENCY,
+        channel=channel,
         lines=lines,
     )
     if idempotency_key:

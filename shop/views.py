@@ -4,6 +4,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from orders.models import Order
 from orders.selectors import order_get_by_token, order_status_payload
 from shop.selectors import product_list
 from shop.services import ADDRESS_FIELDS, CheckoutError, checkout_parse, checkout_place
@@ -78,7 +79,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
             "payment_token": form.get("payment_token", ""),
         }
         try:
-            result = checkout_place(request=checkout_parse(data))
+            result = checkout_place(request=checkout_parse(data), channel=Order.Channel.WEB)
         except CheckoutError as error:
             errors = error.errors
         else:

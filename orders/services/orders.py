@@ -33,6 +33,7 @@ def order_create(
     payment_token: str,
     currency: str,
     lines: list[tuple[Product, int]],
+    channel: str = Order.Channel.API,
 ) -> Order:
     """Create the order, its lines and one pending step per pipeline step.
 
@@ -45,6 +46,7 @@ def order_create(
         shipping_address=shipping_address,
         payment_token=payment_token,
         currency=currency,
+        channel=channel,
         total_cents=sum(product.price_cents * quantity for product, quantity in lines),
     )
     OrderLine.objects.bulk_create(

@@ -1,8 +1,26 @@
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from django_celery_beat.models import IntervalSchedule, PeriodicTask
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-from config.schedule import JOBS
+from config.schedule import JOBS, Job
+
+
+def schedule_for(job: Job) -> dict:
+    if job.every_s:
+        interval, _ = IntervalSchedule.objects.get_or_create(
+            every=job.every_s, period=IntervalSchedule.SECONDS
+        )
+        return {"interval": interval}
+    minute, hour, day_of_month, month_of_year, day_of_week = job.cron.split()
+    crontab, _ = CrontabSchedule.objects.get_or_create(
+        minute=minute,
+        hour=hour,
+        day_of_month=day_of_month,
+        month_of_year=month_of_year,
+        day_of_week=day_of_week,
+        timezone=job.timezone,
+    )
+    return {"crontab": crontab}
 
 
 class Command(BaseCommand):
@@ -11,17 +29,14 @@ class Command(BaseCommand):
     @transaction.atomic
     def handle(self, *args, **options):
         for job in JOBS:
-            schedule, _ = IntervalSchedule.objects.get_or_create(
-                every=job.every_s, period=IntervalSchedule.SECONDS
-            )
             # By name only: an operator's later edit of the schedule stays as it is.
             _, created = PeriodicTask.objects.get_or_create(
                 name=job.name,
                 defaults={
                     "task": job.task,
-                    "interval": schedule,
                     "expire_seconds": job.expires_s,
-                    "description": job.description,
+                    "description": f"{job.description} Times in {job.timezone}.",
+                    **schedule_for(job),
                 },
             )
             self.stdout.write(f"{'registered' if created else 'kept'}: {job.name} ({job.task})")
