@@ -1,23 +1,14 @@
 import pytest
 
 from config.celery import app
-from tests.workers import WorkerProcess, session_database_url
+from tests.workers import WorkerProcess, process_env
 
 
 @pytest.fixture
-def worker_env(transactional_db, sandbox_url, sandbox, tmp_path, settings):
+def worker_env(transactional_db, sandbox_url, sandbox, tmp_path):
     """Environment for worker processes: this test's database, Redis db and sandbox."""
     app.control.purge()  # leftovers of earlier tests must not run against this database
-    return {
-        "DATABASE_URL": session_database_url(),
-        "CELERY_BROKER_URL": app.conf.broker_url,
-        "SANDBOX_URL": sandbox_url,
-        "SHOPFLOW_MEDIA_ROOT": str(tmp_path / "media"),
-        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-        "EMAIL_FILE_PATH": str(tmp_path / "mail"),
-        "PIPELINE_RETRY_DELAY_SCALE": "0.01",
-        "DATABASE_CONN_MAX_AGE": "0",
-    }
+    return process_env(broker_url=app.conf.broker_url, sandbox_url=sandbox_url, tmp_path=tmp_path)
 
 
 @pytest.fixture

@@ -25,6 +25,21 @@ def session_database_url() -> str:
     return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+def process_env(*, broker_url: str, sandbox_url: str, tmp_path: Path) -> dict[str, str]:
+    """Environment for the processes a test starts: its database, broker, sandbox, files."""
+    return {
+        "DATABASE_URL": session_database_url(),
+        "DATABASE_CONN_MAX_AGE": "0",
+        "CELERY_BROKER_URL": broker_url,
+        "SHOPFLOW_REDIS_URL": broker_url,
+        "SANDBOX_URL": sandbox_url,
+        "SHOPFLOW_MEDIA_ROOT": str(tmp_path / "media"),
+        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": str(tmp_path / "mail"),
+        "PIPELINE_RETRY_DELAY_SCALE": "0.01",
+    }
+
+
 class WorkerProcess:
     """One `celery worker` process (and its pool) consuming the given queues."""
 

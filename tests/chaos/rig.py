@@ -19,7 +19,7 @@ import httpx
 from config.celery import app as celery_app
 from config.devservices import redis_start
 from tests.factories import checkout_body
-from tests.workers import ROOT, WorkerProcess, session_database_url
+from tests.workers import ROOT, WorkerProcess, process_env
 
 
 def free_port() -> int:
@@ -37,15 +37,7 @@ class Rig:
         self.web_port = free_port()
         self.base_url = f"http://127.0.0.1:{self.web_port}"
         self.env = {
-            "DATABASE_URL": session_database_url(),
-            "DATABASE_CONN_MAX_AGE": "0",
-            "CELERY_BROKER_URL": self.broker_url,
-            "SHOPFLOW_REDIS_URL": self.broker_url,
-            "SANDBOX_URL": sandbox_url,
-            "SHOPFLOW_MEDIA_ROOT": str(tmp_path / "media"),
-            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-            "EMAIL_FILE_PATH": str(tmp_path / "mail"),
-            "PIPELINE_RETRY_DELAY_SCALE": "0.01",
+            **process_env(broker_url=self.broker_url, sandbox_url=sandbox_url, tmp_path=tmp_path),
             # Lost-step deadlines for a test run: a dead worker on this machine is
             # seen at once (its pid is gone), so these only bound the wait.
             "RECONCILE_RUNNING_AFTER_S": "2",
