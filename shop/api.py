@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from orders.selectors import order_get_by_token, order_status_payload
 from orders.services.orders import OrderNotCancellable, order_cancel
 from shop.selectors import product_list
-from shop.services import CheckoutError, checkout_parse, checkout_place
+from shop.services import UNSTORABLE, CheckoutError, checkout_parse, checkout_place, storable
 
 # Printable ASCII without spaces: what clients send (UUIDs, ULIDs, hashes).
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -85,8 +85,8 @@ def order_cancel_view(request: HttpRequest, token: str) -> JsonResponse:
         reason = data.get("reason", "")
         if not isinstance(reason, str) or len(reason) > 500:
             raise CheckoutError({"reason": ["Must be a string of at most 500 characters."]})
-        if "\x00" in reason:
-            raise CheckoutError({"reason": ["Must not contain NUL characters."]})
+        if not storable(reason):
+            raise CheckoutError({"reason": [UNSTORABLE]})
         order_cancel(order_id=order.pk, reason=reason)
     except CheckoutError as error:
         return errors_response(error)

@@ -68,16 +68,30 @@ class CheckoutResult:
     created: bool  # False when an Idempotency-Key replayed an earlier checkout
 
 
-def nul_paths(value: Any, path: str = "") -> list[str]:
-    """Where a JSON value holds a string with a NUL character (no database stores one)."""
+UNSTORABLE = "Must be text without NUL characters or unpaired surrogates."
+
+
+def storable(text: str) -> bool:
+    """Whether a database can store the string: no NUL, valid UTF-8 (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
+def unstorable_paths(value: Any, path: str = "") -> list[str]:
+    """Where a JSON value holds a string that no database would store."""
     if isinstance(value, str):
-        return [path or "body"] if "\x00" in value else []
+        return [] if storable(value) else [path or "body"]
     if isinstance(value, dict):
         return [
-            p for k, v in value.items() for p in nul_paths(v, f"{path}.{k}" if path else str(k))
+            p
+            for k, v in value.items()
+            for p in unstorable_paths(v, f"{path}.{k}" if path else str(k))
         ]
     if isinstance(value, list):
-        return [p for n, v in enumerate(value) for p in nul_paths(v, f"{path}[{n}]")]
+        return [p for n, v in enumerate(value) for p in unstorable_paths(v, f"{path}[{n}]")]
     return []
 
 
@@ -92,7 +106,7 @@ def checkout_parse(data: Any) -> CheckoutRequest:
     """Check a checkout body field by field; raise CheckoutError with every problem found."""
     if not isinstance(data, dict):
         raise CheckoutError({"body": ["Expected a JSON object."]})
-    errors: Errors = {path: ["Must not contain NUL characters."] for path in nul_paths(data)}
+    errors: Errors = {path: [UNSTORABLE] for path in unstorable_paths(data)}
     if errors:
         raise CheckoutError(errors)
 

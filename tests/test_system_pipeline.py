@@ -2,12 +2,12 @@
 
 import json
 from collections import Counter
-from email import message_from_bytes
 
 import pytest
 
 from notifications.models import OutboxEmail
 from orders.models import Order, Step
+from tests.chaos.helpers import sent_subjects
 from tests.factories import checkout_body, product_create
 from tests.workers import orders_wait_settled
 
@@ -46,8 +46,7 @@ def test_orders_placed_through_the_api_complete_every_step_once(client, worker, 
     assert Counter(OutboxEmail.objects.values_list("order__number", flat=True)) == Counter(
         {n: 1 for n in numbers}
     )
-    sent = [message_from_bytes(p.read_bytes()) for p in (tmp_path / "mail").iterdir()]
-    subjects = Counter(m["Subject"] for m in sent)
+    subjects = sent_subjects(tmp_path / "mail")
     assert subjects == Counter({f"Your order {n} is confirmed": 1 for n in numbers})
     mug.refresh_from_db()
     assert mug.stock == 100 - sum(1 + n % 2 for n in range(20))

@@ -23,3 +23,14 @@ def confirmations_per_order() -> Counter:
             kind=OutboxEmail.Kind.ORDER_CONFIRMATION, status="sent"
         ).values_list("order__number", flat=True)
     )
+
+
+def sent_subjects(mail_dir) -> Counter:
+    """Subjects of the emails Django's file backend wrote. One file can hold several
+    messages (it appends per connection, and forked workers can pick the same name)."""
+    return Counter(
+        line.removeprefix("Subject: ")
+        for path in mail_dir.iterdir()
+        for line in path.read_text().splitlines()
+        if line.startswith("Subject: ")
+    )

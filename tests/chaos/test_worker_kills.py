@@ -8,10 +8,14 @@ import statistics
 import threading
 import time
 from collections import Counter
-from email import message_from_bytes
 
 from orders.models import DeadLetter, Order, Step
-from tests.chaos.helpers import confirmations_per_order, duplicates, effects_per_order
+from tests.chaos.helpers import (
+    confirmations_per_order,
+    duplicates,
+    effects_per_order,
+    sent_subjects,
+)
 from tests.factories import product_create
 from tests.workers import orders_wait_settled
 
@@ -85,9 +89,7 @@ def test_killing_workers_mid_run_loses_and_doubles_nothing(rig, sandbox, tmp_pat
     assert effects_per_order(ledger, "analytics", "event") == once_each
     assert duplicates(ledger) == []
     assert confirmations_per_order() == once_each
-    subjects = Counter(
-        message_from_bytes(p.read_bytes())["Subject"] for p in (tmp_path / "mail").iterdir()
-    )
+    subjects = sent_subjects(tmp_path / "mail")
     assert subjects == Counter({f"Your order {n} is confirmed": 1 for n in numbers})
     assert DeadLetter.objects.count() == 0
 
