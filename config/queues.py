@@ -33,6 +33,7 @@ TASK_ROUTES: dict[str, str] = {
     # Long, many rows: never in front of a checkout's steps.
     "orders.backfill_sales": BULK,
     "orders.cleanup_records": BULK,
+    "orders.reconcile_payments": BULK,
 }
 
 

@@ -67,4 +67,14 @@ JOBS: tuple[Job, ...] = (
         description="Delete expired idempotency keys, finished steps of ended orders and sent "
         "emails past their retention (settings), in batches. Dead letters are kept.",
     ),
+    Job(
+        "Nightly payment reconciliation report",
+        "orders.reconcile_payments",
+        expires_s=3 * 3600,
+        cron="0 3 * * *",
+        timezone=NIGHT_ZONE,
+        description="Compare the gateway's captures with the orders: paid but not fulfilled "
+        "after a day, charged without a paid order (or charged twice). Shown in Admin › "
+        "Discrepancies until resolved.",
+    ),
 )

@@ -57,6 +57,16 @@ def partner_post(partner: str, path: str, *, payload: dict[str, Any], key: str) 
     return body
 
 
+def payment_captures_list() -> list[dict[str, Any]]:
+    """Every capture the gateway holds, with whether it was refunded (its daily report)."""
+    try:
+        response = _http("payment").get("/captures")
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise PartnerUnavailable(f"payment capture list unavailable: {exc}") from exc
+    return response.json()["captures"]
+
+
 def _post(partner: str, path: str, *, payload: dict[str, Any], key: str) -> dict[str, Any]:
     try:
         response = _http(partner).post(path, json=payload, headers={"Idempotency-Key": key})

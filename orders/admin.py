@@ -3,7 +3,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from orders.breaker import breaker_states
-from orders.models import DeadLetter, IdempotencyKey, Order, OrderLine, Step
+from orders.models import DeadLetter, Discrepancy, IdempotencyKey, Order, OrderLine, Step
 from orders.pipeline import STEPS
 from orders.services.dead_letters import dead_letters_retry
 from orders.services.orders import OrderNotCancellable, order_cancel
@@ -169,3 +169,16 @@ class IdempotencyKeyAdmin(admin.ModelAdmin):
     list_display = ("key", "order", "created_at", "expires_at")
     search_fields = ("key", "order__number")
     readonly_fields = ("key", "fingerprint", "order", "created_at", "expires_at")
+
+
+@admin.register(Discrepancy)
+class DiscrepancyAdmin(admin.ModelAdmin):
+    """What the nightly payment reconciliation found: money and orders that disagree."""
+
+    list_display = ("kind", "order_number", "capture_id", "details", "found_at", "resolved_at")
+    list_filter = ("kind", ("resolved_at", admin.EmptyFieldListFilter))
+    search_fields = ("order_number", "capture_id")
+    readonly_fields = list_display
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -184,3 +184,31 @@ class Watermark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.value}"
+
+
+class Discrepancy(models.Model):
+    """A mismatch the nightly payment reconciliation found, open until it no longer holds."""
+
+    class Kind(models.TextChoices):
+        PAID_UNFULFILLED = "paid_unfulfilled", "paid but not fulfilled"
+        CHARGED_NO_ORDER = "charged_no_order", "charged without a paid order"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    order_number = models.CharField(max_length=16)
+    capture_id = models.CharField(max_length=64, blank=True)
+    details = models.TextField()
+    found_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-found_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "order_number", "capture_id"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="one_open_discrepancy",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.order_number}"

@@ -6,6 +6,7 @@ from orders.services.analytics import order_analytics_track
 from orders.services.backfill import sales_backfill
 from orders.services.cleanup import records_cleanup
 from orders.services.payment import order_payment_capture, order_payment_refund
+from orders.services.payment_report import payments_reconcile
 from orders.services.reconcile import steps_reconcile
 
 
@@ -50,3 +51,10 @@ def backfill_sales() -> int:
 def cleanup_records() -> dict:
     """Idempotent: deletes what is past retention; a second run finds nothing to delete."""
     return records_cleanup().deleted
+
+
+@shared_task(name="orders.reconcile_payments", soft_time_limit=600, time_limit=660)
+@once_per_tick("reconcile_payments", lease_s=3600)
+def reconcile_payments() -> int:
+    """Idempotent: a discrepancy is recorded once and resolved when it no longer holds."""
+    return len(payments_reconcile())

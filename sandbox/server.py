@@ -245,6 +245,7 @@ class Sandbox:
         self._answers: dict[tuple[str, str], StoredAnswer] = {}
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
         self._captures: dict[str, str] = {}
+        self._refunded: set[str] = set()
         self._erp_orders: dict[str, str] = {}
         self._labels: dict[str, str] = {}
         self._erp_numbers = itertools.count(FIRST_ERP_NUMBER)
@@ -341,6 +342,8 @@ class Sandbox:
         if order is None:
             return 404, {"error": "unknown_capture"}
         self._effect(request, "refund", order)
+        with self._lock:
+            self._refunded.add(capture_id)
         return 201, {
             "refund_id": f"re_{secrets.token_hex(8)}",
             "status": "refunded",
@@ -396,6 +399,15 @@ class Sandbox:
 
     # --- control plane -----------------------------------------------------------------------
 
+    def list_captures(self, request: Request) -> Reply:
+        """List every capture and whether it was refunded, as a gateway's report would."""
+        with self._lock:
+            captures = [
+                {"capture_id": cid, "order": order, "refunded": cid in self._refunded}
+                for cid, order in self._captures.items()
+            ]
+        return 200, {"captures": captures}
+
     def healthz(self, request: Request) -> Reply:
         """Report liveness."""
         return 200, {"status": "ok"}
@@ -446,6 +458,7 @@ ROUTES: list[Route] = [
     Route("GET", "/control", Sandbox.get_control),
     Route("POST", "/control", Sandbox.set_control),
     Route("POST", "/reset", Sandbox.reset),
+    Route("GET", "/payment/captures", Sandbox.list_captures),
     Route("POST", "/payment/captures", Sandbox.capture, effectful=True),
     Route("POST", "/payment/refunds", Sandbox.refund, effectful=True),
     Route("POST", "/erp/orders", Sandbox.sync_order, effectful=True),

@@ -492,7 +492,7 @@ def test_unknown_path_or_method_is_not_found(api: httpx.Client) -> None:
         404,
         {"error": "not_found"},
     )
-    assert api.get("/payment/captures").status_code == 404
+    assert api.get("/payment/refunds").status_code == 404  # a POST-only path
 
 
 def test_connections_are_kept_alive_between_requests(base_url: str) -> None:
@@ -535,3 +535,31 @@ def test_run_sandbox_command_serves_until_sigterm_then_exits_cleanly() -> None:
         process.kill()
         process.wait()
         process.stdout.close()
+
+
+def test_the_capture_list_shows_every_capture_and_whether_it_was_refunded(api):
+    kept = api.post(
+        "/payment/captures",
+        json={"order": "SF-1", "amount_cents": 100, "currency": "EUR", "payment_token": "tok_visa"},
+        headers={"Idempotency-Key": "SF-1:payment"},
+    ).json()["capture_id"]
+    refunded = api.post(
+        "/payment/captures",
+        json={"order": "SF-2", "amount_cents": 200, "currency": "EUR", "payment_token": "tok_visa"},
+        headers={"Idempotency-Key": "SF-2:payment"},
+    ).json()["capture_id"]
+    api.post(
+        "/payment/refunds",
+        json={"capture_id": refunded, "amount_cents": 200},
+        headers={"Idempotency-Key": "SF-2:refund"},
+    )
+
+    response = api.get("/payment/captures")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "captures": [
+            {"capture_id": kept, "order": "SF-1", "refunded": False},
+            {"capture_id": refunded, "order": "SF-2", "refunded": True},
+        ]
+    }
