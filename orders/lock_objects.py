@@ -1,6 +1,9 @@
 """Every row-locking queryset of the order pipeline, so the lock order is visible here.
 
-Lock order: Product rows (by id, in shop.services), then Order, then Step.
+Lock order. Checkout takes Product rows only, by id (shop.services.stock_reserve).
+Ending an order (cancel, failed payment) takes its Order, then its Steps, then
+Product rows by id to release stock. A step claim takes one Step. No path takes an
+Order or Step lock while it holds Product locks, so these never wait in a cycle.
 """
 
 from django.db.models import QuerySet
