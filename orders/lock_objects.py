@@ -4,6 +4,8 @@ Lock order. Checkout takes Product rows only, by id (shop.services.stock_reserve
 Ending an order (cancel, failed payment) takes its Order, then its Steps, then
 Product rows by id to release stock. A step claim takes one Step. No path takes an
 Order or Step lock while it holds Product locks, so these never wait in a cycle.
+Step locks join the order for reading only (`of=("self",)`): a claim must not lock
+the order row, or it could wait in a cycle with a cancel.
 """
 
 from django.db.models import QuerySet
@@ -17,7 +19,7 @@ def order_for_update(*, order_id: int) -> QuerySet[Order]:
 
 def step_for_update(*, order_id: int, name: str) -> QuerySet[Step]:
     return (
-        Step.objects.select_for_update()
+        Step.objects.select_for_update(of=("self",))
         .select_related("order")
         .filter(order_id=order_id, name=name)
     )
@@ -28,4 +30,4 @@ def steps_for_update(*, order_id: int) -> QuerySet[Step]:
 
 
 def step_by_pk_for_update(*, pk: int) -> QuerySet[Step]:
-    return Step.objects.select_for_update().select_related("order").filter(pk=pk)
+    return Step.objects.select_for_update(of=("self",)).select_related("order").filter(pk=pk)

@@ -14,7 +14,7 @@ from shop.selectors import product_list
 from shop.services import UNSTORABLE, CheckoutError, checkout_parse, checkout_place, storable
 
 # Printable ASCII without spaces: what clients send (UUIDs, ULIDs, hashes).
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 
 def errors_response(error: CheckoutError) -> JsonResponse:
@@ -26,7 +26,7 @@ def errors_response(error: CheckoutError) -> JsonResponse:
 def checkout(request: HttpRequest) -> JsonResponse:
     key = request.headers.get("Idempotency-Key")
     try:
-        if key is not None and not IDEMPOTENCY_KEY.match(key):
+        if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
             raise CheckoutError(
                 {"Idempotency-Key": ["Must be 1 to 255 printable ASCII characters without spaces."]}
             )

@@ -22,6 +22,7 @@ Errors = dict[str, list[str]]
 
 MAX_ITEMS = 50
 MAX_QUANTITY = 100
+MAX_EMAIL = 254  # RFC 5321's limit on a path; Order.email is an EmailField(max_length=254)
 ADDRESS_FIELDS = {
     "name": True,
     "line1": True,
@@ -80,19 +81,24 @@ def storable(text: str) -> bool:
     return "\x00" not in text
 
 
-def unstorable_paths(value: Any, path: str = "") -> list[str]:
-    """Where a JSON value holds a string that no database would store."""
-    if isinstance(value, str):
-        return [] if storable(value) else [path or "body"]
-    if isinstance(value, dict):
-        return [
-            p
-            for k, v in value.items()
-            for p in unstorable_paths(v, f"{path}.{k}" if path else str(k))
+def unstorable_fields(data: dict[str, Any]) -> list[str]:
+    """The fields we would store whose text no database can hold. Other keys are ignored:
+    they are never stored, and echoing a client's own key names back is no help."""
+    candidates: list[tuple[str, Any]] = [
+        ("email", data.get("email")),
+        ("payment_token", data.get("payment_token")),
+    ]
+    items = data.get("items")
+    if isinstance(items, list):
+        candidates += [
+            (f"items[{n}].sku", item.get("sku"))
+            for n, item in enumerate(items)
+            if isinstance(item, dict)
         ]
-    if isinstance(value, list):
-        return [p for n, v in enumerate(value) for p in unstorable_paths(v, f"{path}[{n}]")]
-    return []
+    address = data.get("shipping_address")
+    if isinstance(address, dict):
+        candidates += [(f"shipping_address.{f}", address.get(f)) for f in ADDRESS_FIELDS]
+    return [path for path, value in candidates if isinstance(value, str) and not storable(value)]
 
 
 def _required_string(value: Any, *, max_length: int) -> str | None:
@@ -106,7 +112,7 @@ def checkout_parse(data: Any) -> CheckoutRequest:
     """Check a checkout body field by field; raise CheckoutError with every problem found."""
     if not isinstance(data, dict):
         raise CheckoutError({"body": ["Expected a JSON object."]})
-    errors: Errors = {path: [UNSTORABLE] for path in unstorable_paths(data)}
+    errors: Errors = {path: [UNSTORABLE] for path in unstorable_fields(data)}
     if errors:
         raise CheckoutError(errors)
 
@@ -114,10 +120,14 @@ def checkout_parse(data: Any) -> CheckoutRequest:
     if email is None:
         errors["email"] = ["This field is required."]
     else:
+        email = email.strip().lower() if isinstance(email, str) else ""
         try:
-            validate_email(email if isinstance(email, str) else "")
+            validate_email(email)
         except ValidationError:
             errors["email"] = ["Enter a valid email address."]
+        else:
+            if len(email) > MAX_EMAIL:  # the validator allows 320; the column holds 254
+                errors["email"] = [f"Must be at most {MAX_EMAIL} characters."]
 
     items = _items_parse(data.get("items"), errors)
     address = _address_parse(data.get("shipping_address"), errors)
@@ -131,7 +141,7 @@ def checkout_parse(data: Any) -> CheckoutRequest:
     if errors:
         raise CheckoutError(errors)
     return CheckoutRequest(
-        email=email.strip().lower(),
+        email=email,
         items=items,
         shipping_address=address,
         payment_token=payment_token.strip(),

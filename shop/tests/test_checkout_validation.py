@@ -140,3 +140,25 @@ def test_json_nested_too_deeply_is_refused_with_400(client):
 def test_a_token_with_a_nul_character_finds_no_order(client):
     assert client.get("/api/v1/orders/ab%00cd").status_code == 404
     assert client.get("/orders/ab%00cd/").status_code == 404
+
+
+def test_an_email_longer_than_the_column_is_refused_with_400_not_a_500(client):
+    body = checkout_body(("A", 1), email="a" * 243 + "@example.com")
+
+    response = client.post(
+        "/api/v1/checkout", data=json.dumps(body), content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"errors": {"email": ["Must be at most 254 characters."]}}
+
+
+def test_unknown_keys_are_ignored_even_with_unstorable_text(client):
+    body = {**checkout_body(("NOPE", 1)), "note": "\x00", "email": [[[[]]]]}
+
+    response = client.post(
+        "/api/v1/checkout", data=json.dumps(body), content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"errors": {"email": ["Enter a valid email address."]}}
