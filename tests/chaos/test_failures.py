@@ -153,7 +153,7 @@ def test_time_from_a_worker_death_to_its_step_running_again(rig, sandbox):
     """No backlog: how long a step held by a killed process waits before it runs again."""
     product = product_create(stock=10_000)
     rig.start(workers=2, concurrency=1)
-    sandbox.post("/control", json={"latency_ms": [1500, 1500]}).raise_for_status()
+    sandbox.post("/control", json={"latency_ms": [800, 800]}).raise_for_status()
     delays: dict[str, list[float]] = {"pool process": [], "worker": []}
 
     for kind in ["pool process", "worker"] * 2:
