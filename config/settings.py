@@ -170,11 +170,28 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 0.5,
 }
 
+# JSON lines in production (for a log shipper), readable text on a laptop. Inside a
+# task every line carries its order, step and attempt (orders/ops/logs.py); Celery's
+# processes use this configuration too (orders/ops/receivers.py).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "json" if PRODUCTION else "text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"task_context": {"()": "orders.ops.logs.TaskContextFilter"}},
+    "formatters": {
+        "text": {
+            "()": "orders.ops.logs.TextFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "json": {"()": "orders.ops.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["task_context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"httpx": {"level": "WARNING"}},
 }
@@ -214,3 +231,20 @@ ALERT_QUEUE_AGE_S = float(os.environ.get("ALERT_QUEUE_AGE_S", "300"))
 STEP_RETENTION_DAYS = int(os.environ.get("STEP_RETENTION_DAYS", "90"))
 EMAIL_RETENTION_DAYS = int(os.environ.get("EMAIL_RETENTION_DAYS", "180"))
 CLEANUP_BATCH = int(os.environ.get("CLEANUP_BATCH", "1000"))
+
+# Operations surface (orders/ops/).
+# /metrics answers a staff session, or this bearer token; production sets one or has none.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "" if PRODUCTION else "shopflow-metrics")
+# Step durations and queue waits on /metrics cover the steps of this last window.
+METRICS_WINDOW_S = int(os.environ.get("METRICS_WINDOW_S", "900"))
+# /readyz: how long each check waits for an answer (the workers' replies take all of
+# it), and how long ago beat may have last sent a job (the fastest job runs every minute).
+READY_TIMEOUT_S = float(os.environ.get("READY_TIMEOUT_S", "1"))
+READY_BEAT_MAX_AGE_S = float(os.environ.get("READY_BEAT_MAX_AGE_S", "180"))
+# Beat writes each job's last run when it sends it, not every 3 minutes, so the
+# dashboard and /readyz see it at once.
+CELERY_BEAT_SYNC_EVERY = 1
+# The dashboard marks a periodic job this long past its due time.
+ALERT_JOB_LATE_S = float(os.environ.get("ALERT_JOB_LATE_S", "120"))
+# First, so the checkout latency it measures includes the other middleware.
+MIDDLEWARE = ["orders.ops.middleware.CheckoutLatencyMiddleware", *MIDDLEWARE]

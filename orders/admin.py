@@ -8,6 +8,9 @@ from orders.pipeline import STEPS
 from orders.services.dead_letters import dead_letters_retry
 from orders.services.orders import OrderNotCancellable, order_cancel
 
+# The admin index with a link to the operations dashboard (orders/ops/) above the apps.
+admin.site.index_template = "admin/shopflow_index.html"
+
 STEP_FIELDS = (
     "name",
     "queue",

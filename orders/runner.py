@@ -16,6 +16,7 @@ from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from orders.breaker import breaker_wait
 from orders.errors import PermanentError
 from orders.models import Order
+from orders.ops.logs import log_context_bind
 from orders.pipeline import STEPS
 from orders.services.steps import (
     Claim,
@@ -42,6 +43,7 @@ def step_run(*, task: Task, order_id: int, name: str, work: StepWork) -> None:
         # Not an attempt: the partner is left alone until the breaker lets calls through.
         raise task.retry(countdown=wait + random.uniform(0, 2))
     claim, step = step_claim(order_id=order_id, name=name, task_id=task.request.id)
+    log_context_bind(attempt=step.attempts)
     if claim is Claim.DONE:
         return  # returning lets the canvas go on to the steps after this one
     if claim is Claim.POISON:

@@ -1,0 +1,1 @@
+"""The operations surface: /metrics, /healthz and /readyz, the admin dashboard, task logs."""

@@ -1,0 +1,52 @@
+"""Celery signal receivers for the operations surface: task log context, retry counts,
+periodic job successes, and Django's LOGGING in Celery's processes."""
+
+import logging.config
+
+from celery.signals import setup_logging, task_postrun, task_prerun, task_retry, task_success
+from django.conf import settings
+
+from orders.models import Order
+from orders.ops.counters import job_success_record, step_retry_count
+from orders.ops.logs import log_context_bind, log_context_clear
+from orders.ops.selectors import JOB_TASKS
+from orders.pipeline import STEP_BY_TASK
+
+
+@setup_logging.connect
+def use_django_logging(loglevel=None, **kwargs) -> None:
+    # Connected, this replaces Celery's own set-up, which would swap the root handlers
+    # (and so the JSON formatter and the task context filter) for its own.
+    logging.config.dictConfig(settings.LOGGING)
+    if loglevel:
+        logging.getLogger().setLevel(loglevel)
+
+
+@task_prerun.connect
+def bind_step_log_context(sender=None, args=None, **kwargs) -> None:
+    log_context_clear()
+    spec = STEP_BY_TASK.get(sender.name)
+    if spec is None or not args:
+        return
+    # Looked up here, not in the runner, so lines logged before the claim carry it too.
+    number = Order.objects.filter(pk=args[0]).values_list("number", flat=True).first()
+    log_context_bind(order=number, step=spec.name)
+
+
+@task_postrun.connect
+def clear_log_context(**kwargs) -> None:
+    log_context_clear()
+
+
+@task_retry.connect
+def count_step_retry(sender=None, reason=None, **kwargs) -> None:
+    spec = STEP_BY_TASK.get(sender.name)
+    # A retry without an exception is a breaker deferral: no call failed.
+    if spec is not None and getattr(reason, "exc", None) is not None:
+        step_retry_count(step=spec.name)
+
+
+@task_success.connect
+def record_job_success(sender=None, **kwargs) -> None:
+    if sender.name in JOB_TASKS:
+        job_success_record(task=sender.name)

@@ -1,0 +1,91 @@
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+
+from config.celery import app
+from orders.ops.health import beat_check
+
+pytestmark = pytest.mark.django_db
+
+
+def beat_sent(*, seconds_ago: float, task: str = "orders.reconcile_steps") -> None:
+    call_command("setup_periodic_tasks")
+    PeriodicTask.objects.filter(task=task).update(
+        last_run_at=timezone.now() - timedelta(seconds=seconds_ago)
+    )
+
+
+def test_healthz_answers_ok_without_asking_anything_else(client, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = client.get("/healthz")
+
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def test_readyz_is_503_and_names_each_queue_without_a_worker(client, settings):
+    settings.READY_TIMEOUT_S = 0.3
+    settings.CELERY_BROKER_URL = app.conf.broker_url  # no worker listens on the tests' Redis db
+    app.control.purge()
+    beat_sent(seconds_ago=10)
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["database"] == {"ok": True}
+    assert body["checks"]["broker"] == {"ok": True}
+    assert body["checks"]["workers"] == {
+        "ok": False,
+        "queues": {"high": 0, "medium": 0, "low": 0, "bulk": 0},
+        "error": "no worker answers for high, medium, low, bulk",
+    }
+    assert body["checks"]["beat"]["ok"] is True
+
+
+def test_beat_is_alive_while_an_enabled_job_was_sent_within_the_limit(settings):
+    settings.READY_BEAT_MAX_AGE_S = 180
+    beat_sent(seconds_ago=60)
+    now = timezone.now()
+
+    check = beat_check(now=now)
+
+    assert check.ok is True
+    assert 60 <= check.detail["age_s"] < 61
+    assert check.detail["max_age_s"] == 180
+
+
+def test_beat_is_down_when_its_newest_job_is_older_than_the_limit(settings):
+    settings.READY_BEAT_MAX_AGE_S = 180
+    beat_sent(seconds_ago=300)
+
+    check = beat_check(now=timezone.now())
+
+    assert check.ok is False
+    assert check.detail["error"] == "beat has sent no periodic job for 300s"
+
+
+def test_a_disabled_job_is_no_sign_of_beat_and_no_job_sent_means_down():
+    beat_sent(seconds_ago=5)
+    PeriodicTask.objects.update(enabled=False)
+
+    check = beat_check(now=timezone.now())
+
+    assert check.ok is False
+    assert check.detail == {"error": "beat has not sent any periodic job", "max_age_s": 180.0}
+
+
+def test_readyz_names_the_broker_that_does_not_answer(client, settings):
+    settings.READY_TIMEOUT_S = 0.3
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["broker"]["ok"] is False
+    assert checks["broker"]["error"].startswith("OperationalError: Error 111 connecting to")
+    assert checks["workers"] == {"ok": False, "error": "the broker does not answer"}

@@ -1,0 +1,109 @@
+"""The admin as an operator sees it: Debian's Chromium, headless, driven by Playwright."""
+
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+from playwright.sync_api import expect, sync_playwright
+
+from config.celery import app
+from orders.models import Step
+from orders.tasks import capture_payment
+from tests.factories import order_place, product_create
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+LOGIN = ("operator", "operator-secret")
+
+
+@pytest.fixture
+def page(live_server):
+    if not CHROMIUM.exists():
+        pytest.fail("no /usr/bin/chromium: install Debian's chromium (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(base_url=live_server.url)
+        page.set_default_timeout(10_000)
+        yield page
+        browser.close()
+
+
+@pytest.fixture
+def order_with_a_dead_letter(sandbox, settings):
+    """A paid order whose analytics step failed for good; its payment message still queued."""
+    settings.ALERT_DEAD_LETTERS = 0
+    app.control.purge()
+    User.objects.create_superuser(LOGIN[0], "operator@shopflow.example", LOGIN[1])
+    order = order_place((product_create(), 1)).order
+    capture_payment.apply(args=(order.pk,))
+    Step.objects.filter(order=order, name="analytics").update(
+        status=Step.Status.FAILED,
+        attempts=4,
+        last_error="PartnerUnavailable: analytics answered 503",
+        finished_at=timezone.now(),
+    )
+    yield order
+    app.control.purge()
+
+
+def test_an_operator_logs_in_and_reads_the_dashboard_and_an_orders_timeline(
+    order_with_a_dead_letter, page
+):
+    order = order_with_a_dead_letter
+
+    page.goto("/admin/")
+    page.fill("#id_username", LOGIN[0])
+    page.fill("#id_password", LOGIN[1])
+    page.click("input[type=submit]")
+    page.click("text=Operations dashboard")
+
+    expect(page).to_have_url(f"{page.url.split('/admin/')[0]}/admin/operations/")
+    expect(page.locator("h1")).to_have_text("Operations")
+    queues = page.locator("#ops-queues tbody tr")
+    assert [" ".join(row.split()) for row in queues.all_inner_texts()] == [
+        "high 1 0s 1 0",  # the payment message no worker took; the step ran in the test
+        "medium 0 0s 0 0",
+        "low 0 0s 0 1",
+        "bulk 0 0s 0 0",
+    ]
+    total = page.locator("#ops-dead-letters tr").first.locator("td")
+    expect(total).to_have_text("1")
+    # Above ALERT_DEAD_LETTERS (0 here): shown in the alert red.
+    assert total.evaluate("cell => getComputedStyle(cell).color") == "rgb(186, 33, 33)"
+    expect(page.locator("#ops-activity svg rect.orders")).to_have_count(24)
+    assert page.locator("#ops-activity svg rect.orders").last.locator("title").text_content()
+    assert page.locator("#ops-activity svg rect.orders").last.get_attribute("height") != "0"
+
+    page.click("#ops-dead-letters >> text=analytics")
+    expect(page.locator("#result_list tbody tr")).to_have_count(1)
+    expect(page.locator("#result_list tbody tr th.field-order_link")).to_have_text(order.number)
+
+    page.goto(f"/admin/orders/order/{order.pk}/change/")
+    timeline = page.locator("#steps-group")
+    expect(timeline.locator("h2")).to_have_text("Pipeline timeline")
+    rows = timeline.locator("tbody tr.form-row")
+    assert [
+        (row.locator("td.field-name").inner_text(), row.locator("td.field-status").inner_text())
+        for row in rows.all()
+    ] == [
+        ("payment", "succeeded"),
+        ("confirmation_email", "pending"),
+        ("erp_sync", "pending"),
+        ("invoice", "pending"),
+        ("label", "pending"),
+        ("analytics", "failed"),
+    ]
+    expect(rows.last.locator("td.field-last_error")).to_have_text(
+        "PartnerUnavailable: analytics answered 503"
+    )
