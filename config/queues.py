@@ -30,6 +30,7 @@ TASK_ROUTES: dict[str, str] = {
     "orders.reconcile_steps": HIGH,
     "notifications.check_alerts": HIGH,
     "shop.run_subscription_lifecycle": LOW,
+    "shop.retry_image_downloads": BULK,
     # Long, many rows: never in front of a checkout's steps.
     "orders.backfill_sales": BULK,
     "orders.cleanup_records": BULK,

@@ -77,4 +77,12 @@ JOBS: tuple[Job, ...] = (
         "after a day, charged without a paid order (or charged twice). Shown in Admin › "
         "Discrepancies until resolved.",
     ),
+    Job(
+        "Product image download retry",
+        "shop.retry_image_downloads",
+        expires_s=240,
+        every_s=300,
+        description="Download product images given as URLs that are due: new ones and failed "
+        "ones after their backoff (5 min, 15 min, 1 h, 6 h); then marked broken.",
+    ),
 )

@@ -3,6 +3,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class Product(models.Model):
@@ -92,3 +93,31 @@ class LifecycleStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subscription_id}:{self.cycle}:{self.kind}"
+
+
+class ProductImage(models.Model):
+    """A product image given as a URL (by the catalog import), downloaded in the background."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        DOWNLOADED = "downloaded", "downloaded"
+        FAILED = "failed", "failed, will retry"
+        BROKEN = "broken", "broken"
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="images")
+    source_url = models.URLField(max_length=1000)
+    file = models.FileField(upload_to="products/", blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(blank=True)
+    downloaded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["product", "source_url"], name="one_image_per_url")
+        ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return self.source_url

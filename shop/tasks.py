@@ -1,6 +1,7 @@
 from celery import shared_task
 
 from orders.locks import once_per_tick
+from shop.assets import images_download_due
 from shop.subscriptions import lifecycle_due_run
 
 
@@ -10,3 +11,11 @@ from shop.subscriptions import lifecycle_due_run
 def run_subscription_lifecycle() -> int:
     """Idempotent: each due row is claimed with a conditional update and runs once."""
     return lifecycle_due_run()
+
+
+# At most a couple of hundred downloads of 10 s each per run.
+@shared_task(name="shop.retry_image_downloads", soft_time_limit=280, time_limit=300)
+@once_per_tick("retry_image_downloads", lease_s=240)
+def retry_image_downloads() -> dict:
+    """Idempotent: each due image is claimed with a conditional update and tried once."""
+    return images_download_due()
