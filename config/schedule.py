@@ -85,4 +85,12 @@ JOBS: tuple[Job, ...] = (
         description="Download product images given as URLs that are due: new ones and failed "
         "ones after their backoff (5 min, 15 min, 1 h, 6 h); then marked broken.",
     ),
+    Job(
+        "Order follow-ups: review requests and loyalty points",
+        "orders.run_follow_ups",
+        expires_s=240,
+        every_s=300,
+        description="Send the review request 7 days after an order completed and credit its "
+        "loyalty points after the 14-day return window; cancelled orders get neither.",
+    ),
 )

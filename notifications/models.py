@@ -38,6 +38,7 @@ class OutboxEmail(models.Model):
         ORDER_CONFIRMATION = "order_confirmation", "order confirmation"
         PAYMENT_FAILED = "payment_failed", "payment failed"
         ORDER_CANCELLED = "order_cancelled", "order cancelled"
+        REVIEW_REQUEST = "review_request", "review request"
         OPS_ALERT = "ops_alert", "ops alert"
         SUBSCRIPTION_WINBACK = "winback", "subscription win-back"
         SUBSCRIPTION_WINBACK_SECOND = "winback_second", "subscription second win-back"

@@ -16,6 +16,7 @@ SUBJECTS = {
     OutboxEmail.Kind.ORDER_CONFIRMATION: "Your order {number} is confirmed",
     OutboxEmail.Kind.PAYMENT_FAILED: "We could not take payment for order {number}",
     OutboxEmail.Kind.ORDER_CANCELLED: "Your order {number} is cancelled",
+    OutboxEmail.Kind.REVIEW_REQUEST: "How do you like your order {number}?",
 }
 
 

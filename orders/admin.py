@@ -3,7 +3,16 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from orders.breaker import breaker_states
-from orders.models import DeadLetter, Discrepancy, IdempotencyKey, Order, OrderLine, Step
+from orders.models import (
+    DeadLetter,
+    Discrepancy,
+    FollowUp,
+    IdempotencyKey,
+    LoyaltyAccount,
+    Order,
+    OrderLine,
+    Step,
+)
 from orders.pipeline import STEPS
 from orders.services.dead_letters import dead_letters_retry
 from orders.services.orders import OrderNotCancellable, order_cancel
@@ -185,3 +194,20 @@ class DiscrepancyAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+@admin.register(FollowUp)
+class FollowUpAdmin(admin.ModelAdmin):
+    list_display = ("order", "kind", "due_at", "status", "done_at")
+    list_filter = ("kind", "status")
+    search_fields = ("order__number",)
+    readonly_fields = ("order", "kind", "due_at", "status", "claimed_at", "done_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(LoyaltyAccount)
+class LoyaltyAccountAdmin(admin.ModelAdmin):
+    list_display = ("email", "points")
+    search_fields = ("email",)

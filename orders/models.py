@@ -212,3 +212,52 @@ class Discrepancy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.order_number}"
+
+
+class FollowUp(models.Model):
+    """Work due some days after an order completed: a row with a due time, not a countdown."""
+
+    class Kind(models.TextChoices):
+        REVIEW_REQUEST = "review_request", "review request"
+        LOYALTY_POINTS = "loyalty_points", "loyalty points"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        DONE = "done", "done"
+        CANCELLED = "cancelled", "cancelled"
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="follow_ups")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    due_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["order", "kind"], name="one_follow_up_per_kind")
+        ]
+        indexes = [models.Index(fields=["status", "due_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.order_id}:{self.kind}"
+
+
+class LoyaltyAccount(models.Model):
+    email = models.EmailField(unique=True)
+    points = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.email}: {self.points}"
+
+
+class LoyaltyEntry(models.Model):
+    """Points earned by one order: one row per order, so points are never awarded twice."""
+
+    order = models.OneToOneField(Order, on_delete=models.CASCADE, related_name="loyalty_entry")
+    account = models.ForeignKey(LoyaltyAccount, on_delete=models.CASCADE, related_name="entries")
+    points = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.points} for {self.order_id}"

@@ -5,6 +5,7 @@ from orders.runner import STEP_TASK, step_run
 from orders.services.analytics import order_analytics_track
 from orders.services.backfill import sales_backfill
 from orders.services.cleanup import records_cleanup
+from orders.services.follow_ups import follow_ups_due_run
 from orders.services.payment import order_payment_capture, order_payment_refund
 from orders.services.payment_report import payments_reconcile
 from orders.services.reconcile import steps_reconcile
@@ -58,3 +59,11 @@ def cleanup_records() -> dict:
 def reconcile_payments() -> int:
     """Idempotent: a discrepancy is recorded once and resolved when it no longer holds."""
     return len(payments_reconcile())
+
+
+# Hundreds of due rows per run at most; the next tick takes the rest.
+@shared_task(name="orders.run_follow_ups", soft_time_limit=240, time_limit=280)
+@once_per_tick("run_follow_ups", lease_s=240)
+def run_follow_ups() -> int:
+    """Idempotent: each due row is claimed with a conditional update; emails and points once."""
+    return follow_ups_due_run()

@@ -36,3 +36,20 @@ def checkout_body(*items: tuple[str, int], **overrides: Any) -> dict[str, Any]:
 def order_place(*items: tuple[Product, int], **overrides: Any) -> CheckoutResult:
     body = checkout_body(*((p.sku, q) for p, q in items), **overrides)
     return checkout_place(request=checkout_parse(body))
+
+
+def run_pipeline(order) -> None:
+    """Run every pipeline step of the order in this process, in pipeline order."""
+    from fulfillment.tasks import purchase_label, render_invoice, sync_erp
+    from notifications.tasks import send_order_confirmation
+    from orders.tasks import capture_payment, track_analytics
+
+    for task in (
+        capture_payment,
+        send_order_confirmation,
+        sync_erp,
+        render_invoice,
+        purchase_label,
+        track_analytics,
+    ):
+        task.apply(args=(order.pk,))

@@ -10,6 +10,7 @@ from orders.lock_objects import order_for_update, steps_for_update
 from orders.models import Order, OrderLine, Step
 from orders.pipeline import CANCELLATION, PAYMENT_FAILURE, PIPELINE, POSITION, StepSpec
 from orders.services.dispatch import steps_dispatch_on_commit
+from orders.services.follow_ups import follow_ups_cancel, follow_ups_schedule
 from shop.models import Product
 
 # No 0/O or 1/I: order numbers get read out over the phone.
@@ -113,6 +114,7 @@ def _order_end(order: Order, *, status: str, reason: str, followups: tuple[StepS
         status=Step.Status.CANCELLED, last_error=f"cancelled: {reason}", finished_at=timezone.now()
     )
     _stock_release(order)
+    follow_ups_cancel(order_id=order.pk)
     steps_create(order=order, specs=followups)
     steps_dispatch_on_commit(order_id=order.pk, names=tuple(spec.name for spec in followups))
 
@@ -180,6 +182,13 @@ def order_status_refresh(*, order_id: int) -> None:
         new_status = Order.Status.NEEDS_ATTENTION
     else:
         new_status = Order.Status.PAID
-    Order.objects.filter(
-        pk=order_id, status__in=[Order.Status.PAID, Order.Status.NEEDS_ATTENTION]
-    ).exclude(status=new_status).update(status=new_status, updated_at=timezone.now())
+    now = timezone.now()
+    changed = (
+        Order.objects.filter(
+            pk=order_id, status__in=[Order.Status.PAID, Order.Status.NEEDS_ATTENTION]
+        )
+        .exclude(status=new_status)
+        .update(status=new_status, updated_at=now)
+    )
+    if changed and new_status == Order.Status.COMPLETED:
+        follow_ups_schedule(order_id=order_id, completed_at=now)

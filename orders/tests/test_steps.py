@@ -8,24 +8,15 @@ from django.core import mail
 
 from fulfillment import partners
 from fulfillment.partners import PartnerUnavailable
-from fulfillment.tasks import purchase_label, render_invoice, sync_erp
+from fulfillment.tasks import purchase_label, sync_erp
 from notifications.models import Alert, OutboxEmail
-from notifications.tasks import send_order_confirmation, send_payment_failed
+from notifications.tasks import send_payment_failed
 from orders.breaker import breaker_states
 from orders.models import Order, Step
 from orders.tasks import capture_payment, track_analytics
-from tests.factories import order_place, product_create
+from tests.factories import order_place, product_create, run_pipeline
 
 pytestmark = pytest.mark.django_db
-
-ALL_STEPS = (
-    capture_payment,
-    send_order_confirmation,
-    sync_erp,
-    render_invoice,
-    purchase_label,
-    track_analytics,
-)
 
 
 def effects(sandbox, partner: str) -> list[tuple[str, str]]:
@@ -34,11 +25,6 @@ def effects(sandbox, partner: str) -> list[tuple[str, str]]:
 
 def step_states(order: Order) -> list[tuple[str, str, int]]:
     return list(order.steps.values_list("name", "status", "attempts"))
-
-
-def run_pipeline(order: Order) -> None:
-    for task in ALL_STEPS:
-        task.apply(args=(order.pk,))
 
 
 def test_every_step_succeeds_and_completes_the_order(sandbox):

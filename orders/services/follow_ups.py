@@ -1,0 +1,81 @@
+"""Follow-ups of a completed order, as rows with due times picked up by a periodic job:
+a review request 7 days after the order completed (its label bought; the carrier
+reports no delivery yet, so completion stands in for it), and loyalty points once
+the 14-day return window has passed. A cancel before then cancels them."""
+
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from notifications.models import OutboxEmail
+from notifications.services import order_email_send
+from orders.models import FollowUp, LoyaltyAccount, LoyaltyEntry, Order
+
+DELAYS = {
+    FollowUp.Kind.REVIEW_REQUEST: timedelta(days=7),
+    FollowUp.Kind.LOYALTY_POINTS: timedelta(days=14),
+}
+# A claim this old belongs to a run that died; the row may be taken again.
+STALE_CLAIM = timedelta(minutes=10)
+
+
+def follow_ups_schedule(*, order_id: int, completed_at: datetime) -> None:
+    FollowUp.objects.bulk_create(
+        (
+            FollowUp(order_id=order_id, kind=kind, due_at=completed_at + delay)
+            for kind, delay in DELAYS.items()
+        ),
+        ignore_conflicts=True,
+    )
+
+
+def follow_ups_cancel(*, order_id: int) -> int:
+    return FollowUp.objects.filter(order_id=order_id, status=FollowUp.Status.PENDING).update(
+        status=FollowUp.Status.CANCELLED
+    )
+
+
+def follow_ups_due_run(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Run the follow-ups that are due; return how many ran."""
+    now = now or timezone.now()
+    due = FollowUp.objects.filter(
+        Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - STALE_CLAIM),
+        status=FollowUp.Status.PENDING,
+        due_at__lte=now,
+    ).values_list("pk", "claimed_at")[:limit]
+    ran = 0
+    for pk, claimed_at in due:
+        # Claim with a conditional update: of two workers, one runs it.
+        if FollowUp.objects.filter(pk=pk, claimed_at=claimed_at).update(claimed_at=now):
+            _follow_up_run(FollowUp.objects.select_related("order").get(pk=pk), now)
+            ran += 1
+    return ran
+
+
+def _follow_up_run(follow_up: FollowUp, now: datetime) -> None:
+    order = follow_up.order
+    if order.status != Order.Status.COMPLETED:
+        follow_up.status = FollowUp.Status.CANCELLED
+    elif follow_up.kind == FollowUp.Kind.REVIEW_REQUEST:
+        order_email_send(order=order, kind=OutboxEmail.Kind.REVIEW_REQUEST)
+        follow_up.status = FollowUp.Status.DONE
+    else:
+        loyalty_points_award(order=order)
+        follow_up.status = FollowUp.Status.DONE
+    follow_up.done_at = now
+    follow_up.save(update_fields=["status", "done_at"])
+
+
+@transaction.atomic
+def loyalty_points_award(*, order: Order) -> int:
+    """Credit one point per whole currency unit of the order, once per order."""
+    account, _ = LoyaltyAccount.objects.get_or_create(email=order.email)
+    points = order.total_cents // 100
+    _, created = LoyaltyEntry.objects.get_or_create(
+        order=order, defaults={"account": account, "points": points}
+    )
+    if created:
+        LoyaltyAccount.objects.filter(pk=account.pk).update(points=F("points") + points)
+    return points if created else 0
