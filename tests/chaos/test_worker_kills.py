@@ -50,6 +50,8 @@ def restart_delays(
 def test_killing_workers_mid_run_loses_and_doubles_nothing(rig, sandbox, tmp_path):
     products = [product_create(stock=10_000) for _ in range(4)]
     rig.start(workers=2, concurrency=2)
+    # Partner calls take a little while, so kills land on steps that are running.
+    sandbox.post("/control", json={"latency_ms": [20, 120]}).raise_for_status()
     carts = [[(products[n % 4].sku, 1), (products[(n + 1) % 4].sku, 2)] for n in range(ORDERS)]
     placed: list[dict] = []
     placing = threading.Thread(target=lambda: placed.extend(rig.checkout_many(carts)))
