@@ -31,6 +31,7 @@ TASK_ROUTES: dict[str, str] = {
     "notifications.check_alerts": HIGH,
     "shop.run_subscription_lifecycle": LOW,
     "shop.retry_image_downloads": BULK,
+    "shop.import_products": BULK,
     "orders.run_follow_ups": LOW,
     # Long, many rows: never in front of a checkout's steps.
     "orders.backfill_sales": BULK,

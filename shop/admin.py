@@ -1,7 +1,16 @@
-from django.contrib import admin, messages
+import csv
 
-from shop.models import LifecycleStep, Product, Subscription
+from django.contrib import admin, messages
+from django.db import transaction
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from shop.imports import import_error_report
+from shop.models import ImportJob, ImportRejection, LifecycleStep, Product, Subscription
 from shop.subscriptions import subscription_cancel, subscription_reactivate
+from shop.tasks import import_products
 
 
 @admin.register(Product)
@@ -46,3 +55,115 @@ class SubscriptionAdmin(admin.ModelAdmin):
         self.message_user(
             request, f"Reactivated {queryset.count()} subscriptions.", messages.SUCCESS
         )
+
+
+class RejectionInline(admin.TabularInline):
+    model = ImportRejection
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("row", "sku", "reason")
+    max_num = 0  # no adding; the full list is in the error report
+
+    def get_queryset(self, request):
+        return super().get_queryset(request)[:200]
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    """Upload a catalog CSV; it imports on the bulk queue while this page shows progress."""
+
+    list_display = (
+        "pk",
+        "file",
+        "status",
+        "progress",
+        "rows_imported",
+        "rows_rejected",
+        "report",
+        "created_at",
+    )
+    readonly_fields = (
+        "status",
+        "progress",
+        "rows_total",
+        "rows_done",
+        "rows_imported",
+        "rows_rejected",
+        "message",
+        "report",
+        "finished_at",
+    )
+    inlines = (RejectionInline,)
+    change_list_template = "admin/shop/importjob/change_list.html"
+
+    def get_fields(self, request, obj=None):
+        return (
+            ("file", "requested_by")
+            if obj is None
+            else ("file", "requested_by", *self.readonly_fields)
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else ("file", "requested_by", *self.readonly_fields)
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj else ()
+
+    def save_model(self, request, obj, form, change) -> None:
+        if not obj.requested_by:
+            obj.requested_by = request.user.email
+        super().save_model(request, obj, form, change)
+        if not change:
+            transaction.on_commit(lambda: import_products.delay(obj.pk))
+
+    @admin.display(description="progress")
+    def progress(self, job: ImportJob):
+        return format_html(
+            '<progress value="{}" max="{}"></progress> {} / {}',
+            job.rows_done,
+            job.rows_total or 1,
+            job.rows_done,
+            job.rows_total or "?",
+        )
+
+    @admin.display(description="error report")
+    def report(self, job: ImportJob):
+        if not job.rows_rejected:
+            return "–"
+        return format_html(
+            '<a href="{}">{} rejected rows (CSV)</a>',
+            reverse("admin:shop_importjob_errors", args=[job.pk]),
+            job.rows_rejected,
+        )
+
+    def get_urls(self):
+        errors = path(
+            "<int:job_id>/errors.csv",
+            self.admin_site.admin_view(self.errors_csv),
+            name="shop_importjob_errors",
+        )
+        return [errors, *super().get_urls()]
+
+    def errors_csv(self, request, job_id: int) -> StreamingHttpResponse:
+        job = get_object_or_404(ImportJob, pk=job_id)
+        writer = csv.writer(Echo())
+        response = StreamingHttpResponse(
+            (writer.writerow(row) for row in import_error_report(job)), content_type="text/csv"
+        )
+        response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-errors.csv"'
+        return response
+
+    def changelist_view(self, request, extra_context=None):
+        running = ImportJob.objects.filter(
+            status__in=[ImportJob.Status.QUEUED, ImportJob.Status.RUNNING]
+        ).exists()
+        return super().changelist_view(
+            request, extra_context={**(extra_context or {}), "refresh": running}
+        )
+
+
+class Echo:
+    """A file-like object whose write returns the line, for streaming CSV."""
+
+    def write(self, value: str) -> str:
+        return value

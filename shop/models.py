@@ -121,3 +121,44 @@ class ProductImage(models.Model):
 
     def __str__(self) -> str:
         return self.source_url
+
+
+class ImportJob(models.Model):
+    """A catalog import: the stored file, its progress, and what it rejected."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        DONE = "done", "done"
+        REJECTED = "rejected", "rejected (malformed file)"
+
+    file = models.FileField(upload_to="imports/")
+    requested_by = models.EmailField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    rows_total = models.PositiveIntegerField(default=0)
+    # Rows committed so far: a re-run resumes after them.
+    rows_done = models.PositiveIntegerField(default=0)
+    rows_imported = models.PositiveIntegerField(default=0)
+    rows_rejected = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"import {self.pk} ({self.status})"
+
+
+class ImportRejection(models.Model):
+    """A row the import refused, for the error report."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="rejections")
+    row = models.PositiveIntegerField()
+    sku = models.CharField(max_length=64, blank=True)
+    reason = models.CharField(max_length=500)
+
+    class Meta:
+        ordering = ["row"]
+        constraints = [models.UniqueConstraint(fields=["job", "row"], name="one_rejection_per_row")]
+
+    def __str__(self) -> str:
+        return f"row {self.row}: {self.reason}"

@@ -2,6 +2,7 @@ from celery import shared_task
 
 from orders.locks import once_per_tick
 from shop.assets import images_download_due
+from shop.imports import import_job_run
 from shop.subscriptions import lifecycle_due_run
 
 
@@ -19,3 +20,10 @@ def run_subscription_lifecycle() -> int:
 def retry_image_downloads() -> dict:
     """Idempotent: each due image is claimed with a conditional update and tried once."""
     return images_download_due()
+
+
+# A 100k-row file takes well under the limit; a killed run resumes where it stopped.
+@shared_task(name="shop.import_products", soft_time_limit=1800, time_limit=1900, acks_late=True)
+def import_products(job_id: int) -> str:
+    """Idempotent: resumes after the last committed batch; a finished job is left alone."""
+    return import_job_run(job_id=job_id).status

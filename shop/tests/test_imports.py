@@ -1,0 +1,137 @@
+import csv
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.management import CommandError, call_command
+
+from shop.imports import import_error_report, import_job_run
+from shop.models import ImportJob, Product, ProductImage
+
+pytestmark = pytest.mark.django_db
+
+GOOD = "sku,name,price_cents,stock,image_url\nA-1,Mug,1490,10,https://img.example/a.png\nA-2,Tee,2900,5,\n"
+MIXED = (
+    "sku,name,price_cents,stock\n"
+    "B-1,Cap,2400,3\n"
+    ",No sku,100,1\n"
+    "B-2,Bag,-5,1\n"
+    "B-3,Pen,3900,lots\n"
+    "B-1,Cap (new name),2500,4\n"
+)
+
+
+def job_for(content: bytes | str) -> ImportJob:
+    job = ImportJob()
+    job.file.save(
+        "catalog.csv", ContentFile(content.encode() if isinstance(content, str) else content)
+    )
+    return job
+
+
+def test_a_good_file_upserts_every_product_and_queues_its_images():
+    job = import_job_run(job_id=job_for(GOOD).pk)
+
+    assert (job.status, job.rows_total, job.rows_imported, job.rows_rejected) == ("done", 2, 2, 0)
+    assert list(
+        Product.objects.order_by("sku").values_list("sku", "name", "price_cents", "stock")
+    ) == [
+        ("A-1", "Mug", 1490, 10),
+        ("A-2", "Tee", 2900, 5),
+    ]
+    assert list(ProductImage.objects.values_list("source_url", "status")) == [
+        ("https://img.example/a.png", "pending")
+    ]
+
+
+def test_bad_rows_are_rejected_with_row_and_reason_and_the_good_ones_imported():
+    job = import_job_run(job_id=job_for(MIXED).pk)
+
+    assert (job.rows_imported, job.rows_rejected) == (2, 3)
+    assert list(import_error_report(job)) == [
+        ["row", "sku", "reason"],
+        ["2", "", "sku must be 1 to 64 characters"],
+        ["3", "B-2", "price_cents must be a whole number from 0 to 2000000000, got '-5'"],
+        ["4", "B-3", "stock must be a whole number from 0 to 2000000000, got 'lots'"],
+    ]
+    assert Product.objects.get(sku="B-1").name == "Cap (new name)"  # the last row wins
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "The file is empty."),
+        (
+            b"sku,title,price_cents,stock\nX,Y,1,1\n",
+            "Wrong columns: missing name; unknown title. "
+            "Expected sku, name, price_cents, stock and optionally description, image_url.",
+        ),
+        (b"sku,name,price_cents,stock\n", "The file has a header but no rows."),
+        (b"sku,name,price_cents,stock\nX,Caf\xe9,1,1\n", "The file is not UTF-8 text (byte 32)."),
+    ],
+)
+def test_a_malformed_file_is_rejected_before_any_row_is_written(content, message):
+    job = import_job_run(job_id=job_for(content).pk)
+
+    assert (job.status, job.message) == ("rejected", message)
+    assert Product.objects.count() == 0
+
+
+def test_an_import_killed_half_way_resumes_after_its_last_batch_without_duplicates(monkeypatch):
+    monkeypatch.setattr("shop.imports.BATCH", 2)
+    rows = "".join(f"C-{n},Item {n},{100 + n},1\n" for n in range(7))
+    job = job_for("sku,name,price_cents,stock\n" + rows)
+    # As if the worker died after committing two batches.
+    ImportJob.objects.filter(pk=job.pk).update(status="running", rows_done=4, rows_imported=4)
+    Product.objects.bulk_create(
+        Product(sku=f"C-{n}", name="stale", price_cents=1) for n in range(4)
+    )
+
+    job = import_job_run(job_id=job.pk)
+
+    assert (job.status, job.rows_done, job.rows_imported) == ("done", 7, 7)
+    assert Product.objects.filter(sku__startswith="C-").count() == 7
+    assert list(
+        Product.objects.filter(name="stale").values_list("sku", flat=True).order_by("sku")
+    ) == [
+        "C-0",
+        "C-1",
+        "C-2",
+        "C-3",
+    ]
+
+
+def test_import_command_refuses_a_malformed_file_and_imports_a_good_one(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sku,name\n")
+    good = tmp_path / "good.csv"
+    good.write_text(GOOD)
+
+    with pytest.raises(CommandError, match="missing price_cents, stock"):
+        call_command("import_products", str(bad))
+    call_command("import_products", str(good), "--inline")
+
+    assert "done: 2 imported, 0 rejected of 2 rows" in capsys.readouterr().out
+    assert ImportJob.objects.count() == 1
+
+
+def test_an_operator_uploads_in_the_admin_and_downloads_the_error_report(
+    admin_client, django_capture_on_commit_callbacks
+):
+    upload = ContentFile(MIXED.encode(), name="catalog.csv")
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = admin_client.post(
+            "/admin/shop/importjob/add/", {"file": upload, "requested_by": ""}
+        )
+    job = ImportJob.objects.get()
+    import_job_run(job_id=job.pk)  # what the dispatched task does on the bulk queue
+    listing = admin_client.get("/admin/shop/importjob/")
+    report = admin_client.get(f"/admin/shop/importjob/{job.pk}/errors.csv")
+
+    assert response.status_code == 302
+    assert len(callbacks) == 1
+    assert '<progress value="5" max="5"></progress> 5 / 5' in listing.content.decode()
+    assert report["Content-Type"] == "text/csv"
+    rows = list(csv.reader(b"".join(report.streaming_content).decode().splitlines()))
+    assert rows == list(import_error_report(job))
+    assert len(rows) == 4
