@@ -10,7 +10,6 @@ RSS, and time per 100k orders, and writes bench/results/backfill.json.
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -54,23 +53,24 @@ def child(orders: int) -> dict:
     from django.core.management import call_command
     from django.db import connection
 
+    from bench.memory import RssSampler
     from orders.services.backfill import sales_backfill
 
     call_command("migrate", verbosity=0)
     with connection.cursor() as cursor:
         cursor.execute(FILL, {"orders": orders})
     connection.close()
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    sampler = RssSampler()
     started = time.perf_counter()
     report = sales_backfill()
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start_mb, peak_mb = sampler.stop()
     return {
         "orders": orders,
         "days": report.days,
         "seconds": round(seconds, 2),
-        "peak_rss_mb": round(peak / 1024, 1),
-        "rss_growth_mb": round((peak - rss_before) / 1024, 1),
+        "rss_start_mb": start_mb,
+        "rss_peak_mb": peak_mb,
     }
 
 
@@ -105,12 +105,12 @@ def main() -> None:
         print(
             f"{row['orders']:>9,} orders  {row['days']} days  {row['seconds']:7.2f} s  "
             f"{row['seconds'] / row['orders'] * 100_000:6.2f} s per 100k  "
-            f"peak RSS {row['peak_rss_mb']} MB (grew {row['rss_growth_mb']} MB during the backfill)"
+            f"RSS {row['rss_start_mb']} MB before the backfill, peak {row['rss_peak_mb']} MB"
         )
     if len(results) > 1:
         first, last = results[0], results[-1]
         times = last["seconds"] / first["seconds"]
-        memory = last["peak_rss_mb"] / first["peak_rss_mb"]
+        memory = last["rss_peak_mb"] / first["rss_peak_mb"]
         print(
             f"{last['orders'] // first['orders']}x the orders: {times:.1f}x the time, "
             f"{memory:.2f}x the peak memory"

@@ -39,6 +39,7 @@ class OutboxEmail(models.Model):
         PAYMENT_FAILED = "payment_failed", "payment failed"
         ORDER_CANCELLED = "order_cancelled", "order cancelled"
         REVIEW_REQUEST = "review_request", "review request"
+        IMPORT_DONE = "import_done", "catalog import finished"
         OPS_ALERT = "ops_alert", "ops alert"
         SUBSCRIPTION_WINBACK = "winback", "subscription win-back"
         SUBSCRIPTION_WINBACK_SECOND = "winback_second", "subscription second win-back"
@@ -53,6 +54,9 @@ class OutboxEmail(models.Model):
     )
     alert = models.OneToOneField(
         Alert, on_delete=models.CASCADE, related_name="email", null=True, blank=True
+    )
+    import_job = models.OneToOneField(
+        "shop.ImportJob", on_delete=models.CASCADE, related_name="email", null=True, blank=True
     )
     lifecycle_step = models.OneToOneField(
         "shop.LifecycleStep", on_delete=models.CASCADE, related_name="email", null=True, blank=True

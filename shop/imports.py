@@ -11,11 +11,15 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
+from notifications.models import OutboxEmail
+from notifications.services import outbox_email_deliver
 from shop.models import ImportJob, ImportRejection, Product, ProductImage
 from shop.services import storable
 
@@ -105,17 +109,25 @@ def row_parse(row: Row) -> tuple[dict, str | None]:
 
 
 def import_job_run(*, job_id: int) -> ImportJob:
-    """Run (or resume) an import job to the end; a finished job is left as it is."""
+    """Run (or resume) an import job to the end and tell its requester; a finished job
+    is only told again if that email has not gone out yet."""
     job = ImportJob.objects.get(pk=job_id)
-    if job.status in (ImportJob.Status.DONE, ImportJob.Status.REJECTED):
-        return job
+    if job.status not in (ImportJob.Status.DONE, ImportJob.Status.REJECTED):
+        _import(job)
+        job.refresh_from_db()
+    if job.requested_by:
+        import_summary_send(job=job)
+    return job
+
+
+def _import(job: ImportJob) -> None:
     try:
         total = import_file_check(job.file.path)
     except MalformedFile as exc:
         ImportJob.objects.filter(pk=job.pk).update(
             status=ImportJob.Status.REJECTED, message=str(exc), finished_at=timezone.now()
         )
-        return ImportJob.objects.get(pk=job.pk)
+        return
     ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.RUNNING, rows_total=total)
     rows = _rows(job.file.path, skip=job.rows_done)
     while batch := list(itertools.islice(rows, BATCH)):
@@ -123,7 +135,30 @@ def import_job_run(*, job_id: int) -> ImportJob:
     ImportJob.objects.filter(pk=job.pk).update(
         status=ImportJob.Status.DONE, finished_at=timezone.now()
     )
-    return ImportJob.objects.get(pk=job.pk)
+
+
+def import_summary_send(*, job: ImportJob) -> None:
+    """Email the requester the outcome once (outbox row unique per job)."""
+    if job.status == ImportJob.Status.REJECTED:
+        body = f"Your catalog import {job.pk} was refused; nothing was written.\n\n{job.message}\n"
+    else:
+        body = (
+            f"Your catalog import {job.pk} is done: {job.rows_imported} rows imported, "
+            f"{job.rows_rejected} rejected, of {job.rows_total}.\n"
+        )
+        if job.rows_rejected:
+            url = reverse("admin:shop_importjob_errors", args=[job.pk])
+            body += f"\nError report (row, SKU, reason): {settings.SHOP_BASE_URL}{url}\n"
+    email, _ = OutboxEmail.objects.get_or_create(
+        import_job=job,
+        defaults={
+            "kind": OutboxEmail.Kind.IMPORT_DONE,
+            "to": job.requested_by,
+            "subject": f"Catalog import {job.pk}: {job.get_status_display()}",
+            "body": body,
+        },
+    )
+    outbox_email_deliver(email=email, text=email.body)
 
 
 @transaction.atomic

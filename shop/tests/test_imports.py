@@ -1,6 +1,7 @@
 import csv
 
 import pytest
+from django.core import mail
 from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 
@@ -135,3 +136,19 @@ def test_an_operator_uploads_in_the_admin_and_downloads_the_error_report(
     rows = list(csv.reader(b"".join(report.streaming_content).decode().splitlines()))
     assert rows == list(import_error_report(job))
     assert len(rows) == 4
+
+
+def test_the_requester_gets_one_summary_email_with_the_error_report_link():
+    job = job_for(MIXED)
+    ImportJob.objects.filter(pk=job.pk).update(requested_by="ops@example.com")
+
+    import_job_run(job_id=job.pk)
+    import_job_run(job_id=job.pk)
+
+    [message] = mail.outbox
+    assert message.to == ["ops@example.com"]
+    assert message.subject == f"Catalog import {job.pk}: done"
+    assert message.body == (
+        f"Your catalog import {job.pk} is done: 2 rows imported, 3 rejected, of 5.\n"
+        f"\nError report (row, SKU, reason): http://127.0.0.1:8000/admin/shop/importjob/{job.pk}/errors.csv\n"
+    )
