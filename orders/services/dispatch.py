@@ -7,10 +7,13 @@ from orders.pipeline import pipeline_signature
 def pipeline_dispatch(*, order_id: int, start: str | None = None) -> None:
     """Publish the pipeline (or the part from `start` on). Call after commit only."""
     kwargs = {"start": start} if start else {}
+    # Only ever called from an on_commit callback (orders/receivers.py), never inside
+    # the transaction that creates the steps.
     pipeline_signature(order_id=order_id, **kwargs).apply_async()
 
 
 def _steps_publish(order_id: int, names: tuple[str, ...]) -> None:
+    # Only called by steps_dispatch_on_commit's callback, after the commit.
     group(pipeline_signature(order_id=order_id, start=name) for name in names).apply_async()
 
 
