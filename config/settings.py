@@ -169,6 +169,9 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_step": 0.2,
     "interval_max": 0.5,
 }
+# Only for the synchronous baseline of bench/checkout.py: every task runs inline where
+# it is sent, so the pipeline published after commit runs inside the checkout request.
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 # JSON lines in production (for a log shipper), readable text on a laptop. Inside a
 # task every line carries its order, step and attempt (orders/ops/logs.py); Celery's
