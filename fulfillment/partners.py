@@ -67,6 +67,17 @@ def payment_captures_list() -> list[dict[str, Any]]:
     return response.json()["captures"]
 
 
+def erp_stock_list() -> tuple[str, list[dict[str, Any]]]:
+    """The warehouse feed: when it was counted (ISO time) and units on hand per SKU."""
+    try:
+        response = _http("erp").get("/stock")
+        response.raise_for_status()
+        body = response.json()
+        return body["as_of"], body["items"]
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        raise PartnerUnavailable(f"erp stock feed unavailable: {exc}") from exc
+
+
 def _post(partner: str, path: str, *, payload: dict[str, Any], key: str) -> dict[str, Any]:
     try:
         response = _http(partner).post(path, json=payload, headers={"Idempotency-Key": key})

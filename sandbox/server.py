@@ -247,6 +247,9 @@ class Sandbox:
         self._captures: dict[str, str] = {}
         self._refunded: set[str] = set()
         self._erp_orders: dict[str, str] = {}
+        self._erp_lines: dict[str, dict[str, int]] = {}
+        # The warehouse: units on hand per SKU; synced orders take units, cancels return them.
+        self._stock: dict[str, int] = {}
         self._labels: dict[str, str] = {}
         self._erp_numbers = itertools.count(FIRST_ERP_NUMBER)
 
@@ -354,10 +357,12 @@ class Sandbox:
     def sync_order(self, request: Request) -> Reply:
         """Create the order in the ERP and hand out its sequential reference."""
         order = _field(request.body, "order", str)
-        _field(request.body, "lines", list)
+        units = _units(_field(request.body, "lines", list))
         _field(request.body, "total_cents", int)
         with self._lock:
             reference = f"ERP-{next(self._erp_numbers)}"
+            self._erp_lines[reference] = units
+            self._stock_move(units, sign=-1)
         self._register(self._erp_orders, reference, order)
         self._effect(request, "order_sync", order)
         return 201, {"erp_reference": reference}
@@ -368,8 +373,31 @@ class Sandbox:
         order = self._erp_orders.get(reference)
         if order is None:
             return 404, {"error": "unknown_erp_order"}
+        with self._lock:
+            self._stock_move(self._erp_lines.pop(reference, {}), sign=+1)
         self._effect(request, "order_cancel", order)
         return 200, {"erp_reference": reference, "status": "cancelled"}
+
+    def _stock_move(self, units: dict[str, int], *, sign: int) -> None:
+        """Take (-1) or return (+1) units of the SKUs the warehouse stocks; hold self._lock."""
+        for sku, quantity in units.items():
+            if sku in self._stock:
+                self._stock[sku] = max(0, self._stock[sku] + sign * quantity)
+
+    def stock_list(self, request: Request) -> Reply:
+        """The warehouse feed: units on hand per SKU, and the moment they were counted."""
+        with self._lock:
+            items = [{"sku": sku, "on_hand": n} for sku, n in sorted(self._stock.items())]
+            return 200, {"as_of": datetime.now(UTC).isoformat(), "items": items}
+
+    def stock_set(self, request: Request) -> Reply:
+        """Set units on hand for some SKUs: {"levels": {"SKU": units}} (a stock count)."""
+        levels = _field(request.body, "levels", dict)
+        if not all(isinstance(k, str) and _is_a(v, int) and v >= 0 for k, v in levels.items()):
+            raise RequestError(400, "invalid_request", "levels must map SKUs to units >= 0")
+        with self._lock:
+            self._stock.update(levels)
+        return self.stock_list(request)
 
     def create_label(self, request: Request) -> Reply:
         """Buy a shipping label for an ERP order."""
@@ -437,6 +465,17 @@ class Sandbox:
 Action = Callable[[Sandbox, Request], Reply]
 
 
+def _units(lines: list[Any]) -> dict[str, int]:
+    """Units per SKU of an order's lines ({"sku", "quantity"}; lines without them count none)."""
+    units: dict[str, int] = {}
+    for line in lines:
+        if isinstance(line, dict) and isinstance(line.get("sku"), str):
+            quantity = line.get("quantity")
+            if _is_a(quantity, int) and quantity > 0:
+                units[line["sku"]] = units.get(line["sku"], 0) + quantity
+    return units
+
+
 @dataclass(frozen=True)
 class Route:
     """Map a method and path pattern to a Sandbox action."""
@@ -463,6 +502,8 @@ ROUTES: list[Route] = [
     Route("POST", "/payment/refunds", Sandbox.refund, effectful=True),
     Route("POST", "/erp/orders", Sandbox.sync_order, effectful=True),
     Route("POST", "/erp/orders/<reference>/cancel", Sandbox.cancel_order, effectful=True),
+    Route("GET", "/erp/stock", Sandbox.stock_list),
+    Route("POST", "/erp/stock", Sandbox.stock_set),
     Route("POST", "/carrier/labels", Sandbox.create_label, effectful=True),
     Route("POST", "/carrier/labels/<tracking>/void", Sandbox.void_label, effectful=True),
     Route("POST", "/analytics/events", Sandbox.track_event, effectful=True),

@@ -1,13 +1,15 @@
 import csv
 
+from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
-from shop.imports import import_error_report
+from shop.imports import import_error_report, import_job_options_check
 from shop.models import ImportJob, ImportRejection, LifecycleStep, Product, Subscription
 from shop.subscriptions import subscription_cancel, subscription_reactivate
 from shop.tasks import import_products
@@ -68,12 +70,35 @@ class RejectionInline(admin.TabularInline):
         return super().get_queryset(request)[:200]
 
 
+class ImportJobForm(forms.ModelForm):
+    class Meta:
+        model = ImportJob
+        fields = ("kind", "file", "percent", "sku_prefix", "as_of", "requested_by")
+
+    def clean(self):
+        data = super().clean()
+        errors = import_job_options_check(
+            kind=data.get("kind", ""),
+            has_file=bool(data.get("file")),
+            percent=data.get("percent"),
+            sku_prefix=data.get("sku_prefix", ""),
+        )
+        for field, reason in errors.items():
+            self.add_error(field, reason)
+        if data.get("as_of") and data.get("kind") != ImportJob.Kind.STOCK:
+            self.add_error("as_of", "Only a stock sync takes a count time.")
+        return data
+
+
 @admin.register(ImportJob)
 class ImportJobAdmin(admin.ModelAdmin):
-    """Upload a catalog CSV; it imports on the bulk queue while this page shows progress."""
+    """Start a catalog import, price update or stock sync; it runs on the bulk queue while
+    this page shows its progress."""
 
+    form = ImportJobForm
     list_display = (
         "pk",
+        "kind",
         "file",
         "status",
         "progress",
@@ -96,15 +121,14 @@ class ImportJobAdmin(admin.ModelAdmin):
     inlines = (RejectionInline,)
     change_list_template = "admin/shop/importjob/change_list.html"
 
+    list_filter = ("kind", "status")
+    options = ("kind", "file", "percent", "sku_prefix", "as_of", "requested_by")
+
     def get_fields(self, request, obj=None):
-        return (
-            ("file", "requested_by")
-            if obj is None
-            else ("file", "requested_by", *self.readonly_fields)
-        )
+        return self.options if obj is None else (*self.options, *self.readonly_fields)
 
     def get_readonly_fields(self, request, obj=None):
-        return () if obj is None else ("file", "requested_by", *self.readonly_fields)
+        return () if obj is None else (*self.options, *self.readonly_fields)
 
     def get_inlines(self, request, obj):
         return self.inlines if obj else ()
@@ -112,6 +136,8 @@ class ImportJobAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change) -> None:
         if not obj.requested_by:
             obj.requested_by = request.user.email
+        if obj.kind == ImportJob.Kind.STOCK and obj.file and not obj.as_of:
+            obj.as_of = timezone.now()  # counted no later than uploaded
         super().save_model(request, obj, form, change)
         if not change:
             transaction.on_commit(lambda: import_products.delay(obj.pk))

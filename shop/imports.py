@@ -1,15 +1,18 @@
-"""Catalog import from CSV: checked whole before any row is written, then upserted by
-SKU in batches on the bulk queue, resumable from the last committed batch.
+"""Bulk catalog jobs on the bulk queue: a catalog import, a price update (CSV or a
+percentage) and a stock sync (warehouse CSV or the ERP's feed).
 
-Columns: sku, name, price_cents, stock (required); description, image_url (optional).
-Bad rows are rejected with their row number and reason and never stop the good
-ones; the last row for a SKU wins.
+A file is checked whole before any row is written, then applied in batches; each
+batch commits together with the job's progress, so a killed job resumes after its
+last committed batch and never applies a row twice. Bad rows are rejected with their
+row number and reason and never stop the good ones; the last row for a SKU wins.
+
+Catalog columns: sku, name, price_cents, stock (required); description, image_url
+(optional). Prices: sku, price_cents. Stock: sku, on_hand.
 """
 
-import csv
 import itertools
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -20,65 +23,22 @@ from django.utils import timezone
 
 from notifications.models import OutboxEmail
 from notifications.services import outbox_email_deliver
+from shop import prices, stock
+from shop.csvfiles import Columns, MalformedFile, Row, csv_file_check, csv_rows, whole_number
 from shop.models import ImportJob, ImportRejection, Product, ProductImage
 from shop.services import storable
 
-REQUIRED = ("sku", "name", "price_cents", "stock")
-OPTIONAL = ("description", "image_url")
+CATALOG = Columns(
+    required=("sku", "name", "price_cents", "stock"), optional=("description", "image_url")
+)
 BATCH = 1000
 _url = URLValidator(schemes=["http", "https"])
 
-
-class MalformedFile(Exception):
-    """The file as a whole cannot be imported: nothing is written."""
-
-
-@dataclass(frozen=True)
-class Row:
-    number: int  # 1-based data row (the header is row 0)
-    values: dict[str, str]
-
-
-def import_file_check(path: str) -> int:
-    """Read the whole file once: refuse a wrong encoding, wrong columns or no rows.
-
-    Returns the number of data rows.
-    """
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as file:
-            reader = csv.reader(file)
-            header = next(reader, None)
-            if header is None:
-                raise MalformedFile("The file is empty.")
-            columns = [c.strip().lower() for c in header]
-            missing = [c for c in REQUIRED if c not in columns]
-            unknown = [c for c in columns if c not in REQUIRED + OPTIONAL]
-            if missing or unknown:
-                raise MalformedFile(
-                    f"Wrong columns: missing {', '.join(missing) or 'none'}; "
-                    f"unknown {', '.join(unknown) or 'none'}. "
-                    f"Expected {', '.join(REQUIRED)} and optionally {', '.join(OPTIONAL)}."
-                )
-            rows = sum(1 for _ in reader)
-    except UnicodeDecodeError as exc:
-        raise MalformedFile(f"The file is not UTF-8 text (byte {exc.start}).") from exc
-    except csv.Error as exc:
-        raise MalformedFile(f"The file is not valid CSV: {exc}.") from exc
-    if rows == 0:
-        raise MalformedFile("The file has a header but no rows.")
-    return rows
-
-
-def _rows(path: str, *, skip: int) -> Iterator[Row]:
-    with open(path, newline="", encoding="utf-8-sig") as file:
-        reader = csv.reader(file)
-        columns = [c.strip().lower() for c in next(reader)]
-        for number, values in enumerate(itertools.islice(reader, skip, None), start=skip + 1):
-            yield Row(number, dict(itertools.zip_longest(columns, values, fillvalue="")))
+BatchApply = Callable[..., list[ImportRejection]]  # (*, job, batch) -> rejected rows
 
 
 def row_parse(row: Row) -> tuple[dict, str | None]:
-    """Return the product fields of a row, or the reason it is rejected."""
+    """Return the product fields of a catalog row, or the reason it is rejected."""
     v = {k: (val or "").strip() for k, val in row.values.items() if k is not None}
     if None in row.values:
         return {}, "more values than columns"
@@ -90,9 +50,9 @@ def row_parse(row: Row) -> tuple[dict, str | None]:
         return {}, "name must be 1 to 200 characters"
     numbers = {}
     for field in ("price_cents", "stock"):
-        if not v[field].isdigit() or int(v[field]) > 2_000_000_000:
-            return {}, f"{field} must be a whole number from 0 to 2000000000, got {v[field]!r}"
-        numbers[field] = int(v[field])
+        numbers[field], reason = whole_number(v, field)
+        if reason:
+            return {}, reason
     image_url = v.get("image_url", "")
     if image_url:
         try:
@@ -108,72 +68,15 @@ def row_parse(row: Row) -> tuple[dict, str | None]:
     }, None
 
 
-def import_job_run(*, job_id: int) -> ImportJob:
-    """Run (or resume) an import job to the end and tell its requester; a finished job
-    is only told again if that email has not gone out yet."""
-    job = ImportJob.objects.get(pk=job_id)
-    if job.status not in (ImportJob.Status.DONE, ImportJob.Status.REJECTED):
-        _import(job)
-        job.refresh_from_db()
-    if job.requested_by:
-        import_summary_send(job=job)
-    return job
-
-
-def _import(job: ImportJob) -> None:
-    try:
-        total = import_file_check(job.file.path)
-    except MalformedFile as exc:
-        ImportJob.objects.filter(pk=job.pk).update(
-            status=ImportJob.Status.REJECTED, message=str(exc), finished_at=timezone.now()
-        )
-        return
-    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.RUNNING, rows_total=total)
-    rows = _rows(job.file.path, skip=job.rows_done)
-    while batch := list(itertools.islice(rows, BATCH)):
-        _batch_commit(job_id=job.pk, batch=batch)
-    ImportJob.objects.filter(pk=job.pk).update(
-        status=ImportJob.Status.DONE, finished_at=timezone.now()
-    )
-
-
-def import_summary_send(*, job: ImportJob) -> None:
-    """Email the requester the outcome once (outbox row unique per job)."""
-    if job.status == ImportJob.Status.REJECTED:
-        body = f"Your catalog import {job.pk} was refused; nothing was written.\n\n{job.message}\n"
-    else:
-        body = (
-            f"Your catalog import {job.pk} is done: {job.rows_imported} rows imported, "
-            f"{job.rows_rejected} rejected, of {job.rows_total}.\n"
-        )
-        if job.rows_rejected:
-            url = reverse("admin:shop_importjob_errors", args=[job.pk])
-            body += f"\nError report (row, SKU, reason): {settings.SHOP_BASE_URL}{url}\n"
-    email, _ = OutboxEmail.objects.get_or_create(
-        import_job=job,
-        defaults={
-            "kind": OutboxEmail.Kind.IMPORT_DONE,
-            "to": job.requested_by,
-            "subject": f"Catalog import {job.pk}: {job.get_status_display()}",
-            "body": body,
-        },
-    )
-    outbox_email_deliver(email=email, text=email.body)
-
-
-@transaction.atomic
-def _batch_commit(*, job_id: int, batch: list[Row]) -> None:
-    """Upsert a batch's good rows, record its bad ones, and move the job past it, together."""
+def catalog_batch_apply(*, job: ImportJob, batch: list[Row]) -> list[ImportRejection]:
+    """Upsert a batch's good rows by SKU and queue their images; return the bad ones."""
     products: dict[str, dict] = {}
     rejections = []
     for row in batch:
         fields, reason = row_parse(row)
         if reason:
-            rejections.append(
-                ImportRejection(
-                    job_id=job_id, row=row.number, sku=row.values.get("sku", "")[:64], reason=reason
-                )
-            )
+            sku = row.values.get("sku", "")[:64]
+            rejections.append(ImportRejection(job=job, row=row.number, sku=sku, reason=reason))
         else:
             products[fields["sku"]] = fields  # the last row for a SKU wins
     Product.objects.bulk_create(
@@ -191,12 +94,136 @@ def _batch_commit(*, job_id: int, batch: list[Row]) -> None:
         ],
         ignore_conflicts=True,
     )
-    ImportRejection.objects.bulk_create(rejections, ignore_conflicts=True)
+    return rejections
+
+
+FILE_KINDS: dict[str, tuple[Columns, BatchApply]] = {
+    ImportJob.Kind.CATALOG: (CATALOG, catalog_batch_apply),
+    ImportJob.Kind.PRICES: (prices.COLUMNS, prices.prices_batch_apply),
+    ImportJob.Kind.STOCK: (stock.COLUMNS, stock.stock_batch_apply),
+}
+
+
+def import_file_check(path: str, *, kind: str = ImportJob.Kind.CATALOG) -> int:
+    """Refuse a file a job of this kind cannot use; return its number of data rows."""
+    return csv_file_check(path, columns=FILE_KINDS[kind][0])
+
+
+def import_job_options_check(
+    *, kind: str, has_file: bool, percent: Decimal | None, sku_prefix: str
+) -> dict[str, str]:
+    """What is wrong with a job's options, by field (empty when a job can be created)."""
+    errors = {}
+    if kind == ImportJob.Kind.PRICES:
+        if has_file == (percent is not None):
+            errors["percent"] = "Give either a CSV file (sku, price_cents) or a percentage."
+        elif (
+            percent is not None
+            and not prices.PERCENT_RANGE[0] <= percent <= prices.PERCENT_RANGE[1]
+        ):
+            low, high = prices.PERCENT_RANGE
+            errors["percent"] = f"The percentage must be from {low} to {high}."
+        if sku_prefix and percent is None:
+            errors["sku_prefix"] = "A SKU prefix only narrows a percentage update."
+    else:
+        if kind == ImportJob.Kind.CATALOG and not has_file:
+            errors["file"] = "A catalog import needs a CSV file."
+        if percent is not None:
+            errors["percent"] = "Only a price update takes a percentage."
+        if sku_prefix:
+            errors["sku_prefix"] = "Only a percentage price update takes a SKU prefix."
+    return errors
+
+
+def import_job_run(*, job_id: int) -> ImportJob:
+    """Run (or resume) a job to the end and tell its requester; a finished job is only
+    told again if that email has not gone out yet."""
+    job = ImportJob.objects.get(pk=job_id)
+    if job.status not in (ImportJob.Status.DONE, ImportJob.Status.REJECTED):
+        _run(job)
+        job.refresh_from_db()
+    if job.requested_by:
+        import_summary_send(job=job)
+    return job
+
+
+def import_job_refuse(*, job_id: int, reason: str) -> ImportJob:
+    """End a job that cannot go on, with the reason, and tell its requester."""
+    ImportJob.objects.filter(pk=job_id).exclude(status=ImportJob.Status.DONE).update(
+        status=ImportJob.Status.REJECTED, message=reason, finished_at=timezone.now()
+    )
+    return import_job_run(job_id=job_id)
+
+
+def _run(job: ImportJob) -> None:
+    if job.kind == ImportJob.Kind.PRICES and not job.file:
+        prices.prices_percent_run(job_id=job.pk, batch_size=BATCH)
+    else:
+        if job.kind == ImportJob.Kind.STOCK and not job.file:
+            stock.stock_feed_save(job=job)  # PartnerUnavailable: the task retries
+        elif job.kind == ImportJob.Kind.STOCK and job.as_of is None:
+            job.as_of = job.created_at  # counted no later than the job was made
+            job.save(update_fields=["as_of"])
+        try:
+            total = import_file_check(job.file.path, kind=job.kind)
+        except MalformedFile as exc:
+            ImportJob.objects.filter(pk=job.pk).update(
+                status=ImportJob.Status.REJECTED, message=str(exc), finished_at=timezone.now()
+            )
+            return
+        ImportJob.objects.filter(pk=job.pk).update(
+            status=ImportJob.Status.RUNNING, rows_total=total
+        )
+        apply = FILE_KINDS[job.kind][1]
+        rows = csv_rows(job.file.path, skip=job.rows_done)
+        while batch := list(itertools.islice(rows, BATCH)):
+            _batch_commit(job_id=job.pk, batch=batch, apply=apply)
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=ImportJob.Status.DONE, finished_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def _batch_commit(*, job_id: int, batch: list[Row], apply: BatchApply) -> None:
+    """Apply a batch, record its bad rows, and move the job past it, together."""
     job = ImportJob.objects.select_for_update().get(pk=job_id)
+    rejections = apply(job=job, batch=batch)
+    ImportRejection.objects.bulk_create(rejections, ignore_conflicts=True)
     job.rows_done += len(batch)
     job.rows_imported += len(batch) - len(rejections)
     job.rows_rejected += len(rejections)
     job.save(update_fields=["rows_done", "rows_imported", "rows_rejected"])
+
+
+def import_job_label(job: ImportJob) -> str:
+    """What the job is called to a person: "catalog import", "price update", "stock sync"."""
+    return job.get_kind_display().split(" (")[0]
+
+
+def import_summary_send(*, job: ImportJob) -> None:
+    """Email the requester the outcome once (outbox row unique per job)."""
+    label = import_job_label(job)
+    if job.status == ImportJob.Status.REJECTED:
+        body = f"Your {label} {job.pk} was refused; nothing was written.\n\n{job.message}\n"
+    else:
+        verb = "imported" if job.kind == ImportJob.Kind.CATALOG else "applied"
+        body = (
+            f"Your {label} {job.pk} is done: {job.rows_imported} rows {verb}, "
+            f"{job.rows_rejected} rejected, of {job.rows_total}.\n"
+        )
+        if job.rows_rejected:
+            url = reverse("admin:shop_importjob_errors", args=[job.pk])
+            body += f"\nError report (row, SKU, reason): {settings.SHOP_BASE_URL}{url}\n"
+    email, _ = OutboxEmail.objects.get_or_create(
+        import_job=job,
+        defaults={
+            "kind": OutboxEmail.Kind.IMPORT_DONE,
+            "to": job.requested_by,
+            "subject": f"{label.capitalize()} {job.pk}: {job.get_status_display()}",
+            "body": body,
+        },
+    )
+    outbox_email_deliver(email=email, text=email.body)
 
 
 def import_error_report(job: ImportJob) -> Iterator[list[str]]:

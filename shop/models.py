@@ -124,7 +124,13 @@ class ProductImage(models.Model):
 
 
 class ImportJob(models.Model):
-    """A catalog import: the stored file, its progress, and what it rejected."""
+    """A bulk catalog job (import, price update or stock sync): its input, its progress,
+    and what it rejected."""
+
+    class Kind(models.TextChoices):
+        CATALOG = "catalog", "catalog import (CSV)"
+        PRICES = "prices", "price update (CSV or percentage)"
+        STOCK = "stock", "stock sync (warehouse CSV or the ERP's feed)"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "queued"
@@ -132,7 +138,26 @@ class ImportJob(models.Model):
         DONE = "done", "done"
         REJECTED = "rejected", "rejected (malformed file)"
 
-    file = models.FileField(upload_to="imports/")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.CATALOG)
+    # Empty for a percentage price update, and for a stock sync until the ERP's feed is saved.
+    file = models.FileField(upload_to="imports/", blank=True)
+    percent = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="price update only: change every price by this percentage, e.g. -10 or 7.5",
+    )
+    sku_prefix = models.CharField(
+        max_length=64, blank=True, help_text="percentage update only: only SKUs starting so"
+    )
+    as_of = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="stock sync only: when the warehouse counted (default: when uploaded)",
+    )
+    # A percentage update walks products by id: the last id done, so a re-run resumes.
+    cursor = models.PositiveBigIntegerField(default=0)
     requested_by = models.EmailField(blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     rows_total = models.PositiveIntegerField(default=0)
@@ -144,8 +169,11 @@ class ImportJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        verbose_name = "bulk catalog job"
+
     def __str__(self) -> str:
-        return f"import {self.pk} ({self.status})"
+        return f"{self.get_kind_display().split(' (')[0]} {self.pk} ({self.status})"
 
 
 class ImportRejection(models.Model):

@@ -1,9 +1,13 @@
 from celery import shared_task
 
+from fulfillment.partners import PartnerUnavailable
 from orders.locks import once_per_tick
 from shop.assets import images_download_due
-from shop.imports import import_job_run
+from shop.imports import import_job_refuse, import_job_run
 from shop.subscriptions import lifecycle_due_run
+
+# The ERP's stock feed, when down, is asked again after these waits, then the job is refused.
+FEED_RETRIES_S = (10, 60, 300)
 
 
 # A few hundred rows per run at most; the next tick takes the rest.
@@ -23,7 +27,17 @@ def retry_image_downloads() -> dict:
 
 
 # A 100k-row file takes well under the limit; a killed run resumes where it stopped.
-@shared_task(name="shop.import_products", soft_time_limit=1800, time_limit=1900, acks_late=True)
-def import_products(job_id: int) -> str:
+# Runs every bulk catalog job (import, price update, stock sync), not only imports.
+@shared_task(
+    name="shop.import_products", bind=True, soft_time_limit=1800, time_limit=1900, acks_late=True
+)
+def import_products(self, job_id: int) -> str:
     """Idempotent: resumes after the last committed batch; a finished job is left alone."""
-    return import_job_run(job_id=job_id).status
+    try:
+        return import_job_run(job_id=job_id).status
+    except PartnerUnavailable as exc:  # only the stock sync's ERP feed calls out
+        if self.request.retries >= len(FEED_RETRIES_S):
+            return import_job_refuse(
+                job_id=job_id, reason=f"{exc} (tried {self.request.retries + 1} times)"
+            ).status
+        raise self.retry(exc=exc, countdown=FEED_RETRIES_S[self.request.retries]) from exc

@@ -147,6 +147,36 @@ def test_erp_cancel_cancels_a_synced_order_and_records_its_order(api: httpx.Clie
     assert (cancel["kind"], cancel["key"], cancel["order"]) == ("order_cancel", "c-1", "SF-1001")
 
 
+def stock(api: httpx.Client) -> dict[str, int]:
+    return {item["sku"]: item["on_hand"] for item in api.get("/erp/stock").json()["items"]}
+
+
+def test_the_warehouse_feed_counts_synced_orders_out_once_and_cancelled_ones_back(
+    api: httpx.Client,
+) -> None:
+    assert api.post("/erp/stock", json={"levels": {"MUG": 10, "TEE": 4}}).status_code == 200
+    order = {"order": "SF-1", "lines": [{"sku": "MUG", "quantity": 3}], "total_cents": 1}
+
+    reference = post(api, "/erp/orders", order, key="e-1").json()["erp_reference"]
+    post(api, "/erp/orders", order, key="e-1")  # a retried sync takes nothing more
+    after_sync = stock(api)
+    post(api, f"/erp/orders/{reference}/cancel", None, key="c-1")
+    post(api, f"/erp/orders/{reference}/cancel", None, key="c-1")
+
+    assert after_sync == {"MUG": 7, "TEE": 4}
+    assert stock(api) == {"MUG": 10, "TEE": 4}
+    assert datetime.fromisoformat(api.get("/erp/stock").json()["as_of"]).tzinfo is not None
+
+
+def test_setting_warehouse_stock_refuses_negative_units(api: httpx.Client) -> None:
+    response = api.post("/erp/stock", json={"levels": {"MUG": -1}})
+
+    assert (response.status_code, response.json()["message"]) == (
+        400,
+        "levels must map SKUs to units >= 0",
+    )
+
+
 def test_erp_cancel_of_an_unknown_reference_is_not_found(api: httpx.Client) -> None:
     response = post(api, "/erp/orders/ERP-99999999/cancel", None)
 

@@ -1,0 +1,71 @@
+"""CSV input of the bulk catalog jobs: checked whole first, then streamed in rows."""
+
+import csv
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+class MalformedFile(Exception):
+    """The file as a whole cannot be used: nothing is written."""
+
+
+@dataclass(frozen=True)
+class Row:
+    number: int  # 1-based data row (the header is row 0)
+    values: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Columns:
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+
+
+def csv_file_check(path: str, *, columns: Columns) -> int:
+    """Read the whole file once: refuse a wrong encoding, wrong columns or no rows.
+
+    Returns the number of data rows.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as file:
+            reader = csv.reader(file)
+            header = next(reader, None)
+            if header is None:
+                raise MalformedFile("The file is empty.")
+            names = [c.strip().lower() for c in header]
+            missing = [c for c in columns.required if c not in names]
+            unknown = [c for c in names if c not in columns.required + columns.optional]
+            if missing or unknown:
+                expected = ", ".join(columns.required)
+                if columns.optional:
+                    expected += f" and optionally {', '.join(columns.optional)}"
+                raise MalformedFile(
+                    f"Wrong columns: missing {', '.join(missing) or 'none'}; "
+                    f"unknown {', '.join(unknown) or 'none'}. Expected {expected}."
+                )
+            rows = sum(1 for _ in reader)
+    except UnicodeDecodeError as exc:
+        raise MalformedFile(f"The file is not UTF-8 text (byte {exc.start}).") from exc
+    except csv.Error as exc:
+        raise MalformedFile(f"The file is not valid CSV: {exc}.") from exc
+    if rows == 0:
+        raise MalformedFile("The file has a header but no rows.")
+    return rows
+
+
+def csv_rows(path: str, *, skip: int) -> Iterator[Row]:
+    """The data rows after the first `skip`, as dicts by lower-cased column name."""
+    with open(path, newline="", encoding="utf-8-sig") as file:
+        reader = csv.reader(file)
+        names = [c.strip().lower() for c in next(reader)]
+        for number, values in enumerate(itertools.islice(reader, skip, None), start=skip + 1):
+            yield Row(number, dict(itertools.zip_longest(names, values, fillvalue="")))
+
+
+def whole_number(values: dict[str, str], field: str) -> tuple[int | None, str | None]:
+    """A column's value as a whole number from 0 to 2e9, or the reason it is not one."""
+    text = values[field]
+    if not text.isdigit() or int(text) > 2_000_000_000:
+        return None, f"{field} must be a whole number from 0 to 2000000000, got {text!r}"
+    return int(text), None

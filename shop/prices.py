@@ -1,0 +1,85 @@
+"""Bulk price updates on the bulk queue: from a CSV of SKU and new price, or by a
+percentage over the catalog (or the SKUs starting with a prefix).
+
+An order line keeps the price it was sold at, so a price change never touches an
+order already placed.
+"""
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import transaction
+
+from orders.lock_objects import products_for_update
+from shop.csvfiles import Columns, Row, whole_number
+from shop.models import ImportJob, ImportRejection, Product
+
+COLUMNS = Columns(required=("sku", "price_cents"))
+MAX_CENTS = 2_000_000_000
+PERCENT_RANGE = (Decimal("-90"), Decimal("300"))
+
+
+def price_scaled(*, cents: int, percent: Decimal) -> int:
+    """The price changed by `percent`, rounded half up to a whole cent."""
+    return int((Decimal(cents) * (100 + percent) / 100).quantize(Decimal(1), ROUND_HALF_UP))
+
+
+def prices_batch_apply(*, job: ImportJob, batch: list[Row]) -> list[ImportRejection]:
+    """Set the prices a CSV batch names; unknown SKUs and bad prices are rejected."""
+    prices: dict[str, tuple[Row, int]] = {}
+    rejections = []
+    for row in batch:
+        sku = row.values.get("sku", "").strip()
+        cents, reason = whole_number(row.values, "price_cents")
+        if not sku:
+            reason = "sku is empty"
+        if reason:
+            rejections.append(ImportRejection(job=job, row=row.number, sku=sku[:64], reason=reason))
+        else:
+            prices[sku] = (row, cents)  # the last row for a SKU wins
+    products = list(products_for_update(skus=prices))
+    for product in products:
+        product.price_cents = prices.pop(product.sku)[1]
+    Product.objects.bulk_update(products, ["price_cents"])
+    rejections += [
+        ImportRejection(job=job, row=row.number, sku=sku[:64], reason="unknown SKU")
+        for sku, (row, _) in prices.items()
+    ]
+    return rejections
+
+
+def prices_percent_run(*, job_id: int, batch_size: int) -> None:
+    """Change every matching price by the job's percentage, in batches by product id;
+    each batch commits with the job's cursor, so a re-run never changes a price twice."""
+    job = ImportJob.objects.get(pk=job_id)
+    products = Product.objects.filter(sku__startswith=job.sku_prefix).order_by("pk")
+    ImportJob.objects.filter(pk=job_id).update(
+        status=ImportJob.Status.RUNNING,
+        rows_total=job.rows_done + products.filter(pk__gt=job.cursor).count(),
+    )
+    while _percent_batch_commit(job_id=job_id, products=products, batch_size=batch_size):
+        pass
+
+
+@transaction.atomic
+def _percent_batch_commit(*, job_id: int, products, batch_size: int) -> bool:
+    job = ImportJob.objects.select_for_update().get(pk=job_id)
+    batch = list(products.select_for_update().filter(pk__gt=job.cursor)[:batch_size])
+    if not batch:
+        return False
+    changed, rejections = [], []
+    for number, product in enumerate(batch, start=job.rows_done + 1):
+        cents = price_scaled(cents=product.price_cents, percent=job.percent)
+        if cents > MAX_CENTS:
+            reason = f"the new price {cents} would be above {MAX_CENTS} cents"
+            rejections.append(ImportRejection(job=job, row=number, sku=product.sku, reason=reason))
+        else:
+            product.price_cents = cents
+            changed.append(product)
+    Product.objects.bulk_update(changed, ["price_cents"])
+    ImportRejection.objects.bulk_create(rejections, ignore_conflicts=True)
+    job.cursor = batch[-1].pk
+    job.rows_done += len(batch)
+    job.rows_imported += len(changed)
+    job.rows_rejected += len(rejections)
+    job.save(update_fields=["cursor", "rows_done", "rows_imported", "rows_rejected"])
+    return True

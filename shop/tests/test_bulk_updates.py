@@ -1,0 +1,218 @@
+"""Bulk price updates and the warehouse stock sync, run as bulk catalog jobs."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from orders.models import Order, Step
+from shop.imports import import_error_report, import_job_run
+from shop.models import ImportJob, Product
+from shop.prices import price_scaled
+from tests.factories import order_place, product_create, run_pipeline
+
+pytestmark = pytest.mark.django_db
+
+
+def job_with_file(kind: str, content: str, **fields) -> ImportJob:
+    job = ImportJob(kind=kind, **fields)
+    job.file.save("feed.csv", ContentFile(content.encode()))
+    return job
+
+
+def prices_of(*skus: str) -> list[int]:
+    return [Product.objects.get(sku=sku).price_cents for sku in skus]
+
+
+def test_a_price_csv_sets_known_skus_and_rejects_unknown_skus_and_bad_prices():
+    product_create(sku="P-1", price_cents=1000)
+    product_create(sku="P-2", price_cents=2000)
+    placed = order_place((Product.objects.get(sku="P-1"), 1)).order
+    csv = "sku,price_cents\nP-1,1200\nNOPE,500\nP-2,-3\nP-2,2100\n"
+
+    job = import_job_run(job_id=job_with_file("prices", csv).pk)
+
+    assert (job.status, job.rows_imported, job.rows_rejected) == ("done", 2, 2)
+    assert prices_of("P-1", "P-2") == [1200, 2100]
+    assert list(import_error_report(job))[1:] == [
+        ["2", "NOPE", "unknown SKU"],
+        ["3", "P-2", "price_cents must be a whole number from 0 to 2000000000, got '-3'"],
+    ]
+    assert placed.lines.get().unit_price_cents == 1000  # sold at the old price
+
+
+def test_a_percentage_update_changes_only_the_prefixed_skus_rounding_half_up():
+    product_create(sku="MUG-1", price_cents=1005)
+    product_create(sku="MUG-2", price_cents=999)
+    product_create(sku="TEE-1", price_cents=2000)
+    job = ImportJob.objects.create(kind="prices", percent=Decimal("-10"), sku_prefix="MUG-")
+
+    job = import_job_run(job_id=job.pk)
+
+    assert (job.status, job.rows_total, job.rows_done, job.rows_imported) == ("done", 2, 2, 2)
+    assert prices_of("MUG-1", "MUG-2", "TEE-1") == [905, 899, 2000]  # 904.5 -> 905, 899.1 -> 899
+
+
+def test_a_percentage_update_killed_half_way_resumes_without_changing_a_price_twice(monkeypatch):
+    monkeypatch.setattr("shop.imports.BATCH", 2)
+    products = [product_create(sku=f"R-{n}", price_cents=1000) for n in range(5)]
+    job = ImportJob.objects.create(kind="prices", percent=Decimal("50"))
+    # As if the worker died after committing the first batch of two.
+    Product.objects.filter(pk__in=[p.pk for p in products[:2]]).update(price_cents=1500)
+    ImportJob.objects.filter(pk=job.pk).update(
+        status="running", cursor=products[1].pk, rows_done=2, rows_imported=2
+    )
+
+    job = import_job_run(job_id=job.pk)
+
+    assert prices_of(*(p.sku for p in products)) == [1500] * 5
+    assert (job.rows_total, job.rows_done, job.rows_imported) == (5, 5, 5)
+
+
+def test_a_percentage_that_would_overflow_a_price_rejects_that_product_only():
+    product_create(sku="BIG", price_cents=1_900_000_000)
+    product_create(sku="SMALL", price_cents=100)
+    job = ImportJob.objects.create(kind="prices", percent=Decimal("20"))
+
+    job = import_job_run(job_id=job.pk)
+
+    assert prices_of("BIG", "SMALL") == [1_900_000_000, 120]
+    assert [r.reason for r in job.rejections.all()] == [
+        "the new price 2280000000 would be above 2000000000 cents"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cents", "percent", "expected"),
+    [(1000, "7.5", 1075), (1, "50", 2), (3, "-50", 2), (999, "-90", 100), (0, "300", 0)],
+)
+def test_price_scaling_rounds_half_up_to_a_cent(cents, percent, expected):
+    assert price_scaled(cents=cents, percent=Decimal(percent)) == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "Give either a CSV file (sku, price_cents) or a percentage."),
+        (("--percent", "abc"), "--percent must be a number such as -10 or 7.5, got 'abc'"),
+        (("--percent", "1.005"), "--percent takes at most two decimals, got '1.005'"),
+        (("--percent", "-95"), "The percentage must be from -90 to 300."),
+        (("--sku-prefix", "X"), "Give either a CSV file (sku, price_cents) or a percentage."),
+    ],
+)
+def test_update_prices_command_explains_bad_arguments(args, message):
+    with pytest.raises(CommandError) as refused:
+        call_command("update_prices", *args)
+
+    assert message in str(refused.value)
+    assert ImportJob.objects.count() == 0
+
+
+def test_update_prices_command_applies_a_percentage_inline(capsys):
+    product_create(sku="C-1", price_cents=1000)
+
+    call_command("update_prices", "--percent", "12.5", "--inline")
+
+    job = ImportJob.objects.get()
+    assert prices_of("C-1") == [1125]
+    assert f"price update {job.pk} done: 1 applied, 0 rejected of 1 rows" in capsys.readouterr().out
+
+
+def test_an_operator_starts_a_percentage_update_in_the_admin(
+    admin_client, django_capture_on_commit_callbacks
+):
+    form = {"kind": "prices", "percent": "5", "sku_prefix": "", "requested_by": ""}
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = admin_client.post("/admin/shop/importjob/add/", form)
+    refused = admin_client.post("/admin/shop/importjob/add/", {**form, "percent": "-99"})
+
+    assert response.status_code == 302
+    assert len(callbacks) == 1
+    assert ImportJob.objects.get().percent == Decimal("5")
+    assert refused.status_code == 200
+    assert "The percentage must be from -90 to 300." in refused.content.decode()
+    assert ImportJob.objects.count() == 1
+
+
+# --- stock sync ------------------------------------------------------------------------------
+
+
+def test_stock_sync_keeps_back_units_of_orders_the_warehouse_had_not_been_told_of():
+    mug = product_create(sku="MUG", stock=50)
+    tee = product_create(sku="TEE", stock=50)
+    counted = timezone.now()
+    told = order_place((mug, 4)).order  # synced to the ERP before the count: already off the shelf
+    Step.objects.filter(order=told, name="erp_sync").update(
+        status="succeeded", finished_at=counted - timedelta(minutes=1)
+    )
+    late = order_place((mug, 3)).order  # synced after the count: still on the shelf, but sold
+    Step.objects.filter(order=late, name="erp_sync").update(
+        status="succeeded", finished_at=counted + timedelta(minutes=1)
+    )
+    order_place((mug, 2), (tee, 1))  # not synced yet
+    released = order_place((tee, 5)).order
+    Order.objects.filter(pk=released.pk).update(stock_state="released")
+    feed = "sku,on_hand\nMUG,40\nTEE,30\nGONE,3\nTEE,x\n"
+
+    job = import_job_run(job_id=job_with_file("stock", feed, as_of=counted).pk)
+
+    assert {p.sku: p.stock for p in Product.objects.all()} == {"MUG": 40 - 3 - 2, "TEE": 30 - 1}
+    assert list(import_error_report(job))[1:] == [
+        ["3", "GONE", "unknown SKU"],
+        ["4", "TEE", "on_hand must be a whole number from 0 to 2000000000, got 'x'"],
+    ]
+
+
+def test_stock_sync_never_sets_a_negative_stock():
+    mug = product_create(sku="MUG", stock=10)
+    order_place((mug, 8))
+
+    import_job_run(job_id=job_with_file("stock", "sku,on_hand\nMUG,5\n", as_of=timezone.now()).pk)
+
+    assert Product.objects.get(sku="MUG").stock == 0
+
+
+def test_stock_sync_from_the_erp_feed_counts_orders_the_erp_has_taken(sandbox):
+    mug = product_create(sku="MUG", stock=100)
+    sandbox.post("/erp/stock", json={"levels": {"MUG": 30}}).raise_for_status()
+    synced = order_place((mug, 4)).order
+    run_pipeline(synced)  # the ERP takes 4 off its 30
+    order_place((mug, 2))  # the ERP does not know this one yet
+
+    job = import_job_run(job_id=ImportJob.objects.create(kind="stock").pk)
+
+    assert sandbox.get("/erp/stock").json()["items"] == [{"sku": "MUG", "on_hand": 26}]
+    assert (job.status, job.rows_imported, job.file.name.startswith("imports/erp-stock-")) == (
+        "done",
+        1,
+        True,
+    )
+    assert Product.objects.get(sku="MUG").stock == 26 - 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "Give either a CSV file (sku, on_hand) or --from-erp."),
+        (("x.csv", "--from-erp"), "Give either a CSV file (sku, on_hand) or --from-erp."),
+        (("--from-erp", "--as-of", "2026-01-01"), "--as-of is for a file"),
+        (("missing.csv",), "No such file: missing.csv"),
+    ],
+)
+def test_sync_stock_command_explains_bad_arguments(args, message):
+    with pytest.raises(CommandError) as refused:
+        call_command("sync_stock", *args)
+
+    assert message in str(refused.value)
+
+
+def test_sync_stock_command_refuses_a_bad_count_time(tmp_path):
+    feed = tmp_path / "feed.csv"
+    feed.write_text("sku,on_hand\nMUG,1\n")
+
+    with pytest.raises(CommandError, match="--as-of must be an ISO time"):
+        call_command("sync_stock", str(feed), "--as-of", "yesterday")
