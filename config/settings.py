@@ -235,6 +235,12 @@ STEP_RETENTION_DAYS = int(os.environ.get("STEP_RETENTION_DAYS", "90"))
 EMAIL_RETENTION_DAYS = int(os.environ.get("EMAIL_RETENTION_DAYS", "180"))
 CLEANUP_BATCH = int(os.environ.get("CLEANUP_BATCH", "1000"))
 
+# Order exports (orders/services/exports.py): how long the emailed link works, orders per
+# written batch, and the most ids a selection may name.
+EXPORT_LINK_TTL_HOURS = int(os.environ.get("EXPORT_LINK_TTL_HOURS", "24"))
+EXPORT_BATCH = int(os.environ.get("EXPORT_BATCH", "1000"))
+EXPORT_MAX_IDS = int(os.environ.get("EXPORT_MAX_IDS", "10000"))
+
 # Operations surface (orders/ops/).
 # /metrics answers a staff session, or this bearer token; production sets one or has none.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "" if PRODUCTION else "shopflow-metrics")

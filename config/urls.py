@@ -10,5 +10,6 @@ urlpatterns = [
     path("metrics", ops.metrics, name="metrics"),
     path("healthz", ops.healthz, name="healthz"),
     path("readyz", ops.readyz, name="readyz"),
+    path("", include("orders.urls")),
     path("", include("shop.urls")),
 ]

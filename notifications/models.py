@@ -40,6 +40,7 @@ class OutboxEmail(models.Model):
         ORDER_CANCELLED = "order_cancelled", "order cancelled"
         REVIEW_REQUEST = "review_request", "review request"
         IMPORT_DONE = "import_done", "catalog import finished"
+        EXPORT_DONE = "export_done", "order export finished"
         OPS_ALERT = "ops_alert", "ops alert"
         SUBSCRIPTION_WINBACK = "winback", "subscription win-back"
         SUBSCRIPTION_WINBACK_SECOND = "winback_second", "subscription second win-back"
@@ -57,6 +58,9 @@ class OutboxEmail(models.Model):
     )
     import_job = models.OneToOneField(
         "shop.ImportJob", on_delete=models.CASCADE, related_name="email", null=True, blank=True
+    )
+    order_export = models.OneToOneField(
+        "orders.OrderExport", on_delete=models.CASCADE, related_name="email", null=True, blank=True
     )
     lifecycle_step = models.OneToOneField(
         "shop.LifecycleStep", on_delete=models.CASCADE, related_name="email", null=True, blank=True

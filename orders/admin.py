@@ -1,5 +1,7 @@
 from django.contrib import admin, messages
+from django.http import QueryDict
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from orders.breaker import breaker_states
@@ -10,11 +12,14 @@ from orders.models import (
     IdempotencyKey,
     LoyaltyAccount,
     Order,
+    OrderExport,
     OrderLine,
     Step,
 )
 from orders.pipeline import STEPS
+from orders.selectors import ORDER_SEARCH_FIELDS
 from orders.services.dead_letters import dead_letters_retry
+from orders.services.exports import ExportInvalid, export_filters_describe, order_export_create
 from orders.services.orders import OrderNotCancellable, order_cancel
 
 # The admin index with a link to the operations dashboard (orders/ops/) above the apps.
@@ -33,6 +38,35 @@ STEP_FIELDS = (
     "finished_at",
     "task_id",
 )
+
+
+# The order changelist's query parameters an export understands, as export filters.
+CHANGELIST_EXPORT_FILTERS = {
+    "status__exact": "status",
+    "channel__exact": "channel",
+    "created_at__gte": "created_from",
+    "created_at__lt": "created_to",
+    "q": "search",
+}
+CHANGELIST_LIST_FILTERS = {"status", "channel"}
+CHANGELIST_IGNORED = {"o", "p"}  # ordering and page do not change which orders match
+
+
+def changelist_export_filters(params: QueryDict) -> dict:
+    """The order changelist's current filter as export filters; refuse what has none."""
+    unknown = sorted(set(params) - set(CHANGELIST_EXPORT_FILTERS) - CHANGELIST_IGNORED)
+    if unknown:
+        raise ExportInvalid(
+            {
+                name: "this list filter cannot be exported; select the orders instead"
+                for name in unknown
+            }
+        )
+    return {
+        name: params.getlist(param) if name in CHANGELIST_LIST_FILTERS else params[param]
+        for param, name in CHANGELIST_EXPORT_FILTERS.items()
+        if param in params
+    }
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -65,8 +99,8 @@ class StepInline(ReadOnlyInline):
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
     list_display = ("number", "email", "status", "total_cents", "currency", "created_at")
-    list_filter = ("status", "created_at")
-    search_fields = ("number", "email", "capture_id", "erp_reference")
+    list_filter = ("status", "channel", "created_at")
+    search_fields = ORDER_SEARCH_FIELDS
     readonly_fields = (
         "number",
         "status",
@@ -83,7 +117,7 @@ class OrderAdmin(admin.ModelAdmin):
     )
     exclude = ("token", "payment_token")
     inlines = (OrderLineInline, StepInline)
-    actions = ("cancel_orders",)
+    actions = ("cancel_orders", "export_orders")
 
     @admin.action(description="Cancel selected orders (and compensate what was done)")
     def cancel_orders(self, request, queryset) -> None:
@@ -98,6 +132,30 @@ class OrderAdmin(admin.ModelAdmin):
         self.message_user(request, f"Cancelled {cancelled} orders.", messages.SUCCESS)
         if refused:
             self.message_user(request, "Not cancelled: " + "; ".join(refused), messages.WARNING)
+
+    @admin.action(description="Export orders (CSV, emailed link)", permissions=["view"])
+    def export_orders(self, request, queryset) -> None:
+        """Export the selection, or with "select all" the changelist's current filter."""
+        try:
+            if request.POST.get("select_across") == "1":
+                filters = changelist_export_filters(request.GET)
+            else:
+                filters = {"ids": list(queryset.values_list("pk", flat=True))}
+            export = order_export_create(requester=request.user, filters=filters)
+        except ExportInvalid as exc:
+            self.message_user(request, f"Not exported: {exc}", messages.ERROR)
+            return
+        self.message_user(
+            request,
+            format_html(
+                '<a href="{}">Export {}</a> queued ({}); you get an email with the download link '
+                "when it is ready.",
+                reverse("admin:orders_orderexport_change", args=[export.pk]),
+                export.pk,
+                export_filters_describe(export.filters),
+            ),
+            messages.SUCCESS,
+        )
 
     def has_add_permission(self, request) -> bool:
         return False  # orders come from checkout, with their steps
@@ -211,3 +269,75 @@ class FollowUpAdmin(admin.ModelAdmin):
 class LoyaltyAccountAdmin(admin.ModelAdmin):
     list_display = ("email", "points")
     search_fields = ("email",)
+
+
+@admin.register(OrderExport)
+class OrderExportAdmin(admin.ModelAdmin):
+    """Exports asked for from the order list or `manage.py export_orders`, with progress."""
+
+    list_display = (
+        "pk",
+        "requester",
+        "what",
+        "status",
+        "progress",
+        "created_at",
+        "finished_at",
+        "expires_at",
+        "download",
+    )
+    list_filter = ("status",)
+    list_select_related = ("requester",)
+    fields = readonly_fields = (
+        "requester",
+        "what",
+        "filters",
+        "status",
+        "progress",
+        "message",
+        "created_at",
+        "finished_at",
+        "expires_at",
+        "download",
+    )
+    change_list_template = "admin/orders/orderexport/change_list.html"
+
+    def has_add_permission(self, request) -> bool:
+        return False  # from the order list's "Export orders" action or the command
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="orders")
+    def what(self, export: OrderExport) -> str:
+        return export_filters_describe(export.filters)
+
+    @admin.display(description="progress (orders)")
+    def progress(self, export: OrderExport):
+        return format_html(
+            '<progress value="{}" max="{}"></progress> {} / {}',
+            export.rows_done,
+            export.rows_total or 1,
+            export.rows_done,
+            export.rows_total if export.last_id is not None else "?",
+        )
+
+    @admin.display(description="download")
+    def download(self, export: OrderExport):
+        if export.status != OrderExport.Status.DONE:
+            return "–"
+        if export.expires_at <= timezone.now():
+            return "expired"
+        return format_html(
+            '<a href="{}">CSV</a> (for {} only)',
+            reverse("order-export-download", args=[export.pk]),
+            export.requester.get_username(),
+        )
+
+    def changelist_view(self, request, extra_context=None):
+        running = OrderExport.objects.filter(
+            status__in=[OrderExport.Status.QUEUED, OrderExport.Status.RUNNING]
+        ).exists()
+        return super().changelist_view(
+            request, extra_context={**(extra_context or {}), "refresh": running}
+        )

@@ -1,13 +1,18 @@
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from amqp.exceptions import ChannelError
-from django.db.models import Min, Prefetch
+from django.db.models import Exists, Min, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
+from django.utils.text import smart_split, unescape_string_literal
 
 from config.celery import app as celery_app
 from config.queues import QUEUE_NAMES
-from orders.models import Order, Step
+from orders.models import Order, OrderLine, Step
+
+# What the admin's order search box looks in; an export of a search does the same.
+ORDER_SEARCH_FIELDS = ("number", "email", "capture_id", "erp_reference")
 
 
 def order_get_by_token(*, token: str) -> Order | None:
@@ -101,3 +106,33 @@ def _queue_depth(connection, name: str) -> int:
         return 0  # never declared: no worker has consumed it and nothing was sent to it
     finally:
         channel.close()
+
+
+def orders_for_export(*, filters: dict[str, Any]) -> QuerySet[Order]:
+    """The orders matching an export's validated filter (orders/services/exports.py), by id."""
+    orders = Order.objects.all()
+    if "ids" in filters:
+        orders = orders.filter(pk__in=filters["ids"])
+    if "status" in filters:
+        orders = orders.filter(status__in=filters["status"])
+    if "channel" in filters:
+        orders = orders.filter(channel__in=filters["channel"])
+    if "created_from" in filters:
+        orders = orders.filter(created_at__gte=datetime.fromisoformat(filters["created_from"]))
+    if "created_to" in filters:
+        orders = orders.filter(created_at__lt=datetime.fromisoformat(filters["created_to"]))
+    if "email_contains" in filters:
+        orders = orders.filter(email__icontains=filters["email_contains"])
+    if "sku" in filters:
+        orders = orders.filter(
+            Exists(OrderLine.objects.filter(order=OuterRef("pk"), sku=filters["sku"]))
+        )
+    if "search" in filters:
+        # As the admin searches: every word must match one of the fields.
+        for word in smart_split(filters["search"]):
+            if word[0] in "\"'" and word[0] == word[-1] and len(word) > 1:
+                word = unescape_string_literal(word)
+            orders = orders.filter(
+                Q.create([(f"{field}__icontains", word) for field in ORDER_SEARCH_FIELDS], Q.OR)
+            )
+    return orders.order_by("pk")

@@ -5,6 +5,7 @@ from orders.runner import STEP_TASK, step_run
 from orders.services.analytics import order_analytics_track
 from orders.services.backfill import sales_backfill
 from orders.services.cleanup import records_cleanup
+from orders.services.exports import order_export_run
 from orders.services.follow_ups import follow_ups_due_run
 from orders.services.payment import order_payment_capture, order_payment_refund
 from orders.services.payment_report import payments_reconcile
@@ -67,3 +68,10 @@ def reconcile_payments() -> int:
 def run_follow_ups() -> int:
     """Idempotent: each due row is claimed with a conditional update; emails and points once."""
     return follow_ups_due_run()
+
+
+# Hundreds of thousands of orders in batches of EXPORT_BATCH fit well inside the limit.
+@shared_task(name="orders.export_orders", soft_time_limit=1800, time_limit=1900, acks_late=True)
+def export_orders(export_id: int) -> str:
+    """Idempotent: one live writer resumes the one file; the outbox row is unique per export."""
+    return order_export_run(export_id=export_id).status

@@ -1,7 +1,8 @@
 """Daily cleanup: purge what is past its retention, in small batches.
 
 Each batch is its own short statement, so no table is locked for long. Dead
-letters stay until a person handles them.
+letters stay until a person handles them; expired order exports lose their file
+but keep their row (who exported what, when).
 """
 
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from django.utils import timezone
 
 from notifications.models import OutboxEmail
 from orders.models import IdempotencyKey, Order, Step
+from orders.services.exports import export_files_remove
 
 ENDED = (Order.Status.COMPLETED, Order.Status.CANCELLED, Order.Status.PAYMENT_FAILED)
 
@@ -47,6 +49,6 @@ def records_cleanup(*, now: datetime | None = None) -> CleanupReport:
             sent_at__lt=now - timedelta(days=settings.EMAIL_RETENTION_DAYS),
         ),
     }
-    return CleanupReport(
-        deleted={name: delete_in_batches(qs, batch=batch) for name, qs in targets.items()}
-    )
+    deleted = {name: delete_in_batches(qs, batch=batch) for name, qs in targets.items()}
+    deleted["expired export files"] = export_files_remove(now=now, batch=batch)
+    return CleanupReport(deleted=deleted)

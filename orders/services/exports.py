@@ -1,0 +1,342 @@
+"""Order exports: the orders matching a declared filter, written as CSV on the bulk queue
+in batches, then one email to the requester with a link only they can open until it
+expires.
+
+The file is written in order-id order up to the newest order that matched when the
+export started. After each batch is on disk (fsync) the export row records how far
+it got (`cursor`, `bytes_written`), so a run killed half-way truncates the file back to
+the last recorded batch and goes on from there: one file, no row twice. The file is
+appended to in place, so MEDIA_ROOT must be a filesystem every bulk worker shares.
+"""
+
+import csv
+import io
+import logging
+import os
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Max, Prefetch, Q
+from django.urls import reverse
+from django.utils import timezone
+
+from notifications.models import OutboxEmail
+from notifications.services import outbox_email_deliver
+from orders.liveness import claimer_alive, this_process
+from orders.models import Order, OrderExport, OrderLine
+from orders.selectors import orders_for_export
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = (
+    "number",
+    "created_at",
+    "status",
+    "channel",
+    "email",
+    "currency",
+    "total_cents",
+    "sku",
+    "product",
+    "quantity",
+    "unit_price_cents",
+)
+
+
+class ExportInvalid(Exception):
+    """An export request refused before anything is queued: {field: reason}."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("; ".join(f"{field}: {reason}" for field, reason in errors.items()))
+
+
+def _choices(options: Iterable[str]) -> Callable[[Any], list[str]]:
+    allowed = list(options)
+
+    def parse(value: Any) -> list[str]:
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"expected one or a list of {', '.join(allowed)}")
+        wrong = [v for v in values if v not in allowed]
+        if wrong:
+            raise ValueError(f"unknown value {wrong[0]!r}; expected {', '.join(allowed)}")
+        return sorted(set(values))
+
+    return parse
+
+
+def _moment(value: Any) -> str:
+    """An ISO-8601 date (its midnight UTC) or date-time (UTC when it has no offset)."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        moment = None
+    if moment is not None:
+        if timezone.is_naive(moment):
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).isoformat()
+    raise ValueError(f"expected an ISO-8601 date or date-time like 2026-05-01, got {value!r}")
+
+
+def _text(max_length: int) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("expected a non-empty text")
+        if len(value) > max_length or "\x00" in value:
+            raise ValueError(f"expected at most {max_length} characters and no NUL")
+        return value.strip()
+
+    return parse
+
+
+def _ids(value: Any) -> list[int]:
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
+        raise ValueError("expected a non-empty list of order ids (positive whole numbers)")
+    if len(value) > settings.EXPORT_MAX_IDS:
+        raise ValueError(
+            f"at most {settings.EXPORT_MAX_IDS} ids; export a filter instead of a selection"
+        )
+    return sorted(set(value))
+
+
+# The lookups an export may ask for; created_to is exclusive (a date means its midnight).
+EXPORT_FILTERS: dict[str, Callable[[Any], Any]] = {
+    "ids": _ids,
+    "status": _choices(Order.Status.values),
+    "channel": _choices(Order.Channel.values),
+    "created_from": _moment,
+    "created_to": _moment,
+    "email_contains": _text(254),
+    "sku": _text(64),
+    "search": _text(200),
+}
+
+
+def export_filters_clean(raw: Any) -> dict[str, Any]:
+    """Return the filter in its stored form, or raise ExportInvalid naming each bad field."""
+    if not isinstance(raw, dict):
+        raise ExportInvalid({"filters": "expected an object of declared lookups"})
+    errors = {
+        name: f"unknown filter; expected one of {', '.join(EXPORT_FILTERS)}"
+        for name in raw
+        if name not in EXPORT_FILTERS
+    }
+    clean = {}
+    for name, parse in EXPORT_FILTERS.items():
+        if raw.get(name) in (None, "", []):
+            continue
+        try:
+            clean[name] = parse(raw[name])
+        except ValueError as exc:
+            errors[name] = str(exc)
+    if "created_from" in clean and "created_to" in clean:
+        if clean["created_to"] <= clean["created_from"]:  # same UTC ISO form: text order holds
+            errors["created_to"] = "must be after created_from"
+    if errors:
+        raise ExportInvalid(errors)
+    return clean
+
+
+def export_filters_describe(filters: dict[str, Any]) -> str:
+    """The filter in a line a person reads, for the admin and the email."""
+    if not filters:
+        return "all orders"
+    parts = []
+    for name, value in filters.items():
+        if name == "ids":
+            parts.append(f"{len(value)} selected orders")
+        else:
+            text = ", ".join(value) if isinstance(value, list) else value
+            parts.append(f"{name.replace('_', ' ')} {text}")
+    return "; ".join(parts)
+
+
+def order_export_create(
+    *, requester: AbstractBaseUser, filters: dict[str, Any], queue: bool = True
+) -> OrderExport:
+    """Record an export for a valid filter and requester; queue it on the bulk queue after
+    commit (unless the caller runs it itself)."""
+    from orders.tasks import export_orders  # the task module imports this one
+
+    clean = export_filters_clean(filters)
+    name = requester.get_username()
+    if not (requester.is_active and requester.is_staff and requester.has_perm("orders.view_order")):
+        raise ExportInvalid(
+            {"requester": f"{name} is not an active staff user who may view orders"}
+        )
+    if not requester.email:
+        raise ExportInvalid({"requester": f"{name} has no email address to send the link to"})
+    export = OrderExport.objects.create(requester=requester, filters=clean)
+    if queue:
+        transaction.on_commit(lambda: export_orders.delay(export.pk))
+    return export
+
+
+def order_export_run(*, export_id: int) -> OrderExport:
+    """Write (or resume) the export's file, then email the requester once; a finished export
+    is only emailed again if that email has not gone out yet."""
+    export = OrderExport.objects.select_related("requester").get(pk=export_id)
+    if export.status in (OrderExport.Status.QUEUED, OrderExport.Status.RUNNING):
+        if not _claim(export):
+            return export  # a live run is writing it and will send the email
+        try:
+            _write(export.pk)
+        except Exception as exc:
+            logger.exception("order export failed", extra={"export": export.pk})
+            _fail(export.pk, exc)
+        export.refresh_from_db()
+    if export.status in (OrderExport.Status.DONE, OrderExport.Status.FAILED):
+        order_export_email_send(export=export)
+    return export
+
+
+def _claim(export: OrderExport) -> bool:
+    """Take the right to write this export; only one live run holds it at a time."""
+    claimable = Q(status=OrderExport.Status.QUEUED)
+    if export.status == OrderExport.Status.RUNNING and not claimer_alive(
+        export.claimed_by, claimed_at=export.claimed_at
+    ):
+        claimable |= Q(status=OrderExport.Status.RUNNING, claimed_by=export.claimed_by)
+    return bool(
+        OrderExport.objects.filter(claimable, pk=export.pk).update(
+            status=OrderExport.Status.RUNNING, claimed_by=this_process(), claimed_at=timezone.now()
+        )
+    )
+
+
+def _write(export_id: int) -> None:
+    me = this_process()
+    export = OrderExport.objects.get(pk=export_id)
+    matching = orders_for_export(filters=export.filters)
+    if export.last_id is None:  # the first run fixes the orders it covers and the file
+        found = matching.aggregate(last_id=Max("pk"), total=Count("pk"))
+        export.last_id, export.rows_total = found["last_id"] or 0, found["total"]
+        export.file.name = f"exports/order-export-{export.pk}.csv"
+        export.save(update_fields=["last_id", "rows_total", "file"])
+    path = Path(export.file.path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = Prefetch("lines", queryset=OrderLine.objects.order_by("pk"))
+    with path.open("ab") as file:  # "a" creates it; truncating drops an unrecorded batch
+        file.truncate(export.bytes_written)
+        written, cursor, done = export.bytes_written, export.cursor, export.rows_done
+        if written == 0:
+            written += _append(file, [COLUMNS])
+        while orders := list(
+            matching.filter(pk__gt=cursor, pk__lte=export.last_id).prefetch_related(lines)[
+                : settings.EXPORT_BATCH
+            ]
+        ):
+            written += _append(file, (row for order in orders for row in _order_rows(order)))
+            cursor, done = orders[-1].pk, done + len(orders)
+            recorded = OrderExport.objects.filter(pk=export.pk, claimed_by=me).update(
+                cursor=cursor, rows_done=done, bytes_written=written, claimed_at=timezone.now()
+            )
+            if not recorded:
+                return  # another run took over (this one looked dead); it finishes the file
+    now = timezone.now()
+    OrderExport.objects.filter(pk=export.pk, claimed_by=me).update(
+        status=OrderExport.Status.DONE,
+        finished_at=now,
+        expires_at=now + timedelta(hours=settings.EXPORT_LINK_TTL_HOURS),
+        claimed_by="",
+    )
+
+
+def _append(file, rows: Iterable[Iterable[Any]]) -> int:
+    """Append CSV rows and make them durable before the export records them."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    data = buffer.getvalue().encode()
+    file.write(data)
+    file.flush()
+    os.fsync(file.fileno())
+    return len(data)
+
+
+def _cell(text: str) -> str:
+    """Keep a spreadsheet from reading customer text as a formula (CSV injection)."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _order_rows(order: Order) -> Iterable[list[Any]]:
+    head = [
+        order.number,
+        order.created_at.astimezone(UTC).isoformat(timespec="seconds"),
+        order.status,
+        order.channel,
+        _cell(order.email),
+        order.currency,
+        order.total_cents,
+    ]
+    lines = list(order.lines.all())
+    if not lines:
+        yield [*head, "", "", "", ""]
+    for line in lines:
+        yield [*head, _cell(line.sku), _cell(line.name), line.quantity, line.unit_price_cents]
+
+
+def _fail(export_id: int, exc: BaseException) -> None:
+    export = OrderExport.objects.get(pk=export_id)
+    failed = OrderExport.objects.filter(pk=export_id, claimed_by=this_process()).update(
+        status=OrderExport.Status.FAILED,
+        message=f"{type(exc).__name__}: {exc}"[:2000],
+        file="",
+        finished_at=timezone.now(),
+        claimed_by="",
+    )
+    if failed and export.file.name:
+        export.file.storage.delete(export.file.name)  # a partial file helps nobody
+
+
+def order_export_email_send(*, export: OrderExport) -> None:
+    """Email the requester the link, or why it failed, once (outbox row unique per export)."""
+    if export.status == OrderExport.Status.DONE:
+        url = settings.SHOP_BASE_URL + reverse("order-export-download", args=[export.pk])
+        subject = f"Order export {export.pk} is ready"
+        body = (
+            f"Your order export {export.pk} is ready: {export.rows_done} orders "
+            f"({export_filters_describe(export.filters)}).\n\n"
+            f"Download it signed in as {export.requester.get_username()}, "
+            f"until {export.expires_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC:\n{url}\n"
+        )
+    else:
+        subject = f"Order export {export.pk} failed"
+        body = (
+            f"Your order export {export.pk} ({export_filters_describe(export.filters)}) "
+            f"failed and no file was kept.\n\n{export.message}\n"
+        )
+    defaults = {
+        "kind": OutboxEmail.Kind.EXPORT_DONE,
+        "to": export.requester.email,
+        "subject": subject,
+        "body": body,
+    }
+    try:
+        with transaction.atomic():
+            email, _ = OutboxEmail.objects.get_or_create(order_export=export, defaults=defaults)
+    except IntegrityError:  # a concurrent run created it between our get and create
+        email = OutboxEmail.objects.get(order_export=export)
+    outbox_email_deliver(email=email, text=email.body)
+
+
+def export_files_remove(*, now: datetime, batch: int) -> int:
+    """Delete the files of expired exports a batch at a time; the rows stay as the record of
+    who exported what."""
+    expired = OrderExport.objects.filter(expires_at__lt=now).exclude(file="")
+    storage = OrderExport._meta.get_field("file").storage
+    removed = 0
+    while rows := list(expired.values_list("pk", "file")[:batch]):
+        for _, name in rows:
+            storage.delete(name)
+        removed += OrderExport.objects.filter(pk__in=[pk for pk, _ in rows]).update(file="")
+    return removed
