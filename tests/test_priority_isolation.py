@@ -1,0 +1,75 @@
+"""Priority isolation for real: the Procfile's workers (one per queue), a deep backlog
+of real bulk-queue messages, and a checkout that must not wait behind it."""
+
+import json
+import time
+
+import pytest
+import redis
+
+from config.celery import app
+from config.queues import BULK
+from orders.models import Order
+from tests.bulk import bulk_backlog_publish, bulk_runs_by_worker
+from tests.factories import checkout_body, product_create
+from tests.procfile import procfile_workers_start, procfile_workers_stop
+from tests.workers import orders_wait_settled
+
+pytestmark = pytest.mark.system
+
+BACKLOG = 4000
+# CPU per bulk job: the backlog would keep the bulk worker busy for minutes.
+JOB_MS = 50
+
+
+@pytest.fixture
+def procfile_workers(worker_env, tmp_path):
+    workers = procfile_workers_start(env=worker_env, log_dir=tmp_path, include=("tests.bulk",))
+    yield workers
+    redis.Redis.from_url(app.conf.broker_url).delete(BULK)  # the bulk worker stops after its job
+    procfile_workers_stop(workers)
+
+
+def test_a_checkout_completes_while_a_deep_bulk_backlog_still_waits(
+    client, procfile_workers, sandbox
+):
+    product = product_create(stock=10)
+    broker = redis.Redis.from_url(app.conf.broker_url)
+    bulk_backlog_publish(broker_url=app.conf.broker_url, count=BACKLOG, ms=JOB_MS)
+    _wait_until_bulk_work_runs()
+
+    response = client.post(
+        "/api/v1/checkout",
+        data=json.dumps(checkout_body((product.sku, 1))),
+        content_type="application/json",
+    )
+    assert response.status_code == 201, response.content
+    number = response.json()["number"]
+    orders_wait_settled([number], timeout=60)
+    still_waiting = broker.llen(BULK)
+
+    order = Order.objects.get(number=number)
+    assert order.status == "completed", list(
+        order.steps.values_list("name", "status", "last_error")
+    )
+    assert dict(order.steps.values_list("name", "status")) == {
+        "payment": "succeeded",
+        "confirmation_email": "succeeded",
+        "erp_sync": "succeeded",
+        "invoice": "succeeded",
+        "label": "succeeded",
+        "analytics": "succeeded",
+    }
+    assert still_waiting > 0.9 * BACKLOG
+    runs = bulk_runs_by_worker(redis_url=app.conf.broker_url)
+    assert list(runs) == [procfile_workers["worker_bulk"].name]
+    assert 1 <= runs[procfile_workers["worker_bulk"].name] <= BACKLOG - still_waiting
+
+
+def _wait_until_bulk_work_runs(timeout: float = 30) -> None:
+    """The backlog is being worked on, not just sitting there, when the order comes in."""
+    deadline = time.monotonic() + timeout
+    while not bulk_runs_by_worker(redis_url=app.conf.broker_url):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no bulk job ran within {timeout}s")
+        time.sleep(0.05)
