@@ -86,6 +86,16 @@ JOBS: tuple[Job, ...] = (
         "ones after their backoff (5 min, 15 min, 1 h, 6 h); then marked broken.",
     ),
     Job(
+        "Stock sync from the ERP's warehouse feed",
+        "shop.sync_stock_from_erp",
+        expires_s=1800,
+        cron="15 * * * *",
+        timezone=NIGHT_ZONE,
+        description="Every hour, set each product's stock to the warehouse's count less the "
+        "units of orders the warehouse had not been told of when it counted (a bulk job "
+        "with progress in Admin › Bulk catalog jobs).",
+    ),
+    Job(
         "Order follow-ups: review requests and loyalty points",
         "orders.run_follow_ups",
         expires_s=240,

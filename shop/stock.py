@@ -83,3 +83,8 @@ def stock_feed_save(*, job: ImportJob) -> None:
     job.as_of = datetime.fromisoformat(as_of)
     job.file.save(f"erp-stock-{job.pk}.csv", ContentFile(text.getvalue()), save=False)
     job.save(update_fields=["as_of", "file"])
+
+
+def stock_sync_start(*, requested_by: str = "") -> ImportJob:
+    """A stock sync job from the ERP's feed; the feed is read when the job runs."""
+    return ImportJob.objects.create(kind=ImportJob.Kind.STOCK, requested_by=requested_by)

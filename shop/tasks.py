@@ -1,9 +1,11 @@
 from celery import shared_task
+from django.db import transaction
 
 from fulfillment.partners import PartnerUnavailable
 from orders.locks import once_per_tick
 from shop.assets import images_download_due
 from shop.imports import import_job_refuse, import_job_run
+from shop.stock import stock_sync_start
 from shop.subscriptions import lifecycle_due_run
 
 # The ERP's stock feed, when down, is asked again after these waits, then the job is refused.
@@ -41,3 +43,14 @@ def import_products(self, job_id: int) -> str:
                 job_id=job_id, reason=f"{exc} (tried {self.request.retries + 1} times)"
             ).status
         raise self.retry(exc=exc, countdown=FEED_RETRIES_S[self.request.retries]) from exc
+
+
+# Only starts the job (a row and a message): the job itself runs as shop.import_products.
+@shared_task(name="shop.sync_stock_from_erp", soft_time_limit=60, time_limit=90)
+@once_per_tick("sync_stock_from_erp", lease_s=1800)
+def sync_stock_from_erp() -> int:
+    """Idempotent per tick (a lease): one stock sync job per tick, which resumes if killed."""
+    with transaction.atomic():
+        job = stock_sync_start()
+        transaction.on_commit(lambda: import_products.delay(job.pk))
+    return job.pk

@@ -26,6 +26,7 @@ def test_setup_periodic_tasks_registers_each_job_once_and_keeps_operator_edits(c
         ("orders.run_follow_ups", 240),
         ("shop.retry_image_downloads", 240),
         ("shop.run_subscription_lifecycle", 240),
+        ("shop.sync_stock_from_erp", 1800),
     ]
     backfill = PeriodicTask.objects.get(task="orders.backfill_sales")
     assert (backfill.crontab.hour, backfill.crontab.minute, str(backfill.crontab.timezone)) == (
@@ -36,7 +37,7 @@ def test_setup_periodic_tasks_registers_each_job_once_and_keeps_operator_edits(c
     reconcile.refresh_from_db()
     assert (reconcile.interval.every, reconcile.interval.period) == (5, "minutes")
     assert all(t.description for t in PeriodicTask.objects.all())
-    assert capsys.readouterr().out.count("kept: ") == 8
+    assert capsys.readouterr().out.count("kept: ") == 9
 
 
 def test_three_runs_of_the_same_tick_at_once_run_the_job_once():

@@ -216,3 +216,15 @@ def test_sync_stock_command_refuses_a_bad_count_time(tmp_path):
 
     with pytest.raises(CommandError, match="--as-of must be an ISO time"):
         call_command("sync_stock", str(feed), "--as-of", "yesterday")
+
+
+def test_the_hourly_erp_stock_sync_starts_one_job_per_tick(django_capture_on_commit_callbacks):
+    from shop.tasks import sync_stock_from_erp
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        first = sync_stock_from_erp.apply().get()
+        second = sync_stock_from_erp.apply().get()
+
+    assert ImportJob.objects.get().pk == first
+    assert second is None  # the same tick, already taken
+    assert len(callbacks) == 1
