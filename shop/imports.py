@@ -160,7 +160,13 @@ def _run(job: ImportJob) -> None:
         prices.prices_percent_run(job_id=job.pk, batch_size=BATCH)
     else:
         if job.kind == ImportJob.Kind.STOCK and not job.file:
-            stock.stock_feed_save(job=job)  # PartnerUnavailable: the task retries
+            if not stock.stock_feed_save(job=job):  # PartnerUnavailable: the task retries
+                ImportJob.objects.filter(pk=job.pk).update(
+                    status=ImportJob.Status.DONE,
+                    message="The ERP's feed listed no SKUs; nothing to sync.",
+                    finished_at=timezone.now(),
+                )
+                return
         elif job.kind == ImportJob.Kind.STOCK and job.as_of is None:
             job.as_of = job.created_at  # counted no later than the job was made
             job.save(update_fields=["as_of"])

@@ -73,8 +73,9 @@ def stock_batch_apply(*, job: ImportJob, batch: list[Row]) -> list[ImportRejecti
     return rejections
 
 
-def stock_feed_save(*, job: ImportJob) -> None:
-    """Store the ERP's warehouse feed as the job's CSV, with the time it was counted."""
+def stock_feed_save(*, job: ImportJob) -> int:
+    """Store the ERP's warehouse feed as the job's CSV, with the time it was counted;
+    return how many SKUs it lists."""
     as_of, items = erp_stock_list()
     text = io.StringIO()
     writer = csv.writer(text)
@@ -83,6 +84,7 @@ def stock_feed_save(*, job: ImportJob) -> None:
     job.as_of = datetime.fromisoformat(as_of)
     job.file.save(f"erp-stock-{job.pk}.csv", ContentFile(text.getvalue()), save=False)
     job.save(update_fields=["as_of", "file"])
+    return len(items)
 
 
 def stock_sync_start(*, requested_by: str = "") -> ImportJob:

@@ -194,6 +194,15 @@ def test_stock_sync_from_the_erp_feed_counts_orders_the_erp_has_taken(sandbox):
     assert Product.objects.get(sku="MUG").stock == 26 - 2
 
 
+def test_an_empty_erp_feed_finishes_the_sync_with_nothing_changed(sandbox):
+    product_create(sku="MUG", stock=7)
+
+    job = import_job_run(job_id=ImportJob.objects.create(kind="stock").pk)
+
+    assert (job.status, job.message) == ("done", "The ERP's feed listed no SKUs; nothing to sync.")
+    assert Product.objects.get(sku="MUG").stock == 7
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -228,3 +237,24 @@ def test_the_hourly_erp_stock_sync_starts_one_job_per_tick(django_capture_on_com
     assert ImportJob.objects.get().pk == first
     assert second is None  # the same tick, already taken
     assert len(callbacks) == 1
+
+
+def test_a_stock_sync_whose_erp_feed_stays_down_is_refused_with_the_reason(settings):
+    from fulfillment import partners
+    from shop.tasks import import_products
+
+    settings.PARTNERS = {
+        **settings.PARTNERS,
+        "erp": {"base_url": "http://127.0.0.1:9/erp", "timeout_s": 0.5},
+    }
+    partners._clients.clear()
+    job = ImportJob.objects.create(kind="stock", requested_by="ops@example.com")
+
+    # Run eagerly, each retry runs at once, without its countdown.
+    result = import_products.apply(args=(job.pk,))
+
+    assert result.get() == "rejected"
+    job.refresh_from_db()
+    assert job.message.startswith("erp stock feed unavailable: ")
+    assert job.message.endswith("(tried 4 times)")
+    partners._clients.clear()
