@@ -32,6 +32,7 @@ TASK_ROUTES: dict[str, str] = {
     "shop.run_subscription_lifecycle": LOW,
     "shop.retry_image_downloads": BULK,
     "shop.import_products": BULK,
+    "shop.sync_stock_from_erp": BULK,
     "orders.export_orders": BULK,
     "orders.run_follow_ups": LOW,
     # Long, many rows: never in front of a checkout's steps.
