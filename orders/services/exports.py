@@ -152,7 +152,8 @@ def export_filters_describe(filters: dict[str, Any]) -> str:
     if not filters:
         return "all orders"
     parts = []
-    for name, value in filters.items():
+    for name in (name for name in EXPORT_FILTERS if name in filters):  # jsonb reorders keys
+        value = filters[name]
         if name == "ids":
             parts.append(f"{len(value)} selected orders")
         else:
