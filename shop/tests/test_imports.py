@@ -122,7 +122,7 @@ def test_an_operator_uploads_in_the_admin_and_downloads_the_error_report(
 
     with django_capture_on_commit_callbacks() as callbacks:
         response = admin_client.post(
-            "/admin/shop/importjob/add/", {"file": upload, "requested_by": ""}
+            "/admin/shop/importjob/add/", {"kind": "catalog", "file": upload, "requested_by": ""}
         )
     job = ImportJob.objects.get()
     import_job_run(job_id=job.pk)  # what the dispatched task does on the bulk queue
