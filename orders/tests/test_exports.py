@@ -282,15 +282,28 @@ def test_selecting_all_across_pages_exports_the_changelist_filter(admin_client):
     order = order_on(1, (product_create(), 1))
 
     admin_client.post(
-        "/admin/orders/order/?status__exact=paid&channel__exact=api&q=ada+example&o=1",
+        "/admin/orders/order/?status__exact=paid&channel__exact=api&q=ada+example&o=1"
+        "&created_at__gte=2026-05-01+00%3A00%3A00%2B00%3A00"
+        "&created_at__lt=2026-05-02+00%3A00%3A00%2B00%3A00",
         {"action": "export_orders", "select_across": "1", "_selected_action": [order.pk]},
     )
     export = order_export_run(export_id=OrderExport.objects.get().pk)
     listing = admin_client.get("/admin/orders/orderexport/").content.decode()
+    detail = admin_client.get(f"/admin/orders/orderexport/{export.pk}/change/")
 
-    assert export.filters == {"status": ["paid"], "channel": ["api"], "search": "ada example"}
+    assert export.filters == {
+        "status": ["paid"],
+        "channel": ["api"],
+        "search": "ada example",
+        "created_from": "2026-05-01T00:00:00+00:00",
+        "created_to": "2026-05-02T00:00:00+00:00",
+    }
     assert export.rows_done == 1
     assert '<progress value="1" max="1"></progress> 1 / 1' in listing
+    assert detail.status_code == 200
+    assert "status paid; channel api; created from 2026-05-01T00:00:00+00:00" in (
+        detail.content.decode()
+    )
 
 
 def test_an_unexportable_changelist_filter_is_refused_with_a_message(admin_client):
