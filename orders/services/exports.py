@@ -305,7 +305,8 @@ def order_export_email_send(*, export: OrderExport) -> None:
         url = settings.SHOP_BASE_URL + reverse("order-export-download", args=[export.pk])
         subject = f"Order export {export.pk} is ready"
         body = (
-            f"Your order export {export.pk} is ready: {export.rows_done} orders "
+            f"Your order export {export.pk} is ready: {export.rows_done} "
+            f"{'order' if export.rows_done == 1 else 'orders'} "
             f"({export_filters_describe(export.filters)}).\n\n"
             f"Download it signed in as {export.requester.get_username()}, "
             f"until {export.expires_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC:\n{url}\n"

@@ -147,7 +147,7 @@ def test_the_task_run_twice_writes_one_file_and_sends_one_email(olga, media_root
     assert message.to == ["olga@shop.example"]
     assert message.subject == f"Order export {export.pk} is ready"
     assert message.body == (
-        f"Your order export {export.pk} is ready: 1 orders (status paid).\n\n"
+        f"Your order export {export.pk} is ready: 1 order (status paid).\n\n"
         f"Download it signed in as olga, until {export.expires_at:%Y-%m-%d %H:%M} UTC:\n"
         f"http://127.0.0.1:8000/exports/{export.pk}/orders.csv\n"
     )
