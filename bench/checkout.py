@@ -1,0 +1,567 @@
+"""Benchmark: checkout latency under load, against a synchronous checkout, in one run.
+
+    .venv/bin/python -m bench.checkout [--quick]
+
+A production-like shop on this machine: gunicorn serving config.wsgi, PostgreSQL
+(database `bench_checkout`), Redis (db 11) as the broker, Celery workers for the
+pipeline's queues as in the Procfile, and the sandbox partners answering every call
+after 100-500 ms. C=16 simulated customers check out through the HTTP API, each
+starting its next checkout as soon as the last one answered, N orders per repeat,
+while the workers run the pipeline of the orders already placed.
+
+The baseline is the same checkout done synchronously: a second gunicorn, identical but
+for CELERY_TASK_ALWAYS_EAGER=1, so the pipeline dispatched after commit runs inline
+(payment, email, ERP sync, invoice, label, analytics) before the response is sent. The
+run proves it: every baseline order had all six steps finished before its response
+arrived, and no order of the shop had.
+
+The two alternate in each repeat (shop, then baseline) so both see the same machine;
+the figures are medians over the repeats. Prints them and writes
+bench/results/checkout.json and bench/results/checkout_latency.png.
+"""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the project's apps import
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+from bench.backfill import database_ensure  # noqa: E402
+from orders.pipeline import PIPELINE  # noqa: E402
+from shop.management.commands.place_orders import (  # noqa: E402
+    REQUEST_TIMEOUT_S,
+    Checkout,
+    checkout_body,
+    checkout_send,
+    percentile,
+    products_fetch,
+)
+
+DATABASE_URL = os.environ.get(
+    "BENCH_CHECKOUT_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_checkout"
+)
+BROKER_URL = os.environ.get("BENCH_CHECKOUT_BROKER_URL", "redis://127.0.0.1:6379/11")
+RESULTS = ROOT / "bench" / "results"
+
+CUSTOMERS = 16
+ORDERS, REPEATS = 300, 3
+QUICK_ORDERS, QUICK_REPEATS = 64, 1
+SANDBOX_LATENCY_MS = "100-500"
+TARGET_P99_MS = 100.0
+# gthread, one worker process per core (a Python process runs on one core at a time),
+# 8 threads each: 16 requests in flight, as many as there are customers, so a thread
+# waiting on PostgreSQL or Redis lets another run, and the synchronous baseline, whose
+# requests wait seconds on the partners, is limited by those waits and not by a queue
+# in front of the server (its best case, which keeps the ratio honest).
+GUNICORN_WORKERS, GUNICORN_THREADS = 2, 8
+# As in the Procfile; the bulk worker is left out, a checkout sends it nothing.
+QUEUE_WORKERS = (("high", 2), ("medium", 2), ("low", 1))
+STEP_NAMES = [spec.name for spec in PIPELINE]
+MODES = ("async", "sync")
+# The same application; the baseline's also imports the task modules (see there).
+WSGI = {"async": "config.wsgi:application", "sync": "bench.sync_wsgi:application"}
+LABELS = {
+    "async": "Shopflow (pipeline on Celery workers)",
+    "sync": "synchronous baseline (pipeline inline)",
+}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One checkout as the customer saw it, and when its answer arrived (wall clock)."""
+
+    checkout: Checkout
+    received_at: datetime
+
+
+class Child:
+    """A process this benchmark started, in its own session, logging to a file."""
+
+    def __init__(self, name: str, command: list[str], *, env: dict[str, str], logs: Path) -> None:
+        self.name = name
+        self.log_path = logs / f"{name}.log"
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env={**os.environ, **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_until(self, ready: Callable[[], bool], *, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited; see {self.log_path}:\n{self.log()}")
+            if ready():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} not ready in {timeout}s; see {self.log_path}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+    def stop(self, timeout: float = 20) -> None:
+        """SIGTERM (a warm shutdown for gunicorn and celery), then kill what is left of it."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        try:  # the leader is gone; its pool or worker processes must not outlive it
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+
+
+class CpuMeter:
+    """CPU seconds each part of the system spent during one load phase, and the whole
+    machine's (the rest is other work on this shared machine)."""
+
+    def __init__(self, parts: dict[str, list[Child]]) -> None:
+        self.parts = parts
+        self.started: dict[str, float] = {}
+        self.backends: dict[int, float] = {}
+
+    @staticmethod
+    def _tree(pid: int, *, children: bool = True) -> float:
+        import psutil
+
+        try:
+            root = psutil.Process(pid)
+            processes = [root, *(root.children(recursive=True) if children else [])]
+        except psutil.NoSuchProcess:
+            return 0.0
+        total = 0.0
+        for process in processes:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
+
+    def _backends(self) -> dict[int, float]:
+        """CPU seconds of each PostgreSQL backend serving the benchmark's database."""
+        import psycopg
+
+        with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
+            pids = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            ).fetchall()
+        return {pid: self._tree(pid) for (pid,) in pids}
+
+    def _now(self) -> dict[str, float]:
+        import psutil
+
+        machine = psutil.cpu_times()
+        now = {
+            name: sum(self._tree(child.process.pid) for child in children)
+            for name, children in self.parts.items()
+        }
+        now["load generator"] = self._tree(os.getpid(), children=False)  # not the shop
+        now["machine"] = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+        return now
+
+    def start(self) -> None:
+        self.backends = self._backends()
+        self.started = self._now()
+
+    def stop(self) -> dict[str, float]:
+        """Return CPU seconds per part since start(), with "postgres" and "others"."""
+        now = self._now()
+        spent = {name: now[name] - self.started[name] for name in now}
+        spent["postgres"] = sum(
+            cpu - self.backends.get(pid, 0.0) for pid, cpu in self._backends().items()
+        )
+        parts = sum(v for k, v in spent.items() if k != "machine")
+        spent["others"] = max(0.0, spent.pop("machine") - parts)
+        return {name: round(seconds, 2) for name, seconds in spent.items()}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def database_reset() -> None:
+    """Migrate; then no orders, and a catalog of 20 products that never runs out."""
+    env = {**os.environ, "DATABASE_URL": DATABASE_URL}
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+    import psycopg
+
+    with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
+        conn.execute("TRUNCATE orders_order RESTART IDENTITY CASCADE")
+        conn.execute("UPDATE shop_product SET is_active = false WHERE sku NOT LIKE 'CHK-%%'")
+        conn.execute(
+            """
+            INSERT INTO shop_product (sku, name, description, price_cents, stock, is_active,
+                                      is_subscription)
+            SELECT 'CHK-' || n, 'Checkout bench product ' || n, '', 500 + n * 100, 1000000000,
+                   true, false
+            FROM generate_series(1, 20) n
+            ON CONFLICT (sku) DO UPDATE SET stock = EXCLUDED.stock, is_active = true
+            """
+        )
+        conn.execute("VACUUM ANALYZE")
+
+
+def redis_client():
+    import redis
+
+    return redis.Redis.from_url(BROKER_URL)
+
+
+def queues_purge() -> int:
+    """Drop the messages still waiting, so a backlog left by the shop's repeat does not run
+    during the baseline's. Returns how many were dropped."""
+    client = redis_client()
+    names = {name for name, _ in QUEUE_WORKERS}
+    dropped = 0
+    for key in client.scan_iter(count=1000):
+        # kombu keeps one list per queue and priority: "<queue>" or "<queue>\x06\x16<n>"
+        if key.decode(errors="replace").split("\x06\x16")[0] in names:
+            dropped += client.llen(key)
+            client.delete(key)
+    return dropped
+
+
+def load_run(*, base_url: str, orders: int, customers: int = CUSTOMERS) -> list[Sample]:
+    """`customers` threads check out `orders` times in all, each next one when its last answered."""
+    limits = httpx.Limits(max_connections=customers, max_keepalive_connections=customers)
+    with (
+        httpx.Client(limits=limits, timeout=REQUEST_TIMEOUT_S) as client,
+        ThreadPoolExecutor(max_workers=customers) as pool,
+    ):
+        products = products_fetch(client, base_url)
+
+        def customer(_: int) -> Sample:
+            checkout = checkout_send(client, base_url, checkout_body(products, 0.0))
+            return Sample(checkout=checkout, received_at=datetime.now(UTC))
+
+        return list(pool.map(customer, range(orders)))
+
+
+def pipelines_check(samples: list[Sample]) -> dict[str, int]:
+    """Count the orders whose six steps had all succeeded before their response arrived,
+    and those whose pipeline has completed by now."""
+    import psycopg
+
+    received = {s.checkout.token: s.received_at for s in samples if s.checkout.token}
+    with psycopg.connect(DATABASE_URL) as conn:
+        rows = conn.execute(
+            """
+            SELECT o.token, o.status,
+                   count(*) FILTER (WHERE s.status = 'succeeded'), max(s.finished_at)
+            FROM orders_order o JOIN orders_step s ON s.order_id = o.id AND s.name = ANY(%s)
+            WHERE o.token = ANY(%s)
+            GROUP BY o.token, o.status
+            """,
+            (STEP_NAMES, list(received)),
+        ).fetchall()
+    done = [(token, last) for token, _, succeeded, last in rows if succeeded == len(STEP_NAMES)]
+    return {
+        "orders": len(received),
+        "completed_by_end_of_load": sum(status == "completed" for _, status, _, _ in rows),
+        "finished_before_response": sum(last <= received[token] for token, last in done),
+    }
+
+
+def latency_summary(samples: list[Sample]) -> dict[str, Any]:
+    latencies = [s.checkout.latency_ms for s in samples]
+    errors = Counter(s.checkout.error for s in samples if s.checkout.error)
+    return {
+        "p50_ms": round(percentile(latencies, 50), 1),
+        "p95_ms": round(percentile(latencies, 95), 1),
+        "p99_ms": round(percentile(latencies, 99), 1),
+        "max_ms": round(max(latencies), 1),
+        "errors": dict(errors),
+    }
+
+
+def plot_write(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for mode, color in zip(MODES, ("tab:blue", "tab:red"), strict=True):
+        ordered = sorted(results["latencies_ms"][mode])
+        shares = [(n + 1) / len(ordered) * 100 for n in range(len(ordered))]
+        p99 = results["modes"][mode]["p99_ms"]
+        ax.step(ordered, shares, where="post", color=color, label=f"{LABELS[mode]}, p99 {p99} ms")
+        ax.axvline(p99, color=color, linestyle=":", linewidth=1)
+    ax.axvline(TARGET_P99_MS, color="gray", linestyle="--", linewidth=1, label="p99 target 100 ms")
+    ax.set_xscale("log")
+    ax.set_xlabel("checkout request latency (ms, log scale)")
+    ax.set_ylabel("share of checkouts at or below (%)")
+    config = results["config"]
+    ax.set_title(
+        f"Checkout latency, {config['customers']} concurrent customers, "
+        f"{config['orders_per_repeat']} orders x {config['repeats']} repeats, "
+        f"partners {config['sandbox_latency_ms']} ms"
+    )
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def gunicorn_command(*, mode: str, port: int) -> list[str]:
+    command = [
+        sys.executable, "-m", "gunicorn", WSGI[mode], "--bind", f"127.0.0.1:{port}",
+        "--worker-class", "gthread", "--workers", str(GUNICORN_WORKERS),
+        "--threads", str(GUNICORN_THREADS),
+    ]  # fmt: skip
+    return command
+
+
+def worker_command(*, queue: str, concurrency: int) -> list[str]:
+    command = [
+        sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue,
+        "-n", f"bench-{queue}@%h", "--concurrency", str(concurrency), "--pool", "prefork",
+        "--without-gossip", "--without-mingle", "-l", "info",
+    ]  # fmt: skip
+    return command
+
+
+class Shop:
+    """The sandbox, one gunicorn per mode and the queue workers, started and stopped together."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.sandbox_url = f"http://127.0.0.1:{free_port()}"
+        self.env = {
+            "DATABASE_URL": DATABASE_URL,
+            "CELERY_BROKER_URL": BROKER_URL,
+            "SHOPFLOW_REDIS_URL": BROKER_URL,
+            "SANDBOX_URL": self.sandbox_url,
+            "SANDBOX_LATENCY_MS": SANDBOX_LATENCY_MS,
+            "DJANGO_DEBUG": "0",
+            "SHOPFLOW_MEDIA_ROOT": str(tmp / "media"),
+            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "EMAIL_FILE_PATH": str(tmp / "mail"),
+        }
+        self.urls: dict[str, str] = {}
+        self.web: dict[str, Child] = {}
+        self.sandbox: Child | None = None
+        self.workers: list[Child] = []
+
+    def __enter__(self) -> "Shop":
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _start(self) -> None:
+        port = self.sandbox_url.rsplit(":", 1)[1]
+        command = [sys.executable, "manage.py", "run_sandbox", "--port", port]
+        self.sandbox = Child("sandbox", command, env=self.env, logs=self.tmp)
+        for mode in MODES:
+            port = free_port()
+            self.urls[mode] = f"http://127.0.0.1:{port}"
+            eager = {"CELERY_TASK_ALWAYS_EAGER": "1" if mode == "sync" else "0"}
+            command = gunicorn_command(mode=mode, port=port)
+            self.web[mode] = Child(f"web-{mode}", command, env={**self.env, **eager}, logs=self.tmp)
+        for queue, concurrency in QUEUE_WORKERS:
+            command = worker_command(queue=queue, concurrency=concurrency)
+            self.workers.append(Child(f"worker-{queue}", command, env=self.env, logs=self.tmp))
+        self.sandbox.wait_until(lambda: answers(f"{self.sandbox_url}/control"))
+        for mode, child in self.web.items():
+            child.wait_until(lambda url=self.urls[mode]: answers(f"{url}/api/v1/products"))
+        for child in self.workers:
+            child.wait_until(lambda child=child: " ready." in child.log())
+
+    def stop(self) -> None:
+        for child in [*self.workers, *self.web.values(), self.sandbox]:
+            if child is not None:
+                child.stop()
+
+    def meter(self, mode: str) -> CpuMeter:
+        return CpuMeter(
+            {"web": [self.web[mode]], "workers": self.workers, "sandbox": [self.sandbox]}
+        )
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One mode's load in one repeat."""
+
+    mode: str
+    samples: list[Sample]
+    seconds: float
+    cpu_s: dict[str, float]
+    pipelines: dict[str, int]
+
+    def summary(self) -> dict[str, Any]:
+        checkouts = len(self.samples)
+        return {
+            **latency_summary(self.samples),
+            **self.pipelines,
+            "seconds": round(self.seconds, 2),
+            "orders_per_s": round(checkouts / self.seconds, 1),
+            "cpu_ms_per_checkout": {
+                part: round(seconds / checkouts * 1000, 1) for part, seconds in self.cpu_s.items()
+            },
+        }
+
+
+def phase_run(shop: Shop, *, mode: str, orders: int) -> Phase:
+    meter = shop.meter(mode)
+    meter.start()
+    started = time.perf_counter()
+    samples = load_run(base_url=shop.urls[mode], orders=orders)
+    seconds = time.perf_counter() - started
+    cpu_s = meter.stop()
+    pipelines = pipelines_check(samples)
+    if mode == "async":  # the backlog must not run during the baseline's phase
+        pipelines["backlog_purged"] = queues_purge()
+    return Phase(mode=mode, samples=samples, seconds=seconds, cpu_s=cpu_s, pipelines=pipelines)
+
+
+def run(*, quick: bool = False) -> dict[str, Any]:
+    """Start the shop and the baseline, load both in turns, stop everything; return figures."""
+    orders, repeats = (QUICK_ORDERS, QUICK_REPEATS) if quick else (ORDERS, REPEATS)
+    started = time.perf_counter()
+    database_ensure(DATABASE_URL)
+    database_reset()
+    redis_client().flushdb()
+    phases: list[Phase] = []
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-checkout-") as tmp,
+            Shop(Path(tmp)) as shop,
+        ):
+            for mode in MODES:  # first requests import code and open connections
+                load_run(base_url=shop.urls[mode], orders=2 * CUSTOMERS)
+            queues_purge()
+            for repeat in range(repeats):
+                for mode in MODES:
+                    phases.append(phase_run(shop, mode=mode, orders=orders))
+                    print(f"repeat {repeat + 1} {mode}: {phases[-1].summary()}", file=sys.stderr)
+    finally:
+        redis_client().flushdb()
+    return results_build(phases, orders=orders, seconds=time.perf_counter() - started)
+
+
+def results_build(phases: list[Phase], *, orders: int, seconds: float) -> dict[str, Any]:
+    modes: dict[str, Any] = {}
+    for mode in MODES:
+        repeats = [phase.summary() for phase in phases if phase.mode == mode]
+        medians = {
+            key: round(statistics.median(r[key] for r in repeats), 1)
+            for key in ("p50_ms", "p95_ms", "p99_ms", "orders_per_s")
+        }
+        cpu = {
+            part: round(statistics.median(r["cpu_ms_per_checkout"][part] for r in repeats), 1)
+            for part in repeats[0]["cpu_ms_per_checkout"]
+        }
+        modes[mode] = {**medians, "cpu_ms_per_checkout": cpu, "repeats": repeats}
+    ratio = {
+        key: round(modes["sync"][key] / modes["async"][key], 1)
+        for key in ("p50_ms", "p95_ms", "p99_ms")
+    }
+    return {
+        "config": {
+            "customers": CUSTOMERS,
+            "orders_per_repeat": orders,
+            "repeats": len(modes["async"]["repeats"]),
+            "sandbox_latency_ms": SANDBOX_LATENCY_MS,
+            "gunicorn": f"gthread, {GUNICORN_WORKERS} workers x {GUNICORN_THREADS} threads",
+            "celery_workers": {queue: f"prefork x {n}" for queue, n in QUEUE_WORKERS},
+            "cpus": os.cpu_count(),
+        },
+        "modes": modes,
+        "ratio_sync_over_async": ratio,
+        "target_p99_ms": TARGET_P99_MS,
+        "target_met": modes["async"]["p99_ms"] <= TARGET_P99_MS,
+        "seconds": round(seconds, 1),
+        "latencies_ms": {
+            mode: [
+                round(s.checkout.latency_ms, 2) for p in phases if p.mode == mode for s in p.samples
+            ]
+            for mode in MODES
+        },
+    }
+
+
+def report_lines(results: dict[str, Any]) -> list[str]:
+    lines = []
+    for mode in MODES:
+        row = results["modes"][mode]
+        inline = sum(r["finished_before_response"] for r in row["repeats"])
+        placed = sum(r["orders"] for r in row["repeats"])
+        cpu = ", ".join(f"{part} {ms}" for part, ms in row["cpu_ms_per_checkout"].items())
+        lines += [
+            f"{LABELS[mode]}: p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms, "
+            f"p99 {row['p99_ms']} ms, {row['orders_per_s']} checkouts/s",
+            f"    all six steps done before the response: {inline} of {placed} orders",
+            f"    CPU ms per checkout: {cpu}",
+        ]
+    ratio = results["ratio_sync_over_async"]
+    verdict = "met" if results["target_met"] else "MISSED"
+    lines += [
+        f"synchronous / Shopflow: p50 {ratio['p50_ms']}x, p95 {ratio['p95_ms']}x, "
+        f"p99 {ratio['p99_ms']}x",
+        f"target: Shopflow p99 <= {TARGET_P99_MS:.0f} ms at {CUSTOMERS} customers: {verdict}",
+        f"({results['seconds']} s in all)",
+    ]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one short repeat (a smoke run)")
+    options = parser.parse_args()
+    results = run(quick=options.quick)
+    print("\n".join(report_lines(results)))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "checkout.json").write_text(json.dumps(results, indent=1) + "\n")
+    plot_write(results, RESULTS / "checkout_latency.png")
+
+
+if __name__ == "__main__":
+    main()
