@@ -169,6 +169,11 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_step": 0.2,
     "interval_max": 0.5,
 }
+# Celery's Django fixup closes the database connection before and after every task
+# unless this is set: each step paid for a new PostgreSQL connection (a backend
+# forked, authenticated). Workers keep their connection under CONN_MAX_AGE and its
+# health check instead, as web requests do (config/celery.py); this only bounds it.
+CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "1000"))
 # Only for the synchronous baseline of bench/checkout.py: every task runs inline where
 # it is sent, so the pipeline published after commit runs inside the checkout request.
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)

@@ -51,12 +51,14 @@ class WorkerProcess:
         queues: tuple[str, ...] = QUEUE_NAMES,
         concurrency: int = 4,
         include: tuple[str, ...] = (),
+        pool: str = "prefork",
     ) -> None:
         self.name = f"test-{uuid.uuid4().hex[:8]}@localhost"
         self.env = env
         self.queues = queues
         self.concurrency = concurrency
         self.include = include
+        self.pool = pool
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
@@ -64,7 +66,7 @@ class WorkerProcess:
         command = [
             sys.executable, "-m", "celery", "-A", "config", "worker",
             "-Q", ",".join(self.queues), "-n", self.name,
-            "--concurrency", str(self.concurrency), "--pool", "prefork",
+            "--concurrency", str(self.concurrency), "--pool", self.pool,
             "--without-gossip", "--without-mingle", "-l", "info",
         ]  # fmt: skip
         if self.include:

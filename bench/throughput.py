@@ -1,0 +1,419 @@
+"""Benchmark: orders fully processed per second, against a raw Celery chain's ceiling.
+
+    .venv/bin/python -m bench.throughput [--quick]
+
+Everything runs on this machine as real processes: the sandbox partners
+(`manage.py run_sandbox`), Celery workers, PostgreSQL database `bench_throughput`
+(created and migrated here) and Redis database 10 as the broker.
+
+1. Zero partner latency: orders per second from dispatch until all six steps of
+   every order succeeded, against chains of six no-op tasks (bench/chain_tasks.py,
+   each on the queue of the step in its place) on the same workers, alternated in
+   the same run; medians over repeats, and their ratio.
+2. Partner latency of 100-500 ms per call: orders per second with one worker
+   serving the pipeline's queues, for each pool (prefork, threads) and concurrency
+   (2, 4, 8, 16); then the Procfile's own workers (their pools and concurrency).
+
+Orders are placed through the checkout service (no HTTP) before the clock starts;
+their pipelines are published the way the web process publishes them. Writes
+bench/results/throughput.json and bench/results/throughput_concurrency.png.
+"""
+
+import argparse
+import json
+import os
+import shlex
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the project's apps import
+DATABASE_URL = os.environ.get(
+    "BENCH_THROUGHPUT_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_throughput"
+)
+BROKER_URL = os.environ.get("BENCH_THROUGHPUT_BROKER_URL", "redis://127.0.0.1:6379/10")
+RESULTS = ROOT / "bench" / "results"
+PIPELINE_QUEUES = ("high", "medium", "low")
+PARTNER_LATENCY_MS = (100, 500)
+POOLS = ("prefork", "threads")
+BATCH_TIMEOUT_S = 120
+
+
+def _environment(tmp: Path, sandbox_url: str) -> dict[str, str]:
+    """Settings for this process and the ones it starts: production-like, our own stores."""
+    return {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_DEBUG": "0",  # as in production: no log of every query
+        "DATABASE_URL": DATABASE_URL,
+        "CELERY_BROKER_URL": BROKER_URL,
+        "SHOPFLOW_REDIS_URL": BROKER_URL,
+        "SANDBOX_URL": sandbox_url,
+        "SHOPFLOW_MEDIA_ROOT": str(tmp / "media"),
+        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": str(tmp / "mail"),
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+# --- processes ----------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    # Not tests.chaos.rig.free_port: that module needs Django set up, and this runs before.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def sandbox_running(port: int, env: dict[str, str], log: Path):
+    """The partner sandbox on `port`, stopped (by its pid) on exit."""
+    import httpx
+
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "run_sandbox", "--port", str(port)],
+            cwd=ROOT,
+            env={**os.environ, **env, "SANDBOX_LATENCY_MS": "0"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/control", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"sandbox did not start; see {log}") from None
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def procfile_workers() -> list[tuple[tuple[str, ...], str, int]]:
+    """(queues, pool, concurrency) of each worker the Procfile runs for the pipeline."""
+    workers = []
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        name, _, command = line.partition(":")
+        if not name.startswith("worker_"):
+            continue
+        args = shlex.split(command)
+        queues = tuple(args[args.index("-Q") + 1].split(","))
+        pool = args[args.index("--pool") + 1] if "--pool" in args else "prefork"
+        concurrency = int(args[args.index("--concurrency") + 1])
+        if set(queues) & set(PIPELINE_QUEUES):
+            workers.append((queues, pool, concurrency))
+    return workers
+
+
+@contextmanager
+def workers_running(layout, env: dict[str, str], tmp: Path):
+    """Start a worker per (queues, pool, concurrency), with the no-op chain task loaded."""
+    from tests.workers import WorkerProcess
+
+    started = []
+    try:
+        for queues, pool, concurrency in layout:
+            worker = WorkerProcess(
+                env=env,
+                log_path=tmp / f"worker-{uuid.uuid4().hex[:6]}.log",
+                queues=queues,
+                concurrency=concurrency,
+                include=("bench.chain_tasks",),
+                pool=pool,
+            )
+            started.append(worker)
+            worker.start(timeout=60)
+        yield started
+    finally:
+        for worker in started:
+            worker.stop()
+
+
+# --- measurements -------------------------------------------------------------------------
+
+
+class Bench:
+    """Places orders, publishes pipelines and chains, and times them to the end."""
+
+    def __init__(self, sandbox_url: str) -> None:
+        import httpx
+
+        from orders.breaker import shared_redis
+        from orders.receivers import dispatch_pipeline_on_commit
+        from orders.signals import order_placed
+        from shop.models import Product
+
+        # Orders are placed before the clock starts; their pipelines are published when
+        # the batch starts, as the receiver would have done after each commit.
+        order_placed.disconnect(dispatch_pipeline_on_commit)
+        self.redis = shared_redis()
+        self.sandbox = httpx.Client(base_url=sandbox_url, timeout=10)
+        self.skus = []
+        for sku, price in (("BENCH-TP-MUG", 1250), ("BENCH-TP-TEE", 2400)):
+            Product.objects.update_or_create(
+                sku=sku,
+                defaults={"name": f"Bench {sku}", "price_cents": price, "stock": 10**9},
+            )
+            self.skus.append(sku)
+
+    def latency_set(self, bounds: tuple[int, int]) -> None:
+        self.sandbox.post("/control", json={"latency_ms": list(bounds)}).raise_for_status()
+
+    def orders_place(self, count: int) -> list[int]:
+        from shop.services import checkout_parse, checkout_place
+        from tests.factories import checkout_body
+
+        body = checkout_body((self.skus[0], 2), (self.skus[1], 1))
+        return [checkout_place(request=checkout_parse(body)).order.pk for _ in range(count)]
+
+    def pipelines(self, count: int) -> float:
+        """Seconds from publishing `count` pipelines to the last step of the last order."""
+        from django.db.models import Max
+
+        from orders.models import Order, Step
+        from orders.services.dispatch import pipeline_dispatch
+
+        self.sandbox.post("/reset").raise_for_status()
+        ids = self.orders_place(count)
+        started = time.time()
+        for pk in ids:
+            pipeline_dispatch(order_id=pk)
+        orders = Order.objects.filter(pk__in=ids)
+        deadline = time.monotonic() + BATCH_TIMEOUT_S
+        while orders.filter(status=Order.Status.COMPLETED).count() < count:
+            stuck = orders.filter(
+                status__in=[Order.Status.NEEDS_ATTENTION, Order.Status.PAYMENT_FAILED]
+            )
+            if stuck.exists() or time.monotonic() > deadline:
+                rows = (
+                    Step.objects.filter(order__in=orders)
+                    .exclude(status=Step.Status.SUCCEEDED)
+                    .values_list("name", "status", "last_error")[:5]
+                )
+                raise RuntimeError(
+                    f"orders did not complete: {[(n, s, e[:300]) for n, s, e in rows]}"
+                )
+            time.sleep(0.05)
+        ended = Step.objects.filter(order_id__in=ids).aggregate(end=Max("finished_at"))["end"]
+        return ended.timestamp() - started
+
+    def chains(self, count: int) -> float:
+        """Seconds from publishing `count` raw six-task chains to the end of the last one."""
+        from bench.chain_tasks import chain_done_key, noop_chain
+
+        run = uuid.uuid4().hex
+        key = chain_done_key(run)
+        started = time.time()
+        for _ in range(count):
+            noop_chain(run).apply_async()
+        deadline = time.monotonic() + BATCH_TIMEOUT_S
+        while self.redis.llen(key) < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"chains did not finish: {self.redis.llen(key)} of {count}")
+            time.sleep(0.01)
+        ended = max(float(t) for t in self.redis.lrange(key, 0, -1))
+        self.redis.delete(key)
+        return ended - started
+
+
+def _rate(count: int, seconds: float) -> float:
+    return round(count / seconds, 2)
+
+
+def workers_cpu_s(workers) -> float:
+    """CPU seconds the workers and their pool processes have used: a figure the other
+    processes on this shared machine inflate far less than the elapsed time."""
+    import psutil
+
+    total = 0.0
+    for worker in workers:
+        main = psutil.Process(worker.process.pid)
+        for process in (main, *main.children(recursive=True)):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def measured(count: int, timed, workers) -> tuple[float, float]:
+    """(units per second, worker CPU milliseconds per unit) of one timed batch."""
+    cpu = workers_cpu_s(workers)
+    seconds = timed(count)
+    return _rate(count, seconds), round((workers_cpu_s(workers) - cpu) * 1000 / count, 1)
+
+
+def ceiling_compare(bench: Bench, workers, *, orders: int, repeats: int) -> dict:
+    """Pipelines and raw chains, alternated on the same workers, zero partner latency."""
+    bench.latency_set((0, 0))
+    bench.pipelines(3)  # warm-up: imports, connections, pool processes
+    bench.chains(10)
+    pipeline, chain = [], []
+    for _ in range(repeats):
+        chain.append(measured(orders, bench.chains, workers))
+        pipeline.append(measured(orders, bench.pipelines, workers))
+    result = {
+        "orders_per_repeat": orders,
+        "pipeline_orders_per_s": [rate for rate, _ in pipeline],
+        "raw_chain_per_s": [rate for rate, _ in chain],
+        "pipeline_median": statistics.median(rate for rate, _ in pipeline),
+        "raw_chain_median": statistics.median(rate for rate, _ in chain),
+        "pipeline_worker_cpu_ms_per_order": statistics.median(cpu for _, cpu in pipeline),
+        "raw_chain_worker_cpu_ms_per_chain": statistics.median(cpu for _, cpu in chain),
+    }
+    result["ratio"] = round(result["pipeline_median"] / result["raw_chain_median"], 3)
+    return result
+
+
+def with_latency(bench: Bench, workers, *, orders: int, repeats: int) -> dict:
+    bench.latency_set(PARTNER_LATENCY_MS)
+    bench.pipelines(2)  # warm-up
+    runs = [measured(orders, bench.pipelines, workers) for _ in range(repeats)]
+    return {
+        "orders": orders,
+        "orders_per_s": [rate for rate, _ in runs],
+        "median": statistics.median(rate for rate, _ in runs),
+        "worker_cpu_ms_per_order": statistics.median(cpu for _, cpu in runs),
+    }
+
+
+def run(*, quick: bool = False) -> dict:
+    from bench.backfill import database_ensure
+
+    concurrencies = (2, 8) if quick else (2, 4, 8, 16)
+    repeats = 1 if quick else 3
+    database_ensure(DATABASE_URL)
+    with tempfile.TemporaryDirectory() as tmp_name, ExitStack() as stack:
+        tmp = Path(tmp_name)
+        port = _free_port()
+        env = _environment(tmp, f"http://127.0.0.1:{port}")
+        os.environ.update(env)
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        from orders.breaker import shared_redis
+
+        call_command("migrate", verbosity=0)
+        shared_redis().flushdb()  # database 10 is this benchmark's alone
+        sandbox_url = stack.enter_context(sandbox_running(port, env, tmp / "sandbox.log"))
+        bench = Bench(sandbox_url)
+        layout = procfile_workers()
+        results: dict = {
+            "procfile_workers": [
+                {"queues": list(q), "pool": p, "concurrency": c} for q, p, c in layout
+            ],
+            "partner_latency_ms": list(PARTNER_LATENCY_MS),
+        }
+        with workers_running(layout, env, tmp) as workers:
+            results["zero_latency"] = ceiling_compare(
+                bench, workers, orders=40 if quick else 150, repeats=repeats
+            )
+            results["procfile_with_latency"] = with_latency(
+                bench, workers, orders=30 if quick else 80, repeats=repeats
+            )
+        sweep = []
+        for pool in POOLS:
+            for concurrency in concurrencies:
+                single = [(PIPELINE_QUEUES, pool, concurrency)]
+                with workers_running(single, env, tmp) as workers:
+                    point = with_latency(bench, workers, orders=5 * concurrency, repeats=1)
+                sweep.append({"pool": pool, "concurrency": concurrency, **point})
+                print(f"  {pool:>8} x{concurrency:<2}: {point['median']:.2f} orders/s")
+        results["concurrency_sweep"] = sweep
+    results["latency_vs_zero_latency"] = round(
+        results["procfile_with_latency"]["median"] / results["zero_latency"]["pipeline_median"], 3
+    )
+    return results
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for pool in POOLS:
+        points = [row for row in results["concurrency_sweep"] if row["pool"] == pool]
+        axes.plot(
+            [row["concurrency"] for row in points],
+            [row["median"] for row in points],
+            marker="o",
+            label=f"one worker, {pool} pool",
+        )
+    procfile = results["procfile_with_latency"]["median"]
+    axes.axhline(procfile, color="grey", linestyle="--", label="the Procfile's workers")
+    axes.set_xscale("log", base=2)
+    axes.set_xticks([row["concurrency"] for row in results["concurrency_sweep"]])
+    axes.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    axes.set_xlabel("worker concurrency (high, medium and low queues)")
+    axes.set_ylabel("orders fully processed per second")
+    low, high = results["partner_latency_ms"]
+    axes.set_title(f"Pipeline throughput, partner latency {low}-{high} ms per call")
+    axes.set_ylim(bottom=0)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def report(results: dict) -> str:
+    zero = results["zero_latency"]
+    latency = results["procfile_with_latency"]
+    lines = [
+        "Zero partner latency, the Procfile's workers "
+        + ", ".join(
+            f"{w['pool']} x{w['concurrency']} ({','.join(w['queues'])})"
+            for w in results["procfile_workers"]
+        ),  # fmt: skip
+        f"  pipeline:        {zero['pipeline_median']:.1f} orders/s "
+        f"(median of {zero['pipeline_orders_per_s']}, {zero['orders_per_repeat']} orders each)",
+        f"  raw 6-task chain: {zero['raw_chain_median']:.1f} chains/s "
+        f"(median of {zero['raw_chain_per_s']})",
+        f"  ratio:           {zero['ratio']:.2f} (target >= 0.5)",
+        f"  worker CPU:      {zero['pipeline_worker_cpu_ms_per_order']:.0f} ms per order, "
+        f"{zero['raw_chain_worker_cpu_ms_per_chain']:.0f} ms per raw chain",
+        f"Partner latency {results['partner_latency_ms'][0]}-{results['partner_latency_ms'][1]}"
+        f" ms per call, the Procfile's workers: {latency['median']:.1f} orders/s "
+        f"(median of {latency['orders_per_s']}), "
+        f"{results['latency_vs_zero_latency']:.2f} of the zero-latency rate (target >= 0.5)",
+        "One worker on high,medium,low with partner latency (orders/s):",
+    ]
+    for pool in POOLS:
+        rows = [r for r in results["concurrency_sweep"] if r["pool"] == pool]
+        lines.append(
+            f"  {pool:>8}: " + "  ".join(f"x{r['concurrency']} {r['median']:.1f}" for r in rows)
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer orders and points")
+    options = parser.parse_args()
+    started = time.monotonic()
+    results = run(quick=options.quick)
+    results["seconds"] = round(time.monotonic() - started, 1)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "throughput.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, RESULTS / "throughput_concurrency.png")
+    print(report(results))
+    written = "bench/results/throughput.json and throughput_concurrency.png"
+    print(f"({results['seconds']} s; wrote {written})")
+
+
+if __name__ == "__main__":
+    main()
