@@ -1,9 +1,7 @@
 """Chaos beyond worker kills: broker restart, duplicate delivery, flaky partners,
 a poison pill, cancels at random moments, and the recovery delay after a kill."""
 
-import os
 import random
-import signal
 import statistics
 import threading
 import time
@@ -12,6 +10,7 @@ from collections import Counter
 
 from orders.models import DeadLetter, Order, Step
 from tests.chaos.helpers import duplicates, effects_per_order
+from tests.chaos.recovery import KINDS, rerun_delay_after_kill
 from tests.factories import product_create
 from tests.workers import orders_wait_settled
 
@@ -154,42 +153,27 @@ def test_time_from_a_worker_death_to_its_step_running_again(rig, sandbox):
     product = product_create(stock=10_000)
     rig.start(workers=2, concurrency=1)
     sandbox.post("/control", json={"latency_ms": [800, 800]}).raise_for_status()
-    delays: dict[str, list[float]] = {"pool process": [], "worker": []}
+    delays: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    numbers = []
 
-    for kind in ["pool process", "worker"] * 2:
-        number = rig.checkout([(product.sku, 1)])["number"]
-        step = _wait_running(number)
-        holder = next(
-            w for w in rig.workers if int(step.claimed_by.rsplit(":", 1)[1]) in w.pool_pids()
-        )
-        killed_at = time.monotonic()
-        if kind == "worker":
-            holder.kill()
-            rig.workers.remove(holder)
-            rig.worker_add(concurrency=1)
-        else:
-            os.kill(int(step.claimed_by.rsplit(":", 1)[1]), signal.SIGKILL)
-        while Step.objects.get(pk=step.pk).started_at == step.started_at:
-            time.sleep(0.02)
-        delays[kind].append(time.monotonic() - killed_at)
-        orders_wait_settled([number], timeout=60)
+    for kind in KINDS * 2:
+        delay, number = rerun_delay_after_kill(rig, sku=product.sku, kind=kind)
+        delays[kind].append(delay)
+        numbers.append(number)
 
-    assert all(len(d) == 2 for d in delays.values())
+    # Each payment ran twice (the killed run and the re-run) and captured once.
+    payments = Step.objects.filter(order__number__in=numbers, name="payment")
+    assert (
+        sorted(payments.values_list("status", "attempts", "crashes")) == [("succeeded", 2, 1)] * 4
+    )
+    assert Counter(
+        Order.objects.filter(number__in=numbers).values_list("status", flat=True)
+    ) == Counter({"completed": 4})
+    ledger = sandbox.get("/ledger").json()
+    assert effects_per_order(ledger, "payment", "capture") == Counter({n: 1 for n in numbers})
     print(
         "\nre-run delay after SIGKILL (no backlog): "
         + ", ".join(
             f"{k}: median {statistics.median(d):.2f}s max {max(d):.2f}s" for k, d in delays.items()
         )
     )
-
-
-def _wait_running(number: str, timeout: float = 30) -> Step:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        step = Step.objects.filter(
-            order__number=number, status=Step.Status.RUNNING, name="payment"
-        ).first()
-        if step:
-            return step
-        time.sleep(0.02)
-    raise AssertionError(f"payment of {number} never ran")
