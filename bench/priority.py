@@ -18,6 +18,7 @@ Prints the figures and writes bench/results/priority.json and priority_pickup.pn
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -165,8 +166,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
             "bulk_backlog": BACKLOG,
             "bulk_job_cpu_ms": BULK_JOB_MS,
             "workers": {
-                name: {"queues": list(queues), "concurrency": concurrency}
-                for name, (queues, concurrency) in procfile_worker_specs().items()
+                name: dataclasses.asdict(spec) for name, spec in procfile_worker_specs().items()
             },
         },
         "phases": {},

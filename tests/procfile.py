@@ -1,28 +1,37 @@
-"""The Procfile's workers as real processes: one per `worker_*` line, with its queues
-and concurrency, so system tests and benchmarks run the topology `make demo` runs."""
+"""The Procfile's workers as real processes: one per `worker_*` line, with its queues,
+concurrency and pool, so system tests and benchmarks run the topology `make demo` runs."""
 
 import os
 import shlex
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.workers import ROOT, WorkerProcess
 
 
-def procfile_worker_specs(
-    procfile: Path = ROOT / "Procfile",
-) -> dict[str, tuple[tuple[str, ...], int]]:
-    """{process name: (queues, concurrency)} for every `celery worker` line of the Procfile."""
+@dataclass(frozen=True)
+class WorkerSpec:
+    queues: tuple[str, ...]
+    concurrency: int
+    pool: str
+
+
+def procfile_worker_specs(procfile: Path = ROOT / "Procfile") -> dict[str, WorkerSpec]:
+    """{process name: spec} for every `celery worker` line of the Procfile."""
     specs = {}
     for line in procfile.read_text().splitlines():
         name, _, command = line.partition(":")
         args = shlex.split(command)
         if "worker" not in args:
             continue
-        queues = tuple(_option(args, "-Q", "--queues").split(","))
         concurrency = _option(args, "-c", "--concurrency")
-        # Without the option celery starts one pool process per CPU.
-        specs[name.strip()] = (queues, int(concurrency) if concurrency else os.cpu_count())
+        specs[name.strip()] = WorkerSpec(
+            queues=tuple(_option(args, "-Q", "--queues").split(",")),
+            # Without the option celery starts one pool process per CPU.
+            concurrency=int(concurrency) if concurrency else os.cpu_count(),
+            pool=_option(args, "-P", "--pool") or "prefork",
+        )
     return specs
 
 
@@ -44,11 +53,12 @@ def procfile_workers_start(
         name: WorkerProcess(
             env=env,
             log_path=log_dir / f"{name}.log",
-            queues=queues,
-            concurrency=concurrency,
+            queues=spec.queues,
+            concurrency=spec.concurrency,
+            pool=spec.pool,
             include=include,
         )
-        for name, (queues, concurrency) in procfile_worker_specs().items()
+        for name, spec in procfile_worker_specs().items()
     }
     with ThreadPoolExecutor(len(workers)) as pool:
         started = [pool.submit(worker.start) for worker in workers.values()]
