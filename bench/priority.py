@@ -39,7 +39,7 @@ RESULTS = ROOT / "bench" / "results"
 
 BACKLOG = 100_000
 BULK_JOB_MS = 20
-ORDERS, QUICK_ORDERS = 160, 40  # per phase, over all rounds
+ORDERS, QUICK_ORDERS = 150, 40  # per phase, over all rounds
 ROUNDS = 2
 # Well under what the high worker (2 processes) gets through on this machine, so the
 # figure is the wait a bulk backlog adds, not a queue of checkouts of our own making.
