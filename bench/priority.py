@@ -6,9 +6,10 @@ same with an empty bulk queue, in one run.
 The Procfile's workers (one per queue: high, medium, low, bulk) against a Redis of
 the benchmark's own (the backlog is about 100 MB), PostgreSQL (database
 `bench_priority`), a web server and the sandbox partners answering after 20-60 ms,
-as tests/chaos/rig.py runs them. N orders go in through the HTTP API at a steady
-rate twice: first with the bulk queue empty, then with 100,000 bulk jobs waiting
-and the bulk worker busy on them (each 20 ms of CPU, as an import batch spends).
+as tests/chaos/rig.py runs them. Orders go in through the HTTP API at a steady 3 a
+second, in two rounds of two phases: with the bulk queue empty, then with 100,000
+bulk jobs waiting and the bulk worker busy on them (each 20 ms of CPU, as an import
+batch spends); 150 orders per phase in all (40 in one round with --quick).
 Pickup is the time from a payment step being queued (its `queued_at`, written when
 the message has been published) to a worker starting it (`started_at`).
 
