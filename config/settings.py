@@ -152,7 +152,10 @@ CELERY_TASK_DEFAULT_ROUTING_KEY = "medium"
 CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_WORKER_SEND_TASK_EVENTS = True
-CELERY_TASK_SEND_SENT_EVENT = True
+# No task-sent event: it is one more Redis publish (and serialization) per task on the
+# checkout's request path, for Flower's "sent" state, which the step record's queued_at
+# already shows. Flower still sees every task from "received" on (worker events).
+CELERY_TASK_SEND_SENT_EVENT = env_bool("CELERY_TASK_SEND_SENT_EVENT", False)
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Redis redelivers an unacked message after the visibility timeout, so it must
