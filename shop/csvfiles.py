@@ -2,8 +2,11 @@
 
 import csv
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
+from orders.lock_objects import products_for_update
+from shop.models import ImportJob, ImportRejection, Product
 
 
 class MalformedFile(Exception):
@@ -69,3 +72,33 @@ def whole_number(values: dict[str, str], field: str) -> tuple[int | None, str | 
     if not text.isdigit() or int(text) > 2_000_000_000:
         return None, f"{field} must be a whole number from 0 to 2000000000, got {text!r}"
     return int(text), None
+
+
+def sku_batch_apply(
+    *,
+    job: ImportJob,
+    batch: list[Row],
+    field: str,
+    update: Callable[[list[Product], dict[str, int]], None],
+) -> list[ImportRejection]:
+    """Read a batch of (sku, whole number) rows, lock the products they name in id order,
+    and let `update` change them; return the bad rows and the unknown SKUs as rejections."""
+    numbers: dict[str, tuple[Row, int]] = {}
+    rejections = []
+    for row in batch:
+        sku = row.values.get("sku", "").strip()
+        number, reason = whole_number(row.values, field)
+        if not sku:
+            reason = "sku is empty"
+        if reason:
+            rejections.append(ImportRejection(job=job, row=row.number, sku=sku[:64], reason=reason))
+        else:
+            numbers[sku] = (row, number)  # the last row for a SKU wins
+    products = list(products_for_update(skus=numbers))
+    update(products, {sku: number for sku, (_, number) in numbers.items()})
+    known = {product.sku for product in products}
+    return rejections + [
+        ImportRejection(job=job, row=row.number, sku=sku[:64], reason="unknown SKU")
+        for sku, (row, _) in numbers.items()
+        if sku not in known
+    ]

@@ -9,8 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import transaction
 
-from orders.lock_objects import products_for_update
-from shop.csvfiles import Columns, Row, whole_number
+from shop.csvfiles import Columns, Row, sku_batch_apply
 from shop.models import ImportJob, ImportRejection, Product
 
 COLUMNS = Columns(required=("sku", "price_cents"))
@@ -25,26 +24,13 @@ def price_scaled(*, cents: int, percent: Decimal) -> int:
 
 def prices_batch_apply(*, job: ImportJob, batch: list[Row]) -> list[ImportRejection]:
     """Set the prices a CSV batch names; unknown SKUs and bad prices are rejected."""
-    prices: dict[str, tuple[Row, int]] = {}
-    rejections = []
-    for row in batch:
-        sku = row.values.get("sku", "").strip()
-        cents, reason = whole_number(row.values, "price_cents")
-        if not sku:
-            reason = "sku is empty"
-        if reason:
-            rejections.append(ImportRejection(job=job, row=row.number, sku=sku[:64], reason=reason))
-        else:
-            prices[sku] = (row, cents)  # the last row for a SKU wins
-    products = list(products_for_update(skus=prices))
-    for product in products:
-        product.price_cents = prices.pop(product.sku)[1]
-    Product.objects.bulk_update(products, ["price_cents"])
-    rejections += [
-        ImportRejection(job=job, row=row.number, sku=sku[:64], reason="unknown SKU")
-        for sku, (row, _) in prices.items()
-    ]
-    return rejections
+
+    def update(products: list[Product], prices: dict[str, int]) -> None:
+        for product in products:
+            product.price_cents = prices[product.sku]
+        Product.objects.bulk_update(products, ["price_cents"])
+
+    return sku_batch_apply(job=job, batch=batch, field="price_cents", update=update)
 
 
 def prices_percent_run(*, job_id: int, batch_size: int) -> None:

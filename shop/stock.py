@@ -22,9 +22,8 @@ from django.core.files.base import ContentFile
 from django.db.models import Exists, OuterRef, Sum
 
 from fulfillment.partners import erp_stock_list
-from orders.lock_objects import products_for_update
 from orders.models import Order, OrderLine, Step
-from shop.csvfiles import Columns, Row, whole_number
+from shop.csvfiles import Columns, Row, sku_batch_apply
 from shop.models import ImportJob, ImportRejection, Product
 
 COLUMNS = Columns(required=("sku", "on_hand"))
@@ -50,27 +49,15 @@ def stock_pending_units(*, product_ids: list[int], as_of: datetime) -> dict[int,
 
 def stock_batch_apply(*, job: ImportJob, batch: list[Row]) -> list[ImportRejection]:
     """Set the stock of a batch's SKUs from the warehouse count, net of pending orders."""
-    counts: dict[str, tuple[Row, int]] = {}
-    rejections = []
-    for row in batch:
-        sku = row.values.get("sku", "").strip()
-        units, reason = whole_number(row.values, "on_hand")
-        if not sku:
-            reason = "sku is empty"
-        if reason:
-            rejections.append(ImportRejection(job=job, row=row.number, sku=sku[:64], reason=reason))
-        else:
-            counts[sku] = (row, units)  # the last row for a SKU wins
-    products = list(products_for_update(skus=counts))  # before counting what is pending
-    pending = stock_pending_units(product_ids=[p.pk for p in products], as_of=job.as_of)
-    for product in products:
-        product.stock = max(0, counts.pop(product.sku)[1] - pending.get(product.pk, 0))
-    Product.objects.bulk_update(products, ["stock"])
-    rejections += [
-        ImportRejection(job=job, row=row.number, sku=sku[:64], reason="unknown SKU")
-        for sku, (row, _) in counts.items()
-    ]
-    return rejections
+
+    def update(products: list[Product], on_hand: dict[str, int]) -> None:
+        # The products are locked now: count what is pending only after that.
+        pending = stock_pending_units(product_ids=[p.pk for p in products], as_of=job.as_of)
+        for product in products:
+            product.stock = max(0, on_hand[product.sku] - pending.get(product.pk, 0))
+        Product.objects.bulk_update(products, ["stock"])
+
+    return sku_batch_apply(job=job, batch=batch, field="on_hand", update=update)
 
 
 def stock_feed_save(*, job: ImportJob) -> int:
