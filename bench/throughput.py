@@ -160,6 +160,7 @@ class Bench:
         order_placed.disconnect(dispatch_pipeline_on_commit)
         self.redis = shared_redis()
         self.sandbox = httpx.Client(base_url=sandbox_url, timeout=10)
+        self.latency = (0, 0)
         self.skus = []
         for sku, price in (("BENCH-TP-MUG", 1250), ("BENCH-TP-TEE", 2400)):
             Product.objects.update_or_create(
@@ -169,7 +170,13 @@ class Bench:
             self.skus.append(sku)
 
     def latency_set(self, bounds: tuple[int, int]) -> None:
+        self.latency = bounds
         self.sandbox.post("/control", json={"latency_ms": list(bounds)}).raise_for_status()
+
+    def sandbox_reset(self) -> None:
+        """Empty the sandbox's ledger (its memory); a reset restores its default config too."""
+        self.sandbox.post("/reset").raise_for_status()
+        self.latency_set(self.latency)
 
     def orders_place(self, count: int) -> list[int]:
         from shop.services import checkout_parse, checkout_place
@@ -185,7 +192,7 @@ class Bench:
         from orders.models import Order, Step
         from orders.services.dispatch import pipeline_dispatch
 
-        self.sandbox.post("/reset").raise_for_status()
+        self.sandbox_reset()
         ids = self.orders_place(count)
         started = time.time()
         for pk in ids:
@@ -228,6 +235,10 @@ class Bench:
         return ended - started
 
 
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)  # stdout carries the figures
+
+
 def _rate(count: int, seconds: float) -> float:
     return round(count / seconds, 2)
 
@@ -244,6 +255,17 @@ def workers_cpu_s(workers) -> float:
             times = process.cpu_times()
             total += times.user + times.system
     return total
+
+
+def workers_rss_mb(workers) -> float:
+    """Resident memory of the workers and their pool processes."""
+    import psutil
+
+    total = 0
+    for worker in workers:
+        main = psutil.Process(worker.process.pid)
+        total += sum(p.memory_info().rss for p in (main, *main.children(recursive=True)))
+    return round(total / 2**20)
 
 
 def measured(count: int, timed, workers) -> tuple[float, float]:
@@ -284,10 +306,28 @@ def with_latency(bench: Bench, workers, *, orders: int, repeats: int) -> dict:
         "orders_per_s": [rate for rate, _ in runs],
         "median": statistics.median(rate for rate, _ in runs),
         "worker_cpu_ms_per_order": statistics.median(cpu for _, cpu in runs),
+        "workers_rss_mb": workers_rss_mb(workers),
     }
 
 
 def run(*, quick: bool = False) -> dict:
+    """Measure in a child process (its own Django settings and signal receivers, whatever
+    ran before in this one), write the JSON and the plot, and return the figures."""
+    started = time.monotonic()
+    command = [sys.executable, "-m", "bench.throughput", "--measure"]
+    if quick:
+        command.append("--quick")
+    # The child's progress goes to stderr, shown as it comes; its figures come on stdout.
+    out = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True)
+    results = json.loads(out.stdout.strip().splitlines()[-1])
+    results["seconds"] = round(time.monotonic() - started, 1)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "throughput.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, RESULTS / "throughput_concurrency.png")
+    return results
+
+
+def measure(*, quick: bool) -> dict:
     from bench.backfill import database_ensure
 
     concurrencies = (2, 8) if quick else (2, 4, 8, 16)
@@ -320,9 +360,16 @@ def run(*, quick: bool = False) -> dict:
             results["zero_latency"] = ceiling_compare(
                 bench, workers, orders=40 if quick else 150, repeats=repeats
             )
+            zero = results["zero_latency"]
+            _progress(
+                f"  zero latency: pipeline {zero['pipeline_median']:.2f} orders/s, "
+                f"raw chain {zero['raw_chain_median']:.2f}/s, ratio {zero['ratio']:.2f}"
+            )
             results["procfile_with_latency"] = with_latency(
                 bench, workers, orders=30 if quick else 80, repeats=repeats
             )
+            latency = results["procfile_with_latency"]["median"]
+            _progress(f"  partner latency, the Procfile's workers: {latency:.2f} orders/s")
         sweep = []
         for pool in POOLS:
             for concurrency in concurrencies:
@@ -330,7 +377,7 @@ def run(*, quick: bool = False) -> dict:
                 with workers_running(single, env, tmp) as workers:
                     point = with_latency(bench, workers, orders=5 * concurrency, repeats=1)
                 sweep.append({"pool": pool, "concurrency": concurrency, **point})
-                print(f"  {pool:>8} x{concurrency:<2}: {point['median']:.2f} orders/s")
+                _progress(f"  one worker, {pool} x{concurrency}: {point['median']:.2f} orders/s")
         results["concurrency_sweep"] = sweep
     results["latency_vs_zero_latency"] = round(
         results["procfile_with_latency"]["median"] / results["zero_latency"]["pipeline_median"], 3
@@ -354,7 +401,11 @@ def plot(results: dict, path: Path) -> None:
             label=f"one worker, {pool} pool",
         )
     procfile = results["procfile_with_latency"]["median"]
-    axes.axhline(procfile, color="grey", linestyle="--", label="the Procfile's workers")
+    layout = ", ".join(
+        f"{'/'.join(w['queues'])} {w['pool']} x{w['concurrency']}"
+        for w in results["procfile_workers"]
+    )
+    axes.axhline(procfile, color="grey", linestyle="--", label=f"Procfile: {layout}")
     axes.set_xscale("log", base=2)
     axes.set_xticks([row["concurrency"] for row in results["concurrency_sweep"]])
     axes.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
@@ -397,19 +448,25 @@ def report(results: dict) -> str:
         lines.append(
             f"  {pool:>8}: " + "  ".join(f"x{r['concurrency']} {r['median']:.1f}" for r in rows)
         )
+        lines.append(
+            "            worker CPU ms/order, RSS MB: "
+            + "  ".join(
+                f"x{r['concurrency']} {r['worker_cpu_ms_per_order']:.0f}/{r['workers_rss_mb']}"
+                for r in rows
+            )
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer orders and points")
+    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
-    started = time.monotonic()
+    if options.measure:
+        print(json.dumps(measure(quick=options.quick)))
+        return
     results = run(quick=options.quick)
-    results["seconds"] = round(time.monotonic() - started, 1)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "throughput.json").write_text(json.dumps(results, indent=2) + "\n")
-    plot(results, RESULTS / "throughput_concurrency.png")
     print(report(results))
     written = "bench/results/throughput.json and throughput_concurrency.png"
     print(f"({results['seconds']} s; wrote {written})")
