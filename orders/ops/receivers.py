@@ -1,6 +1,7 @@
 """Celery signal receivers for the operations surface: task log context, retry counts,
 periodic job successes, and Django's LOGGING in Celery's processes."""
 
+import functools
 import logging.config
 
 from celery.signals import setup_logging, task_postrun, task_prerun, task_retry, task_success
@@ -29,8 +30,14 @@ def bind_step_log_context(sender=None, args=None, **kwargs) -> None:
     if spec is None or not args:
         return
     # Looked up here, not in the runner, so lines logged before the claim carry it too.
-    number = Order.objects.filter(pk=args[0]).values_list("number", flat=True).first()
-    log_context_bind(order=number, step=spec.name)
+    log_context_bind(order=_order_number(args[0]), step=spec.name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _order_number(order_id: int) -> str | None:
+    # A number never changes, and a worker runs several steps of each order: one query
+    # per order and process instead of one per step.
+    return Order.objects.filter(pk=order_id).values_list("number", flat=True).first()
 
 
 @task_postrun.connect
