@@ -2,7 +2,7 @@ import secrets
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Case, Exists, F, Value, When
+from django.db.models import F
 from django.utils import timezone
 
 from orders.errors import TransientError
@@ -171,20 +171,17 @@ def step_undo_needed(*, order: Order, name: str) -> bool:
 
 def order_status_refresh(*, order_id: int) -> None:
     """Complete the order when every step succeeded; flag it when one failed for good."""
-    forward = Step.objects.filter(order_id=order_id, name__in=FORWARD_NAMES)
-    # Decided in the UPDATE itself: one statement after every step, which changes
-    # nothing unless the order's status does.
-    new_status = Case(
-        When(
-            ~Exists(forward.exclude(status=Step.Status.SUCCEEDED)),
-            then=Value(Order.Status.COMPLETED),
-        ),
-        When(
-            Exists(forward.filter(status=Step.Status.FAILED)),
-            then=Value(Order.Status.NEEDS_ATTENTION),
-        ),
-        default=Value(Order.Status.PAID),
+    statuses = set(
+        Step.objects.filter(order_id=order_id, name__in=FORWARD_NAMES).values_list(
+            "status", flat=True
+        )
     )
+    if statuses == {Step.Status.SUCCEEDED}:
+        new_status = Order.Status.COMPLETED
+    elif Step.Status.FAILED in statuses:
+        new_status = Order.Status.NEEDS_ATTENTION
+    else:
+        new_status = Order.Status.PAID
     now = timezone.now()
     changed = (
         Order.objects.filter(
@@ -193,7 +190,5 @@ def order_status_refresh(*, order_id: int) -> None:
         .exclude(status=new_status)
         .update(status=new_status, updated_at=now)
     )
-    # Scheduling is idempotent (one follow-up per kind), so a concurrent refresh that
-    # completed it meanwhile does no harm.
-    if changed and Order.objects.filter(pk=order_id, status=Order.Status.COMPLETED).exists():
+    if changed and new_status == Order.Status.COMPLETED:
         follow_ups_schedule(order_id=order_id, completed_at=now)

@@ -11,7 +11,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, Q
 from django.utils import timezone
 
 from orders.liveness import claimer_alive, this_process
@@ -57,41 +56,9 @@ def step_defer(*, order_id: int, name: str, seconds: float, reason: str) -> bool
     )
 
 
+@transaction.atomic
 def step_claim(*, order_id: int, name: str, task_id: str) -> tuple[Claim, Step]:
     """Decide whether this delivery of a step's message runs it, and if so mark it running."""
-    if _step_claim_waiting(order_id=order_id, name=name, task_id=task_id):
-        return Claim.RUN, Step.objects.select_related("order").get(order_id=order_id, name=name)
-    return _step_claim_locked(order_id=order_id, name=name, task_id=task_id)
-
-
-def _step_claim_waiting(*, order_id: int, name: str, task_id: str) -> bool:
-    """The usual delivery, in one statement: a waiting step whose parent succeeded and
-    whose order did not end before it started is marked running. Every other case (and a
-    concurrent delivery, which finds it running once this commits) takes the locked path.
-    """
-    runnable = Q(status__in=[Step.Status.PENDING, Step.Status.QUEUED, Step.Status.RETRYING])
-    parent = STEPS[name].after
-    if parent:
-        runnable &= Exists(
-            Step.objects.filter(order_id=order_id, name=parent, status=Step.Status.SUCCEEDED)
-        )
-    if name in FORWARD:
-        ended = Order.objects.filter(pk=order_id, status__in=ENDED_ORDER)
-        runnable &= Q(attempts__gt=0) | ~Exists(ended)
-    return bool(
-        Step.objects.filter(runnable, order_id=order_id, name=name).update(
-            status=Step.Status.RUNNING,
-            attempts=F("attempts") + 1,
-            task_id=task_id,
-            claimed_by=this_process(),
-            started_at=timezone.now(),
-            retry_at=None,
-        )
-    )
-
-
-@transaction.atomic
-def _step_claim_locked(*, order_id: int, name: str, task_id: str) -> tuple[Claim, Step]:
     step = step_for_update(order_id=order_id, name=name).get()
     order = step.order
     if step.status == Step.Status.SUCCEEDED:
