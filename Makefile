@@ -11,7 +11,7 @@ export SHOPFLOW_ADMIN_PASSWORD ?= shopflow-admin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test bench lint clean
 
 install: $(STAMP)
 
@@ -41,6 +41,11 @@ demo: install
 
 test: install
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(PY) -m pytest
+
+# Every benchmark beside its baseline, on this machine's PostgreSQL and Redis (as `make
+# test`); figures and plots land in bench/results/.
+bench: install
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m bench.run $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

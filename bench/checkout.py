@@ -44,11 +44,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import django
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the project's apps import
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+django.setup()  # tests.procfile reads the models' modules
 
 from bench.backfill import database_ensure  # noqa: E402
 from orders.pipeline import PIPELINE  # noqa: E402
@@ -60,6 +62,7 @@ from shop.management.commands.place_orders import (  # noqa: E402
     percentile,
     products_fetch,
 )
+from tests.procfile import WorkerSpec, procfile_worker_specs  # noqa: E402
 
 DATABASE_URL = os.environ.get(
     "BENCH_CHECKOUT_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_checkout"
@@ -78,8 +81,11 @@ TARGET_P99_MS = 100.0
 # requests wait seconds on the partners, is limited by those waits and not by a queue
 # in front of the server (its best case, which keeps the ratio honest).
 GUNICORN_WORKERS, GUNICORN_THREADS = 2, 8
-# As in the Procfile; the bulk worker is left out, a checkout sends it nothing.
-QUEUE_WORKERS = (("high", 2), ("medium", 2), ("low", 1))
+# The Procfile's workers (queues, concurrency, pool), as `make demo` runs them; the bulk
+# worker is left out, a checkout sends it nothing.
+QUEUE_WORKERS = {
+    name: spec for name, spec in procfile_worker_specs().items() if "bulk" not in spec.queues
+}
 STEP_NAMES = [spec.name for spec in PIPELINE]
 MODES = ("async", "sync")
 # The same application; the baseline's also imports the task modules (see there).
@@ -258,7 +264,7 @@ def queues_purge() -> int:
     """Drop the messages still waiting, so a backlog left by the shop's repeat does not run
     during the baseline's. Returns how many were dropped."""
     client = redis_client()
-    names = {name for name, _ in QUEUE_WORKERS}
+    names = {queue for spec in QUEUE_WORKERS.values() for queue in spec.queues}
     dropped = 0
     for key in client.scan_iter(count=1000):
         # kombu keeps one list per queue and priority: "<queue>" or "<queue>\x06\x16<n>"
@@ -360,10 +366,10 @@ def gunicorn_command(*, mode: str, port: int) -> list[str]:
     return command
 
 
-def worker_command(*, queue: str, concurrency: int) -> list[str]:
+def worker_command(*, name: str, spec: WorkerSpec) -> list[str]:
     command = [
-        sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue,
-        "-n", f"bench-{queue}@%h", "--concurrency", str(concurrency), "--pool", "prefork",
+        sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(spec.queues),
+        "-n", f"bench-{name}@%h", "--concurrency", str(spec.concurrency), "--pool", spec.pool,
         "--without-gossip", "--without-mingle", "-l", "info",
     ]  # fmt: skip
     return command
@@ -412,9 +418,9 @@ class Shop:
             eager = {"CELERY_TASK_ALWAYS_EAGER": "1" if mode == "sync" else "0"}
             command = gunicorn_command(mode=mode, port=port)
             self.web[mode] = Child(f"web-{mode}", command, env={**self.env, **eager}, logs=self.tmp)
-        for queue, concurrency in QUEUE_WORKERS:
-            command = worker_command(queue=queue, concurrency=concurrency)
-            self.workers.append(Child(f"worker-{queue}", command, env=self.env, logs=self.tmp))
+        for name, spec in QUEUE_WORKERS.items():
+            command = worker_command(name=name, spec=spec)
+            self.workers.append(Child(name, command, env=self.env, logs=self.tmp))
         self.sandbox.wait_until(lambda: answers(f"{self.sandbox_url}/control"))
         for mode, child in self.web.items():
             child.wait_until(lambda url=self.urls[mode]: answers(f"{url}/api/v1/products"))
@@ -529,7 +535,10 @@ def results_build(phases: list[Phase], *, orders: int, seconds: float) -> dict[s
             "repeats": len(modes["async"]["repeats"]),
             "sandbox_latency_ms": SANDBOX_LATENCY_MS,
             "gunicorn": f"gthread, {GUNICORN_WORKERS} workers x {GUNICORN_THREADS} threads",
-            "celery_workers": {queue: f"prefork x {n}" for queue, n in QUEUE_WORKERS},
+            "celery_workers": {
+                name: f"{','.join(spec.queues)}: {spec.pool} x {spec.concurrency}"
+                for name, spec in QUEUE_WORKERS.items()
+            },
             "cpus": os.cpu_count(),
         },
         "modes": modes,
