@@ -41,3 +41,18 @@ def test_rendering_the_invoice_twice_keeps_one_file(sandbox, media_root):
 
 def test_invoice_of_an_unknown_token_is_404(client):
     assert client.get("/orders/nope/invoice.pdf").status_code == 404
+
+
+def test_an_item_name_too_long_for_its_column_is_wrapped_not_cut(sandbox):
+    from fulfillment.services import invoice_pdf_build
+    from shop.models import Product
+
+    name = "Hand-thrown stoneware mug with a speckled glaze and a very long name " * 2
+    product = product_create(price_cents=1490)
+    Product.objects.filter(pk=product.pk).update(name=name.strip())
+    order = order_place((product, 1)).order
+
+    text = PdfReader(io.BytesIO(invoice_pdf_build(order))).pages[0].extract_text()
+
+    assert name.strip() not in text  # broken over lines inside its column
+    assert name.strip() in " ".join(text.split())
