@@ -134,6 +134,16 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 def run(*, quick: bool = False) -> dict[str, Any]:
+    """Measure, write priority.json and priority_pickup.png, and return the figures."""
+    results = _measure(quick=quick)
+    pickups = results.pop("_pickups")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "priority.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot_write(pickups, results, RESULTS / "priority_pickup.png")
+    return results
+
+
+def _measure(*, quick: bool) -> dict[str, Any]:
     """Start the shop, measure both phases, stop everything; return the figures."""
     django_setup()
     import httpx
@@ -260,7 +270,6 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_ORDERS} orders per phase")
     options = parser.parse_args()
     results = run(quick=options.quick)
-    pickups = results.pop("_pickups")
     for row in results["rounds"]:
         published = f"{BACKLOG:,} published in {row['publish_s']} s, " if "publish_s" in row else ""
         print(
@@ -282,9 +291,6 @@ def main() -> None:
         f"backlog / empty: p50 {ratio['p50_ms']}x, p95 {ratio['p95_ms']}x, p99 {ratio['p99_ms']}x; "
         f"target p99 <= {TARGET_P99_MS:.0f} ms {'met' if results['target_met'] else 'MISSED'}"
     )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "priority.json").write_text(json.dumps(results, indent=2) + "\n")
-    plot_write(pickups, results, RESULTS / "priority_pickup.png")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,14 @@ SANDBOX_LATENCY_MS = [800, 800]
 
 
 def run(*, quick: bool = False) -> dict[str, Any]:
+    """Measure, write recovery.json, and return the figures."""
+    results = _measure(quick=quick)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "recovery.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def _measure(*, quick: bool) -> dict[str, Any]:
     """Start the rig, kill and time, stop everything; return the figures."""
     os.environ["DATABASE_URL"] = DATABASE_URL
     os.environ["DATABASE_CONN_MAX_AGE"] = "0"
@@ -111,8 +119,6 @@ def main() -> None:
             f"(min {row['min_s']:.2f} s, max {row['max_s']:.2f} s, "
             f"{len(row['delays_s'])} kills)"
         )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "recovery.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":
