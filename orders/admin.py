@@ -16,6 +16,7 @@ from orders.models import (
     OrderLine,
     Step,
 )
+from orders.ops.widgets import progress_bar
 from orders.pipeline import STEPS
 from orders.selectors import ORDER_SEARCH_FIELDS
 from orders.services.dead_letters import dead_letters_retry
@@ -314,12 +315,8 @@ class OrderExportAdmin(admin.ModelAdmin):
 
     @admin.display(description="progress (orders)")
     def progress(self, export: OrderExport):
-        return format_html(
-            '<progress value="{}" max="{}"></progress> {} / {}',
-            export.rows_done,
-            export.rows_total or 1,
-            export.rows_done,
-            export.rows_total if export.last_id is not None else "?",
+        return progress_bar(
+            export.rows_done, export.rows_total if export.last_id is not None else None
         )
 
     @admin.display(description="download")

@@ -9,6 +9,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from orders.ops.widgets import progress_bar
 from shop.imports import import_error_report, import_job_options_check
 from shop.models import ImportJob, ImportRejection, LifecycleStep, Product, Subscription
 from shop.subscriptions import subscription_cancel, subscription_reactivate
@@ -144,13 +145,7 @@ class ImportJobAdmin(admin.ModelAdmin):
 
     @admin.display(description="progress")
     def progress(self, job: ImportJob):
-        return format_html(
-            '<progress value="{}" max="{}"></progress> {} / {}',
-            job.rows_done,
-            job.rows_total or 1,
-            job.rows_done,
-            job.rows_total or "?",
-        )
+        return progress_bar(job.rows_done, job.rows_total or None)
 
     @admin.display(description="error report")
     def report(self, job: ImportJob):
