@@ -88,6 +88,10 @@ class ImportJobForm(forms.ModelForm):
             self.add_error(field, reason)
         if data.get("as_of") and data.get("kind") != ImportJob.Kind.STOCK:
             self.add_error("as_of", "Only a stock sync takes a count time.")
+        elif data.get("as_of") and not data.get("file"):
+            self.add_error(
+                "as_of", "The ERP's feed says when it counted; a count time is for a file."
+            )
         return data
 
 

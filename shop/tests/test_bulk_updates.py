@@ -258,3 +258,19 @@ def test_a_stock_sync_whose_erp_feed_stays_down_is_refused_with_the_reason(setti
     assert job.message.startswith("erp stock feed unavailable: ")
     assert job.message.endswith("(tried 4 times)")
     partners._clients.clear()
+
+
+def test_the_admin_refuses_a_count_time_for_a_sync_from_the_erp_feed(admin_client):
+    form = {"kind": "stock", "as_of_0": "2026-11-23", "as_of_1": "06:00", "requested_by": ""}
+
+    refused = admin_client.post("/admin/shop/importjob/add/", form)
+    started = admin_client.post(
+        "/admin/shop/importjob/add/", {**form, "as_of_0": "", "as_of_1": ""}
+    )
+
+    assert refused.status_code == 200
+    assert "The ERP&#x27;s feed says when it counted; a count time is for a file." in (
+        refused.content.decode()
+    )
+    assert started.status_code == 302
+    assert ImportJob.objects.get().kind == "stock"
