@@ -18,6 +18,7 @@ from orders.errors import PermanentError
 from orders.models import Order
 from orders.ops.logs import log_context_bind
 from orders.pipeline import STEPS
+from orders.services.orders import order_status_refresh
 from orders.services.steps import (
     Claim,
     PoisonPill,
@@ -45,7 +46,10 @@ def step_run(*, task: Task, order_id: int, name: str, work: StepWork) -> None:
     claim, step = step_claim(order_id=order_id, name=name, task_id=task.request.id)
     log_context_bind(attempt=step.attempts)
     if claim is Claim.DONE:
-        return  # returning lets the canvas go on to the steps after this one
+        # A redelivery after a kill between recording the outcome and refreshing the
+        # order: finish that bookkeeping (idempotent). Returning lets the canvas go on.
+        order_status_refresh(order_id=order_id)
+        return
     if claim is Claim.POISON:
         step_mark_failed(step=step, error=PoisonPill(step))
     if claim in (Claim.STOP, Claim.POISON):

@@ -12,14 +12,15 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, CharField, OuterRef, Q, Subquery, Value, When
+from django.db.models import Case, CharField, Exists, OuterRef, Q, Subquery, Value, When
 from django.utils import timezone
 
 from orders.liveness import claimer_alive
 from orders.lock_objects import step_by_pk_for_update
-from orders.models import Step
+from orders.models import Order, Step
 from orders.pipeline import ALL_STEPS
 from orders.services.dispatch import steps_dispatch_on_commit
+from orders.services.orders import FORWARD_NAMES, order_status_refresh
 from orders.services.steps import PoisonPill, step_mark_failed
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ PARENT = Case(
 class ReconcileReport:
     redispatched: list[tuple[str, str, str]] = field(default_factory=list)  # (order, step, was)
     poisoned: list[tuple[str, str]] = field(default_factory=list)  # (order, step)
+    settled: list[str] = field(default_factory=list)  # orders
 
 
 def _ago(now: datetime, seconds: float) -> datetime:
@@ -85,13 +87,38 @@ def steps_reconcile(*, now: datetime | None = None) -> ReconcileReport:
         poisoned = _step_reconcile(pk=pk, snapshot=snapshot, now=now, report=report)
         if poisoned:
             step_mark_failed(step=poisoned, error=PoisonPill(poisoned))
-    if report.redispatched or report.poisoned:
+    report.settled = orders_settle(now=now)
+    if report.redispatched or report.poisoned or report.settled:
         logger.warning(
-            "reconciled %d lost steps, dead-lettered %d poison pills",
+            "reconciled %d lost steps, dead-lettered %d poison pills, settled %d orders",
             len(report.redispatched),
             len(report.poisoned),
+            len(report.settled),
         )
     return report
+
+
+def orders_settle(*, now: datetime) -> list[str]:
+    """Refresh paid orders whose forward steps have all finished: a worker killed between
+    recording a step's outcome and refreshing its order left the order behind."""
+    unfinished = Step.objects.filter(order=OuterRef("pk"), name__in=FORWARD_NAMES).exclude(
+        status__in=Step.FINISHED
+    )
+    stuck = (
+        Order.objects.filter(
+            status=Order.Status.PAID,
+            updated_at__lt=_ago(now, settings.RECONCILE_PENDING_AFTER_S),
+        )
+        .exclude(Exists(unfinished))
+        .order_by("pk")
+        .values_list("pk", "number")[: settings.RECONCILE_BATCH]
+    )
+    settled = []
+    for pk, number in stuck:
+        order_status_refresh(order_id=pk)
+        if Order.objects.filter(pk=pk).exclude(status=Order.Status.PAID).exists():
+            settled.append(number)
+    return settled
 
 
 @transaction.atomic

@@ -108,3 +108,38 @@ def test_a_retry_whose_message_was_lost_is_dispatched_again(published):
     report = steps_reconcile(now=later(121))
 
     assert report.redispatched == [(order.number, "payment", "retrying")]
+
+
+def stuck_paid(order, *, finished: bool):
+    """The order as a worker killed mid-bookkeeping leaves it: paid, its steps finished
+    (all of them, or all but analytics)."""
+    from orders.models import Order
+
+    steps = order.steps.all() if finished else order.steps.exclude(name="analytics")
+    steps.update(status="succeeded", finished_at=timezone.now())
+    Order.objects.filter(pk=order.pk).update(status="paid", updated_at=later(-120))
+
+
+def test_a_paid_order_whose_steps_all_finished_is_completed_by_the_reconciliation(published):
+    done = order_place((product_create(), 1)).order
+    moving = order_place((product_create(), 1)).order
+    stuck_paid(done, finished=True)
+    stuck_paid(moving, finished=False)
+
+    report = steps_reconcile(now=later(0))
+
+    assert report.settled == [done.number]
+    done.refresh_from_db()
+    moving.refresh_from_db()
+    assert (done.status, moving.status) == ("completed", "paid")
+
+
+def test_a_redelivered_step_that_finds_its_outcome_recorded_completes_its_order(sandbox):
+    order = order_place((product_create(), 1)).order
+    stuck_paid(order, finished=True)
+
+    capture_payment.apply(args=(order.pk,))
+
+    order.refresh_from_db()
+    assert order.status == "completed"
+    assert sandbox.get("/ledger").json()["payment"]["calls"] == 0  # nothing ran again
