@@ -1,7 +1,8 @@
 import os
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from shop.models import Product
 
@@ -18,12 +19,20 @@ CATALOG = [
 
 
 class Command(BaseCommand):
-    help = "Create the demo catalog and an admin user (idempotent)."
+    help = (
+        "Create the demo catalog and the demo admin user when missing (idempotent; an "
+        "existing user is left as it is). Refuses to run with SHOPFLOW_ENV=production."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--stock", type=int, default=10_000, help="units per product")
 
     def handle(self, *args, stock: int, **options):
+        if settings.ENVIRONMENT == "production":
+            raise CommandError(
+                "seed_demo creates demo users with documented passwords: "
+                "it does not run with SHOPFLOW_ENV=production."
+            )
         for sku, name, description, price in CATALOG:
             Product.objects.update_or_create(
                 sku=sku,
@@ -36,11 +45,11 @@ class Command(BaseCommand):
             )
         username = os.environ.get("SHOPFLOW_ADMIN_USER", "admin")
         password = os.environ.get("SHOPFLOW_ADMIN_PASSWORD", "shopflow-admin")
-        user, _ = get_user_model().objects.get_or_create(
-            username=username,
-            defaults={"email": "admin@shopflow.example", "is_staff": True, "is_superuser": True},
-        )
-        user.set_password(password)
-        user.save()
         self.stdout.write(f"catalog: {len(CATALOG)} products with {stock} units each")
+        users = get_user_model().objects
+        if users.filter(username=username).exists():
+            # Its password may be the one an operator chose: never reset it to the documented one.
+            self.stdout.write(f"admin user: {username} exists, left as it was")
+            return
+        users.create_superuser(username=username, email="admin@shopflow.example", password=password)
         self.stdout.write(f"admin user: {username} / {password}")
