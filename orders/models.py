@@ -304,3 +304,14 @@ class OrderExport(models.Model):
 
     def __str__(self) -> str:
         return f"order export {self.pk} ({self.status})"
+
+
+class BeatStart(models.Model):
+    """When celery beat last started, and which process it is (one row). /readyz counts
+    beat as alive from its start, before the first job it sends is due."""
+
+    process = models.CharField(max_length=255)  # host:pid
+    started_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"beat {self.process} started {self.started_at}"

@@ -1,5 +1,5 @@
 """Readiness: can the shop do its work? The database answers, the broker answers, every
-queue has a worker that answers, and beat has sent a periodic job recently."""
+queue has a worker that answers, and beat has started or sent a periodic job recently."""
 
 import functools
 from collections.abc import Callable
@@ -16,6 +16,7 @@ from kombu.pidbox import Mailbox
 
 from config.celery import app as celery_app
 from config.queues import QUEUE_NAMES
+from orders.models import BeatStart
 from orders.ops.selectors import JOB_TASKS
 
 
@@ -112,20 +113,40 @@ def workers_check(broker: Connection, timeout: float) -> Check:
     return Check(not missing, detail)
 
 
+def beat_start_record(*, process: str, at: datetime) -> None:
+    """Mark beat started: its sign of life until the first job it sends."""
+    BeatStart.objects.update_or_create(pk=1, defaults={"process": process, "started_at": at})
+
+
 def beat_check(*, now: datetime) -> Check:
-    """Beat is alive when it sent one of the enabled jobs recently."""
-    newest = PeriodicTask.objects.filter(enabled=True, task__in=JOB_TASKS).aggregate(
-        newest=Max("last_run_at")
-    )["newest"]
+    """Beat is alive when it started, or sent one of the enabled jobs, within the limit.
+
+    A running beat sends a job at least every minute (the fastest job's interval), so
+    its newest send stays within READY_BEAT_MAX_AGE_S. Until its first send, which is a
+    minute after `setup_periodic_tasks`, its start mark stands in for one.
+    """
     limit = settings.READY_BEAT_MAX_AGE_S
-    if newest is None:
-        return Check(False, {"error": "beat has not sent any periodic job", "max_age_s": limit})
-    age = (now - newest).total_seconds()
-    detail: dict[str, object] = {
-        "last_run_at": newest.isoformat(),
-        "age_s": round(age, 1),
-        "max_age_s": limit,
-    }
+    enabled = PeriodicTask.objects.filter(enabled=True, task__in=JOB_TASKS)
+    if not enabled.exists():
+        error = "no periodic job is enabled (manage.py setup_periodic_tasks registers them)"
+        return Check(False, {"error": error, "max_age_s": limit})
+    sent = enabled.aggregate(newest=Max("last_run_at"))["newest"]
+    started = BeatStart.objects.values_list("started_at", flat=True).first()
+    if sent is None and started is None:
+        error = "beat has not started: no start mark and no periodic job sent"
+        return Check(False, {"error": error, "max_age_s": limit})
+    detail: dict[str, object] = {}
+    if started is not None:
+        detail["started_at"] = started.isoformat()
+    if sent is not None:
+        detail["last_run_at"] = sent.isoformat()
+    sign = max(at for at in (sent, started) if at is not None)
+    age = (now - sign).total_seconds()
+    detail |= {"age_s": round(age, 1), "max_age_s": limit}
     if age > limit:
-        detail["error"] = f"beat has sent no periodic job for {age:.0f}s"
+        detail["error"] = (
+            f"beat has sent no periodic job for {age:.0f}s"
+            if sign == sent
+            else f"beat started {age:.0f}s ago and has sent no periodic job since"
+        )
     return Check(age <= limit, detail)

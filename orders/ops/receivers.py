@@ -1,14 +1,24 @@
 """Celery signal receivers for the operations surface: task log context, retry counts,
-periodic job successes, and Django's LOGGING in Celery's processes."""
+periodic job successes, beat's start, and Django's LOGGING in Celery's processes."""
 
 import functools
 import logging.config
 
-from celery.signals import setup_logging, task_postrun, task_prerun, task_retry, task_success
+from celery.signals import (
+    beat_init,
+    setup_logging,
+    task_postrun,
+    task_prerun,
+    task_retry,
+    task_success,
+)
 from django.conf import settings
+from django.utils import timezone
 
+from orders.liveness import this_process
 from orders.models import Order
 from orders.ops.counters import job_success_record, step_retry_count
+from orders.ops.health import beat_start_record
 from orders.ops.logs import log_context_bind, log_context_clear
 from orders.ops.selectors import JOB_TASKS
 from orders.pipeline import STEP_BY_TASK
@@ -57,3 +67,10 @@ def count_step_retry(sender=None, reason=None, **kwargs) -> None:
 def record_job_success(sender=None, **kwargs) -> None:
     if sender.name in JOB_TASKS:
         job_success_record(task=sender.name)
+
+
+@beat_init.connect
+def record_beat_start(**kwargs) -> None:
+    # Sent as beat starts, before its first tick: /readyz sees it at once, not only
+    # when the first job is sent a minute later.
+    beat_start_record(process=this_process(), at=timezone.now())

@@ -52,6 +52,15 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness: 200 when the database and the broker answer, every queue has a worker
+    that answers, and beat shows a sign of life; else 503 naming each failed check.
+
+    Beat's sign of life is the newest of its start (written as it starts, by the
+    beat_init signal) and its last send of an enabled periodic job, at most
+    READY_BEAT_MAX_AGE_S old. A running beat sends a job every minute; in the minute
+    before its first send, its start counts. A beat that never started, or whose start
+    and last send are both past the limit, or that has no enabled job, is a 503.
+    """
     report = readiness(broker_url=settings.CELERY_BROKER_URL)
     return JsonResponse(report.as_json(), status=200 if report.ok else 503)
 
