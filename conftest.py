@@ -1,5 +1,5 @@
 """Fixtures shared by every test: the sandbox partners, private media and email dirs,
-and the Redis the tests publish to."""
+the Redis the tests publish to, and clean shared state in it for the tests that use it."""
 
 import os
 
@@ -25,8 +25,9 @@ def sandbox_url():
 
 
 @pytest.fixture
-def sandbox(sandbox_url, settings):
-    """The sandbox partners with an empty ledger, and the clients pointed at them."""
+def sandbox(sandbox_url, settings, shared_state_in_test_redis):
+    """The sandbox partners with an empty ledger, the clients pointed at them, and their
+    circuit breakers (in Redis) closed."""
     settings.PARTNERS = {
         name: {"base_url": f"{sandbox_url}/{name}", "timeout_s": 2.0}
         for name in ("payment", "erp", "carrier", "analytics")
@@ -50,9 +51,10 @@ def fast_retries(settings):
     settings.PIPELINE_RETRY_DELAY_SCALE = 0.001
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def shared_state_in_test_redis(settings):
-    """Breakers and locks live in the tests' Redis database, closed and free at the start."""
+    """Breakers, job leases and counters live in the tests' Redis database, closed, free
+    and at zero at the start: for the tests that touch them (the sandbox fixture asks)."""
     settings.SHOPFLOW_REDIS_URL = app.conf.broker_url
     client = shared_redis()
     for key in client.scan_iter("shopflow:*"):

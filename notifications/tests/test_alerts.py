@@ -10,7 +10,8 @@ from notifications.models import Alert
 from orders.models import Step
 from tests.factories import order_place, product_create
 
-pytestmark = pytest.mark.django_db
+# Reads and writes counters, breakers and job leases in Redis.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("shared_state_in_test_redis")]
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from orders.models import Order, Step
 from orders.ops.dashboard import activity_chart
 from tests.factories import order_place, product_create
 
-pytestmark = pytest.mark.django_db
+# Reads and writes counters, breakers and job leases in Redis.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("shared_state_in_test_redis")]
 
 DASHBOARD = "/admin/operations/"
 

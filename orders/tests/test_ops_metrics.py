@@ -17,7 +17,8 @@ from orders.models import Step
 from orders.tasks import capture_payment, reconcile_steps, track_analytics
 from tests.factories import checkout_body, order_place, product_create
 
-pytestmark = pytest.mark.django_db
+# Reads and writes counters, breakers and job leases in Redis.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("shared_state_in_test_redis")]
 
 TOKEN = "test-metrics-token"
 Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]

@@ -6,7 +6,8 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from orders.locks import once_per_tick
 
-pytestmark = pytest.mark.django_db
+# Reads and writes counters, breakers and job leases in Redis.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("shared_state_in_test_redis")]
 
 
 def test_setup_periodic_tasks_registers_each_job_once_and_keeps_operator_edits(capsys):

@@ -227,7 +227,9 @@ def test_sync_stock_command_refuses_a_bad_count_time(tmp_path):
         call_command("sync_stock", str(feed), "--as-of", "yesterday")
 
 
-def test_the_hourly_erp_stock_sync_starts_one_job_per_tick(django_capture_on_commit_callbacks):
+def test_the_hourly_erp_stock_sync_starts_one_job_per_tick(
+    django_capture_on_commit_callbacks, shared_state_in_test_redis
+):
     from shop.tasks import sync_stock_from_erp
 
     with django_capture_on_commit_callbacks() as callbacks:

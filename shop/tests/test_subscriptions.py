@@ -60,7 +60,7 @@ def test_day_n_counts_from_the_customers_calendar_date_not_utcs():
 
 
 @pytest.mark.django_db
-def test_the_lifecycle_runs_each_step_once_on_its_day():
+def test_the_lifecycle_runs_each_step_once_on_its_day(shared_state_in_test_redis):
     subscription = subscription_create()
     with time_machine.travel(utc(2026, 3, 20, 15, 0), tick=False):
         subscription_cancel(subscription_id=subscription.pk)
