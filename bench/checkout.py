@@ -32,30 +32,35 @@ import argparse
 import json
 import os
 import random
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import django
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the project's apps import
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-django.setup()  # tests.procfile reads the models' modules
 
 from bench.backfill import database_ensure  # noqa: E402
+from harness.ports import free_port, port_answers  # noqa: E402
+from harness.processes import (  # noqa: E402
+    Child,
+    children_start,
+    children_stop,
+    process_env,
+    procfile_worker,
+    sandbox_process,
+)
+from harness.procfile import procfile_worker_specs  # noqa: E402
 from orders.pipeline import PIPELINE  # noqa: E402
 from shop.management.commands.place_orders import (  # noqa: E402
     REQUEST_TIMEOUT_S,
@@ -65,7 +70,6 @@ from shop.management.commands.place_orders import (  # noqa: E402
     percentile,
     products_fetch,
 )
-from tests.procfile import WorkerSpec, procfile_worker_specs  # noqa: E402
 
 DATABASE_URL = os.environ.get(
     "BENCH_CHECKOUT_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_checkout"
@@ -122,50 +126,6 @@ class Sample:
     received_at: datetime
 
 
-class Child:
-    """A process this benchmark started, in its own session, logging to a file."""
-
-    def __init__(self, name: str, command: list[str], *, env: dict[str, str], logs: Path) -> None:
-        self.name = name
-        self.log_path = logs / f"{name}.log"
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env={**os.environ, **env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def wait_until(self, ready: Callable[[], bool], *, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited; see {self.log_path}:\n{self.log()}")
-            if ready():
-                return
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.name} not ready in {timeout}s; see {self.log_path}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:]
-
-    def stop(self, timeout: float = 20) -> None:
-        """SIGTERM (a warm shutdown for gunicorn and celery), then kill what is left of it."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        try:  # the leader is gone; its pool or worker processes must not outlive it
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait()
-
-
 class CpuMeter:
     """CPU seconds each part of the system spent during one load phase, and the whole
     machine's (the rest is other work on this shared machine)."""
@@ -209,7 +169,7 @@ class CpuMeter:
 
         machine = psutil.cpu_times()
         now = {
-            name: sum(self._tree(child.process.pid) for child in children)
+            name: sum(self._tree(child.pid) for child in children)
             for name, children in self.parts.items()
         }
         now["load generator"] = self._tree(os.getpid(), children=False)  # not the shop
@@ -230,19 +190,6 @@ class CpuMeter:
         parts = sum(v for k, v in spent.items() if k != "machine")
         spent["others"] = max(0.0, spent.pop("machine") - parts)
         return {name: round(seconds, 2) for name, seconds in spent.items()}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def database_reset() -> None:
@@ -395,31 +342,25 @@ def gunicorn_command(*, mode: str, port: int) -> list[str]:
     return command
 
 
-def worker_command(*, name: str, spec: WorkerSpec) -> list[str]:
-    command = [
-        sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(spec.queues),
-        "-n", f"bench-{name}@%h", "--concurrency", str(spec.concurrency), "--pool", spec.pool,
-        "--without-gossip", "--without-mingle", "-l", "info",
-    ]  # fmt: skip
-    return command
-
-
 class Shop:
     """The sandbox, one gunicorn per mode and the queue workers, started and stopped together."""
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
-        self.sandbox_url = f"http://127.0.0.1:{free_port()}"
+        self.sandbox_port = free_port()
+        self.sandbox_url = f"http://127.0.0.1:{self.sandbox_port}"
         self.env = {
-            "DATABASE_URL": DATABASE_URL,
-            "CELERY_BROKER_URL": BROKER_URL,
-            "SHOPFLOW_REDIS_URL": BROKER_URL,
-            "SANDBOX_URL": self.sandbox_url,
+            **process_env(
+                database_url=DATABASE_URL,
+                broker_url=BROKER_URL,
+                sandbox_url=self.sandbox_url,
+                tmp_path=tmp,
+                # As deployed: connections kept between requests, retries at full delay.
+                conn_max_age_s=60,
+                retry_delay_scale=1.0,
+            ),
             "SANDBOX_LATENCY_MS": SANDBOX_LATENCY_MS,
             "DJANGO_DEBUG": "0",
-            "SHOPFLOW_MEDIA_ROOT": str(tmp / "media"),
-            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-            "EMAIL_FILE_PATH": str(tmp / "mail"),
         }
         self.urls: dict[str, str] = {}
         self.web: dict[str, Child] = {}
@@ -438,28 +379,30 @@ class Shop:
         self.stop()
 
     def _start(self) -> None:
-        port = self.sandbox_url.rsplit(":", 1)[1]
-        command = [sys.executable, "manage.py", "run_sandbox", "--port", port]
-        self.sandbox = Child("sandbox", command, env=self.env, logs=self.tmp)
+        self.sandbox = sandbox_process(
+            port=self.sandbox_port, env=self.env, log_path=self.tmp / "sandbox.log"
+        )
         for mode in MODES:
             port = free_port()
             self.urls[mode] = f"http://127.0.0.1:{port}"
             eager = {"CELERY_TASK_ALWAYS_EAGER": "1" if mode == "sync" else "0"}
-            command = gunicorn_command(mode=mode, port=port)
-            self.web[mode] = Child(f"web-{mode}", command, env={**self.env, **eager}, logs=self.tmp)
-        for name, spec in QUEUE_WORKERS.items():
-            command = worker_command(name=name, spec=spec)
-            self.workers.append(Child(name, command, env=self.env, logs=self.tmp))
-        self.sandbox.wait_until(lambda: answers(f"{self.sandbox_url}/control"))
-        for mode, child in self.web.items():
-            child.wait_until(lambda url=self.urls[mode]: answers(f"{url}/api/v1/products"))
-        for child in self.workers:
-            child.wait_until(lambda child=child: " ready." in child.log())
+            self.web[mode] = Child(
+                f"web-{mode}",
+                gunicorn_command(mode=mode, port=port),
+                env={**self.env, **eager},
+                log_path=self.tmp / f"web-{mode}.log",
+                ready=lambda port=port: port_answers("127.0.0.1", port),
+            )
+        self.workers = [
+            procfile_worker(name, env=self.env, log_dir=self.tmp) for name in QUEUE_WORKERS
+        ]
+        children_start(self.children())
+
+    def children(self) -> list[Child]:
+        return [child for child in [self.sandbox, *self.web.values(), *self.workers] if child]
 
     def stop(self) -> None:
-        for child in [*self.workers, *self.web.values(), self.sandbox]:
-            if child is not None:
-                child.stop()
+        children_stop(self.children())
 
     def meter(self, mode: str) -> CpuMeter:
         return CpuMeter(

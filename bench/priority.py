@@ -6,15 +6,16 @@ same with an empty bulk queue, in one run.
 The Procfile's workers (one per queue: high, medium, low, bulk) against a Redis of
 the benchmark's own (the backlog is about 100 MB), PostgreSQL (database
 `bench_priority`), a web server and the sandbox partners answering after 20-60 ms,
-as tests/chaos/rig.py runs them. Orders go in through the HTTP API at a steady 3 a
-second, in two rounds of two phases: with the bulk queue empty, then with 100,000
-bulk jobs waiting and the bulk worker busy on them (each 20 ms of CPU, as an import
-batch spends); 150 orders per phase in all (40 in one round with --quick).
+as the chaos tests' rig (harness/rig.py) runs them. Orders go in through the HTTP
+API at a steady 3 a second, in two rounds of two phases: with the bulk queue empty,
+then with 100,000 bulk jobs waiting and the bulk worker busy on them (each 20 ms of
+CPU, as an import batch spends); 150 orders per phase in all (40 in one round with
+--quick).
 Pickup is the time from a payment step being queued (its `queued_at`, written when
 the message has been published) to a worker starting it (`started_at`).
 
 The backlog is published in seconds: one real apply_async, then copies of exactly
-the message kombu wrote, a thousand to an LPUSH (tests/bulk.py says why).
+the message kombu wrote, a thousand to an LPUSH (harness/bulk.py says why).
 Prints the figures and writes bench/results/priority.json and priority_pickup.png.
 """
 
@@ -97,9 +98,9 @@ def phase_run(rig, broker, sku: str, *, phase: str, count: int) -> tuple[list[st
     """Place `count` orders with the bulk queue empty or holding the backlog; wait until
     they are done; return their numbers and what happened on the bulk queue meanwhile."""
     from config.queues import BULK
+    from harness.bulk import bulk_backlog_publish, bulk_runs_by_worker
+    from harness.orders import orders_wait_settled
     from orders.models import Order
-    from tests.bulk import bulk_backlog_publish, bulk_runs_by_worker
-    from tests.workers import orders_wait_settled
 
     row: dict[str, Any] = {}
     broker.delete(BULK)
@@ -151,10 +152,11 @@ def _measure(*, quick: bool) -> dict[str, Any]:
     from django.db import connection
 
     from config.queues import BULK
+    from harness.processes import children_start, children_stop, procfile_workers
+    from harness.procfile import procfile_worker_specs
+    from harness.rig import Rig
     from sandbox.server import serve_in_thread
     from shop.models import Product
-    from tests.chaos.rig import Rig
-    from tests.procfile import procfile_worker_specs, procfile_workers_start, procfile_workers_stop
 
     # Empty, then backlog, repeated: both phases see the same (shared, noisy) machine.
     rounds = 1 if quick else ROUNDS
@@ -185,16 +187,16 @@ def _measure(*, quick: bool) -> dict[str, Any]:
     pickups: dict[str, list[float]] = {phase: [] for phase in PHASES}
     rounds_rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-priority-") as tmp:
-        rig = Rig(tmp_path=Path(tmp), sandbox_url=sandbox_url, DJANGO_DEBUG="0")
-        workers = {}
+        rig = Rig(
+            tmp_path=Path(tmp), database_url=DATABASE_URL, sandbox_url=sandbox_url, DJANGO_DEBUG="0"
+        )
+        workers = procfile_workers(env=rig.env, log_dir=Path(tmp), include=("harness.bulk",))
         try:
             rig.start(workers=0, reconcile=False)
             broker = redis.Redis.from_url(rig.broker_url)
             # The backlog is ~100 MB: no AOF rewrite forking in the middle of the measurement.
             broker.config_set("appendonly", "no")
-            workers = procfile_workers_start(
-                env=rig.env, log_dir=Path(tmp), include=("tests.bulk",)
-            )
+            children_start(workers.values())
             for round_ in range(rounds):
                 for phase in PHASES:
                     numbers, row = phase_run(rig, broker, product.sku, phase=phase, count=count)
@@ -203,10 +205,10 @@ def _measure(*, quick: bool) -> dict[str, Any]:
                     row.update(summary(measured))
                     rounds_rows.append({"round": round_ + 1, "phase": phase, **row})
         finally:
-            if workers:
+            if rig.redis:
                 # Emptied first: the bulk worker's warm shutdown then waits for one job only.
                 redis.Redis.from_url(rig.broker_url).delete(BULK)
-                procfile_workers_stop(workers)
+            children_stop(workers.values())
             rig.stop()
             sandbox_server.shutdown()
             sandbox_server.server_close()

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.recovery [--quick]
 
-As tests/chaos/test_failures.py measures it, with its pieces (tests/chaos/recovery.py):
+As tests/chaos/test_failures.py measures it, with its pieces (harness/orders.py):
 a Redis of its own, a web server, two workers of one process each consuming every
 queue, the reconciliation loop every second (`manage.py reconcile --every 1`, the
 rig's deadlines), PostgreSQL (database `bench_priority`, shared with bench/priority.py,
@@ -11,9 +11,9 @@ the kill lands on a payment step that is running. One order at a time, no backlo
 
 - pool process: the pool process running the step is SIGKILLed; its worker sees it
   die and the message comes back (acks_late, task_reject_on_worker_lost);
-- worker: the whole worker (main process and pool) is SIGKILLed and a replacement
-  started; the message stays unacknowledged in Redis until the visibility timeout,
-  so the reconciliation re-dispatches the step once it sees the holder's pid gone.
+- worker: the whole worker (main process and pool) is SIGKILLed and restarted; the
+  message stays unacknowledged in Redis until the visibility timeout, so the
+  reconciliation re-dispatches the step once it sees the holder's pid gone.
 
 The delay runs from the kill to the step record's new `started_at`. Medians over
 the repeats; prints them and writes bench/results/recovery.json.
@@ -62,10 +62,10 @@ def _measure(*, quick: bool) -> dict[str, Any]:
     import httpx
     from django.core.management import call_command
 
+    from harness.orders import KINDS, rerun_delay_after_kill
+    from harness.rig import Rig
     from sandbox.server import serve_in_thread
     from shop.models import Product
-    from tests.chaos.recovery import KINDS, rerun_delay_after_kill
-    from tests.chaos.rig import Rig
 
     call_command("migrate", verbosity=0)
     product, _ = Product.objects.update_or_create(
@@ -77,7 +77,9 @@ def _measure(*, quick: bool) -> dict[str, Any]:
     httpx.post(f"{sandbox_url}/control", json={"latency_ms": SANDBOX_LATENCY_MS}).raise_for_status()
     delays: dict[str, list[float]] = {kind: [] for kind in KINDS}
     with tempfile.TemporaryDirectory(prefix="bench-recovery-") as tmp:
-        rig = Rig(tmp_path=Path(tmp), sandbox_url=sandbox_url, DJANGO_DEBUG="0")
+        rig = Rig(
+            tmp_path=Path(tmp), database_url=DATABASE_URL, sandbox_url=sandbox_url, DJANGO_DEBUG="0"
+        )
         try:
             rig.start(workers=2, concurrency=1)
             for kind in KINDS * repeats:  # alternating, so both kinds see the same machine

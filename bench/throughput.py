@@ -20,10 +20,9 @@ bench/results/throughput.json and bench/results/throughput_concurrency.png.
 """
 
 import argparse
+import dataclasses
 import json
 import os
-import shlex
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the project's apps import
+from harness.ports import free_port  # noqa: E402
+from harness.processes import (  # noqa: E402
+    Worker,
+    children_start,
+    children_stop,
+    process_env,
+    sandbox_process,
+)
+from harness.procfile import WorkerSpec, is_worker, procfile_lines, worker_spec  # noqa: E402
+
 DATABASE_URL = os.environ.get(
     "BENCH_THROUGHPUT_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_throughput"
 )
@@ -49,15 +58,18 @@ BATCH_TIMEOUT_S = 120
 def _environment(tmp: Path, sandbox_url: str) -> dict[str, str]:
     """Settings for this process and the ones it starts: production-like, our own stores."""
     return {
+        **process_env(
+            database_url=DATABASE_URL,
+            broker_url=BROKER_URL,
+            sandbox_url=sandbox_url,
+            tmp_path=tmp,
+            # As deployed: connections kept between tasks, retries at full delay.
+            conn_max_age_s=60,
+            retry_delay_scale=1.0,
+        ),
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DJANGO_DEBUG": "0",  # as in production: no log of every query
-        "DATABASE_URL": DATABASE_URL,
-        "CELERY_BROKER_URL": BROKER_URL,
-        "SHOPFLOW_REDIS_URL": BROKER_URL,
-        "SANDBOX_URL": sandbox_url,
-        "SHOPFLOW_MEDIA_ROOT": str(tmp / "media"),
-        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-        "EMAIL_FILE_PATH": str(tmp / "mail"),
+        "SANDBOX_LATENCY_MS": "0",
         "LOG_LEVEL": "WARNING",
     }
 
@@ -65,80 +77,32 @@ def _environment(tmp: Path, sandbox_url: str) -> dict[str, str]:
 # --- processes ----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    # Not tests.chaos.rig.free_port: that module needs Django set up, and this runs before.
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def pipeline_workers() -> list[list[str]]:
+    """The Procfile's worker lines that serve the pipeline's queues."""
+    return [
+        argv
+        for argv in procfile_lines().values()
+        if is_worker(argv) and set(worker_spec(argv).queues) & set(PIPELINE_QUEUES)
+    ]
 
 
 @contextmanager
-def sandbox_running(port: int, env: dict[str, str], log: Path):
-    """The partner sandbox on `port`, stopped (by its pid) on exit."""
-    import httpx
-
-    with open(log, "ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "run_sandbox", "--port", str(port)],
-            cwd=ROOT,
-            env={**os.environ, **env, "SANDBOX_LATENCY_MS": "0"},
-            stdout=out,
-            stderr=subprocess.STDOUT,
+def workers_running(commands: list[list[str]], env: dict[str, str], tmp: Path):
+    """Start a worker per `celery worker` command, with the no-op chain task loaded."""
+    workers = [
+        Worker(
+            argv,
+            env=env,
+            log_path=tmp / f"worker-{uuid.uuid4().hex[:6]}.log",
+            include=("bench.chain_tasks",),
         )
+        for argv in commands
+    ]
+    children_start(workers)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/control", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(f"sandbox did not start; see {log}") from None
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
+        yield workers
     finally:
-        process.terminate()
-        process.wait(10)
-
-
-def procfile_workers() -> list[tuple[tuple[str, ...], str, int]]:
-    """(queues, pool, concurrency) of each worker the Procfile runs for the pipeline."""
-    workers = []
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        name, _, command = line.partition(":")
-        if not name.startswith("worker_"):
-            continue
-        args = shlex.split(command)
-        queues = tuple(args[args.index("-Q") + 1].split(","))
-        pool = args[args.index("--pool") + 1] if "--pool" in args else "prefork"
-        concurrency = int(args[args.index("--concurrency") + 1])
-        if set(queues) & set(PIPELINE_QUEUES):
-            workers.append((queues, pool, concurrency))
-    return workers
-
-
-@contextmanager
-def workers_running(layout, env: dict[str, str], tmp: Path):
-    """Start a worker per (queues, pool, concurrency), with the no-op chain task loaded."""
-    from tests.workers import WorkerProcess
-
-    started = []
-    try:
-        for queues, pool, concurrency in layout:
-            worker = WorkerProcess(
-                env=env,
-                log_path=tmp / f"worker-{uuid.uuid4().hex[:6]}.log",
-                queues=queues,
-                concurrency=concurrency,
-                include=("bench.chain_tasks",),
-                pool=pool,
-            )
-            started.append(worker)
-            worker.start(timeout=60)
-        yield started
-    finally:
-        for worker in started:
-            worker.stop()
+        children_stop(workers)
 
 
 # --- measurements -------------------------------------------------------------------------
@@ -179,8 +143,8 @@ class Bench:
         self.latency_set(self.latency)
 
     def orders_place(self, count: int) -> list[int]:
+        from harness.rig import checkout_body
         from shop.services import checkout_parse, checkout_place
-        from tests.factories import checkout_body
 
         body = checkout_body((self.skus[0], 2), (self.skus[1], 1))
         return [checkout_place(request=checkout_parse(body)).order.pk for _ in range(count)]
@@ -336,8 +300,9 @@ def measure(*, quick: bool) -> dict:
     database_ensure(DATABASE_URL)
     with tempfile.TemporaryDirectory() as tmp_name, ExitStack() as stack:
         tmp = Path(tmp_name)
-        port = _free_port()
-        env = _environment(tmp, f"http://127.0.0.1:{port}")
+        port = free_port()
+        sandbox_url = f"http://127.0.0.1:{port}"
+        env = _environment(tmp, sandbox_url)
         os.environ.update(env)
         import django
 
@@ -348,13 +313,12 @@ def measure(*, quick: bool) -> dict:
 
         call_command("migrate", verbosity=0)
         shared_redis().flushdb()  # database 10 is this benchmark's alone
-        sandbox_url = stack.enter_context(sandbox_running(port, env, tmp / "sandbox.log"))
+        sandbox = sandbox_process(port=port, env=env, log_path=tmp / "sandbox.log").start()
+        stack.callback(sandbox.stop)
         bench = Bench(sandbox_url)
-        layout = procfile_workers()
+        layout = pipeline_workers()
         results: dict = {
-            "procfile_workers": [
-                {"queues": list(q), "pool": p, "concurrency": c} for q, p, c in layout
-            ],
+            "procfile_workers": [dataclasses.asdict(worker_spec(argv)) for argv in layout],
             "partner_latency_ms": list(PARTNER_LATENCY_MS),
         }
         with workers_running(layout, env, tmp) as workers:
@@ -374,7 +338,7 @@ def measure(*, quick: bool) -> dict:
         sweep = []
         for pool in POOLS:
             for concurrency in concurrencies:
-                single = [(PIPELINE_QUEUES, pool, concurrency)]
+                single = [WorkerSpec(PIPELINE_QUEUES, concurrency, pool).argv()]
                 with workers_running(single, env, tmp) as workers:
                     point = with_latency(bench, workers, orders=5 * concurrency, repeats=1)
                 sweep.append({"pool": pool, "concurrency": concurrency, **point})

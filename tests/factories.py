@@ -3,6 +3,7 @@
 import itertools
 from typing import Any
 
+from harness.rig import checkout_body
 from shop.models import Product
 from shop.services import CheckoutResult, checkout_parse, checkout_place
 
@@ -14,23 +15,6 @@ def product_create(*, stock: int = 100, price_cents: int = 1000, sku: str | None
     return Product.objects.create(
         sku=sku, name=f"Product {sku}", price_cents=price_cents, stock=stock
     )
-
-
-def checkout_body(*items: tuple[str, int], **overrides: Any) -> dict[str, Any]:
-    body = {
-        "email": "ada@example.com",
-        "items": [{"sku": sku, "quantity": quantity} for sku, quantity in items],
-        "shipping_address": {
-            "name": "Ada Lovelace",
-            "line1": "12 Analytical St",
-            "city": "London",
-            "postal_code": "N1 7AA",
-            "country": "GB",
-        },
-        "payment_token": "tok_visa",
-    }
-    body.update(overrides)
-    return body
 
 
 def order_place(*items: tuple[Product, int], **overrides: Any) -> CheckoutResult:

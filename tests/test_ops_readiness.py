@@ -9,9 +9,10 @@ from django.core.management import call_command
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from config.devservices import redis_start
-from tests.chaos.rig import free_port
-from tests.workers import WorkerProcess, process_env
+from harness.ports import free_port
+from harness.processes import process_env, queues_worker
+from harness.redis import redis_start
+from tests.workers import session_database_url
 
 pytestmark = [pytest.mark.system, pytest.mark.django_db]
 
@@ -42,8 +43,13 @@ def redis(tmp_path):
 
 @pytest.fixture
 def redis_worker(redis, sandbox_url, tmp_path):
-    env = process_env(broker_url=redis.url, sandbox_url=sandbox_url, tmp_path=tmp_path)
-    worker = WorkerProcess(env=env, log_path=tmp_path / "worker.log", concurrency=1).start()
+    env = process_env(
+        database_url=session_database_url(),
+        broker_url=redis.url,
+        sandbox_url=sandbox_url,
+        tmp_path=tmp_path,
+    )
+    worker = queues_worker(env=env, log_path=tmp_path / "worker.log", concurrency=1).start()
     yield worker
     worker.stop()
 

@@ -4,9 +4,10 @@ import json
 
 import pytest
 
+from harness.orders import orders_wait_settled
+from harness.processes import queues_worker
 from orders.pipeline import PIPELINE
 from tests.factories import checkout_body, product_create
-from tests.workers import WorkerProcess, orders_wait_settled
 
 pytestmark = pytest.mark.system
 
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.system
 @pytest.fixture
 def json_worker(worker_env, tmp_path):
     env = {**worker_env, "LOG_FORMAT": "json"}
-    process = WorkerProcess(env=env, log_path=tmp_path / "worker.log").start()
+    process = queues_worker(env=env, log_path=tmp_path / "worker.log").start()
     yield process
     process.stop()
 

@@ -9,11 +9,11 @@ import redis
 
 from config.celery import app
 from config.queues import BULK
+from harness.bulk import bulk_backlog_publish, bulk_runs_by_worker
+from harness.orders import orders_wait_settled
+from harness.processes import children_start, children_stop, procfile_workers
 from orders.models import Order
-from tests.bulk import bulk_backlog_publish, bulk_runs_by_worker
 from tests.factories import checkout_body, product_create
-from tests.procfile import procfile_workers_start, procfile_workers_stop
-from tests.workers import orders_wait_settled
 
 pytestmark = pytest.mark.system
 
@@ -23,16 +23,15 @@ JOB_MS = 50
 
 
 @pytest.fixture
-def procfile_workers(worker_env, tmp_path):
-    workers = procfile_workers_start(env=worker_env, log_dir=tmp_path, include=("tests.bulk",))
+def workers(worker_env, tmp_path):
+    workers = procfile_workers(env=worker_env, log_dir=tmp_path, include=("harness.bulk",))
+    children_start(workers.values())
     yield workers
     redis.Redis.from_url(app.conf.broker_url).delete(BULK)  # the bulk worker stops after its job
-    procfile_workers_stop(workers)
+    children_stop(workers.values())
 
 
-def test_a_checkout_completes_while_a_deep_bulk_backlog_still_waits(
-    client, procfile_workers, sandbox
-):
+def test_a_checkout_completes_while_a_deep_bulk_backlog_still_waits(client, workers, sandbox):
     product = product_create(stock=10)
     broker = redis.Redis.from_url(app.conf.broker_url)
     bulk_backlog_publish(broker_url=app.conf.broker_url, count=BACKLOG, ms=JOB_MS)
@@ -62,8 +61,8 @@ def test_a_checkout_completes_while_a_deep_bulk_backlog_still_waits(
     }
     assert still_waiting > 0.9 * BACKLOG
     runs = bulk_runs_by_worker(redis_url=app.conf.broker_url)
-    assert list(runs) == [procfile_workers["worker_bulk"].name]
-    assert 1 <= runs[procfile_workers["worker_bulk"].name] <= BACKLOG - still_waiting
+    assert list(runs) == [workers["worker_bulk"].node]
+    assert 1 <= runs[workers["worker_bulk"].node] <= BACKLOG - still_waiting
 
 
 def _wait_until_bulk_work_runs(timeout: float = 30) -> None:

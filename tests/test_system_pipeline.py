@@ -5,11 +5,11 @@ from collections import Counter
 
 import pytest
 
+from harness.orders import orders_wait_settled
 from notifications.models import OutboxEmail
 from orders.models import Order, Step
 from tests.chaos.helpers import sent_subjects
 from tests.factories import checkout_body, product_create
-from tests.workers import orders_wait_settled
 
 pytestmark = pytest.mark.system
 

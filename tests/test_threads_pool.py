@@ -2,22 +2,22 @@
 in effect when several run at once in one process, and a duplicate message is refused."""
 
 import json
-import time
 import uuid
 
 import pytest
 
+from harness.orders import orders_wait_settled
+from harness.processes import queues_worker, wait_for
 from orders.models import Order, Step
 from orders.tasks import capture_payment
 from tests.factories import checkout_body, product_create
-from tests.workers import WorkerProcess, orders_wait_settled
 
 pytestmark = pytest.mark.system
 
 
 @pytest.fixture
 def threads_worker(worker_env, tmp_path):
-    process = WorkerProcess(
+    process = queues_worker(
         env={**worker_env, "DATABASE_CONN_MAX_AGE": "60"},  # kept between tasks, as deployed
         log_path=tmp_path / "worker.log",
         concurrency=4,
@@ -67,7 +67,11 @@ def test_a_duplicate_message_taken_by_another_thread_while_the_step_runs_does_no
     task_id = str(uuid.uuid4())
     for _ in range(2):  # the same message twice at once: two threads of one process take it
         capture_payment.s(order.pk).set(task_id=task_id, queue="high").apply_async()
-    time.sleep(3)
+    wait_for(
+        lambda: threads_worker.deliveries_ended(task_id) == 2,
+        timeout=30,
+        what="both deliveries run to their end",
+    )
 
     step = Step.objects.get(order=order, name="payment")
     # One more run than the first: the second delivery saw the first thread's claim alive

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from harness.procfile import ROOT
 from orders.ops.logs import (
     JsonFormatter,
     TaskContextFilter,
@@ -15,7 +16,6 @@ from orders.ops.logs import (
 )
 from orders.tasks import capture_payment, track_analytics
 from tests.factories import order_place, product_create
-from tests.workers import ROOT
 
 pytestmark = pytest.mark.django_db
 

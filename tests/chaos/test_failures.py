@@ -8,11 +8,15 @@ import time
 import uuid
 from collections import Counter
 
+import pytest
+
+from harness.orders import KINDS, orders_wait_settled, rerun_delay_after_kill
+from harness.processes import wait_for
 from orders.models import DeadLetter, Order, Step
 from tests.chaos.helpers import duplicates, effects_per_order
-from tests.chaos.recovery import KINDS, rerun_delay_after_kill
 from tests.factories import product_create
-from tests.workers import orders_wait_settled
+
+pytestmark = pytest.mark.chaos
 
 UNDO = {
     ("payment", "capture"): "refund",
@@ -33,7 +37,7 @@ def test_redis_restarted_mid_run_loses_no_order(rig, sandbox):
 
     placing = threading.Thread(target=place_for, args=(6,))
     placing.start()
-    time.sleep(2)
+    wait_for(lambda: len(placed) >= 5, timeout=30, what="orders placed before the restart")
     rig.redis_restart(down_for=2)  # checkouts go on while the broker is down
     placing.join()
     numbers = [p["number"] for p in placed]
@@ -62,7 +66,11 @@ def test_the_same_step_message_delivered_twice_at_once_has_one_effect(rig, sandb
     with rig.producer() as send:
         for _ in range(2):  # the same message, twice, at the same moment
             send(capture_payment.s(order.pk).set(task_id=task_id, queue="high"))
-    time.sleep(3)
+    wait_for(
+        lambda: sum(worker.deliveries_ended(task_id) for worker in rig.workers) == 2,
+        timeout=30,
+        what="both deliveries run to their end",
+    )
 
     payment = sandbox.get("/ledger").json()["payment"]
     assert [e["order"] for e in payment["effects"]] == [order.number]
@@ -109,9 +117,9 @@ def test_a_poison_pill_is_dead_lettered_and_other_orders_keep_flowing(rig, sandb
         send(poison_invoice.s(victim.pk).set(queue="medium"))
     others = [p["number"] for p in rig.checkout_many([[(products[1].sku, 1)]] * 20)]
     orders_wait_settled(others, timeout=120)
-    deadline = time.monotonic() + 60
-    while not DeadLetter.objects.filter(order=victim).exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_for(
+        DeadLetter.objects.filter(order=victim).exists, timeout=60, what="the victim dead-lettered"
+    )
 
     invoice = Step.objects.get(order=victim, name="invoice")
     assert (invoice.status, invoice.crashes) == ("failed", settings.STEP_MAX_CRASHES)

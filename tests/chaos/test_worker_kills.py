@@ -9,6 +9,9 @@ import threading
 import time
 from collections import Counter
 
+import pytest
+
+from harness.orders import orders_wait_settled
 from orders.models import DeadLetter, Order, Step
 from tests.chaos.helpers import (
     confirmations_per_order,
@@ -17,7 +20,8 @@ from tests.chaos.helpers import (
     sent_subjects,
 )
 from tests.factories import product_create
-from tests.workers import orders_wait_settled
+
+pytestmark = pytest.mark.chaos
 
 ORDERS = 200
 KILLS = 8
@@ -63,16 +67,13 @@ def test_killing_workers_mid_run_loses_and_doubles_nothing(rig, sandbox, tmp_pat
         time.sleep(rng.uniform(0.5, 2.0))
         worker = rng.choice(rig.workers)
         whole = len(kills) % 2 == 1  # alternate: one pool process, then a whole worker
-        victims = (
-            [worker.process.pid, *worker.pool_pids()] if whole else [rng.choice(worker.pool_pids())]
-        )
+        victims = [worker.pid, *worker.pool_pids()] if whole else [rng.choice(worker.pool_pids())]
         held = running_on(victims)
         before = dict(Step.objects.filter(pk__in=held).values_list("pk", "started_at"))
         killed_at = time.monotonic()
         if whole:
             worker.kill()
-            rig.workers.remove(worker)
-            rig.worker_add(concurrency=2)
+            worker.restart()
         else:
             os.kill(victims[0], signal.SIGKILL)
         kills.append(

@@ -2,7 +2,7 @@
 bench/priority.py.
 
 The task is loaded only into test and benchmark workers (celery worker --include
-tests.bulk). Each run counts itself under the name of the worker that ran it, so a
+harness.bulk). Each run counts itself under the name of the worker that ran it, so a
 test can show which workers took bulk work.
 """
 
@@ -20,7 +20,7 @@ from orders.breaker import shared_redis
 RUNS_KEY = "shopflow:bulk_job_runs"
 
 
-@shared_task(bind=True, name="tests.bulk_job")
+@shared_task(bind=True, name="harness.bulk_job")
 def bulk_job(self, ms: int) -> None:
     """Stand in for one batch of bulk work: `ms` of CPU, as an import batch spends.
 

@@ -1,11 +1,8 @@
-"""A whole Shopflow on this machine for chaos tests: its own Redis (AOF on), a web
-server, worker processes and the reconciliation loop, all real processes that a
-test can kill and restart. Orders go in through the HTTP API."""
+"""A whole Shopflow on this machine for chaos tests and benchmarks: its own Redis (AOF
+on), a web server, worker processes and the reconciliation loop, all real processes
+that can be killed and restarted. Orders go in through the HTTP API."""
 
-import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -13,31 +10,56 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from config.celery import app as celery_app
-from config.devservices import redis_start
-from tests.factories import checkout_body
-from tests.workers import ROOT, WorkerProcess, process_env
+from harness.ports import free_port, port_answers
+from harness.processes import (
+    Child,
+    Worker,
+    children_start,
+    children_stop,
+    process_env,
+    queues_worker,
+)
+from harness.redis import redis_start
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def checkout_body(*items: tuple[str, int], **overrides: Any) -> dict[str, Any]:
+    """The JSON body of an API checkout of (sku, quantity) items."""
+    body = {
+        "email": "ada@example.com",
+        "items": [{"sku": sku, "quantity": quantity} for sku, quantity in items],
+        "shipping_address": {
+            "name": "Ada Lovelace",
+            "line1": "12 Analytical St",
+            "city": "London",
+            "postal_code": "N1 7AA",
+            "country": "GB",
+        },
+        "payment_token": "tok_visa",
+    }
+    body.update(overrides)
+    return body
 
 
 class Rig:
-    def __init__(self, *, tmp_path: Path, sandbox_url: str, **env: str) -> None:
+    def __init__(self, *, tmp_path: Path, database_url: str, sandbox_url: str, **env: str) -> None:
         self.tmp = tmp_path
         self.redis_port = free_port()
-        self.redis: subprocess.Popen | None = None
+        self.redis = None
         self.broker_url = f"redis://127.0.0.1:{self.redis_port}/0"
         self.web_port = free_port()
         self.base_url = f"http://127.0.0.1:{self.web_port}"
         self.env = {
-            **process_env(broker_url=self.broker_url, sandbox_url=sandbox_url, tmp_path=tmp_path),
+            **process_env(
+                database_url=database_url,
+                broker_url=self.broker_url,
+                sandbox_url=sandbox_url,
+                tmp_path=tmp_path,
+            ),
             # Lost-step deadlines for a test run: a dead worker on this machine is
             # seen at once (its pid is gone), so these only bound the wait.
             "RECONCILE_RUNNING_AFTER_S": "2",
@@ -51,8 +73,8 @@ class Rig:
             "ANALYTICS_TIMEOUT_S": "1",
             **env,
         }
-        self.workers: list[WorkerProcess] = []
-        self.processes: list[subprocess.Popen] = []
+        self.workers: list[Worker] = []
+        self.processes: list[Child] = []
         self.http = httpx.Client(base_url=self.base_url, timeout=30)
 
     # --- processes -------------------------------------------------------------------
@@ -64,14 +86,19 @@ class Rig:
         concurrency: int = 2,
         include: tuple[str, ...] = (),
         reconcile: bool = True,
-    ):
+    ) -> "Rig":
         self.redis_up()
-        for _ in range(workers):
-            self.worker_add(concurrency=concurrency, include=include)
-        self._spawn("web", "manage.py", "runserver", f"127.0.0.1:{self.web_port}", "--noreload")
+        self.workers += [self._worker(concurrency, include) for _ in range(workers)]
+        self.processes.append(
+            self._child(
+                "web",
+                "runserver", f"127.0.0.1:{self.web_port}", "--noreload",
+                ready=lambda: port_answers("127.0.0.1", self.web_port),
+            )
+        )  # fmt: skip
         if reconcile:
-            self._spawn("reconcile", "manage.py", "reconcile", "--every", "1")
-        self._wait_for_web()
+            self.processes.append(self._child("reconcile", "reconcile", "--every", "1"))
+        children_start([*self.workers, *self.processes])
         return self
 
     def redis_up(self) -> None:
@@ -84,43 +111,19 @@ class Rig:
         time.sleep(down_for)
         self.redis_up()
 
-    def worker_add(self, *, concurrency: int = 2, include: tuple[str, ...] = ()) -> WorkerProcess:
-        log = self.tmp / f"worker-{uuid.uuid4().hex[:6]}.log"
-        worker = WorkerProcess(
-            env=self.env, log_path=log, concurrency=concurrency, include=include
-        ).start()
-        self.workers.append(worker)
-        return worker
+    def _worker(self, concurrency: int, include: tuple[str, ...]) -> Worker:
+        log_path = self.tmp / f"worker-{uuid.uuid4().hex[:6]}.log"
+        return queues_worker(
+            env=self.env, log_path=log_path, concurrency=concurrency, include=include
+        )
 
-    def _spawn(self, name: str, *args: str) -> None:
-        with open(self.tmp / f"{name}.log", "ab") as log:
-            self.processes.append(
-                subprocess.Popen(
-                    [sys.executable, *args],
-                    cwd=ROOT,
-                    env={**os.environ, **self.env},
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-
-    def _wait_for_web(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                self.http.get("/api/v1/products")
-                return
-            except httpx.TransportError:
-                time.sleep(0.2)
-        raise RuntimeError(f"web server did not answer; see {self.tmp / 'web.log'}")
+    def _child(self, name: str, *command: str, ready=None) -> Child:
+        argv = [sys.executable, "manage.py", *command]
+        return Child(name, argv, env=self.env, log_path=self.tmp / f"{name}.log", ready=ready)
 
     def stop(self) -> None:
         self.http.close()
-        for worker in self.workers:
-            worker.stop()
-        for process in self.processes:
-            process.terminate()
-            process.wait(10)
+        children_stop([*self.workers, *self.processes])
         if self.redis and self.redis.poll() is None:
             self.redis.terminate()
             self.redis.wait(10)

@@ -1,0 +1,78 @@
+"""Waits on what the database records about orders: settled orders, a running step, the
+delay before a killed step runs again. Reads the models: import it after Django is set up.
+"""
+
+import os
+import signal
+import time
+
+from django.utils import timezone
+
+from orders.models import Order, Step
+
+KINDS = ("pool process", "worker")
+
+
+def orders_wait_settled(numbers: list[str], *, timeout: float) -> None:
+    """Wait until every order reached its end and no step of it can still move.
+
+    Pending steps of an order that needs attention wait on a failed step: they
+    move only when a person retries it.
+    """
+    deadline = time.monotonic() + timeout
+    ended = (
+        Order.Status.COMPLETED,
+        Order.Status.PAYMENT_FAILED,
+        Order.Status.CANCELLED,
+        Order.Status.NEEDS_ATTENTION,
+    )
+    orders = Order.objects.filter(number__in=numbers)
+    moving = (
+        Step.objects.filter(order__number__in=numbers)
+        .exclude(status__in=Step.FINISHED)
+        .exclude(status=Step.Status.PENDING, order__status=Order.Status.NEEDS_ATTENTION)
+    )
+    while time.monotonic() < deadline:
+        if orders.filter(status__in=ended).count() == len(numbers) and not moving.exists():
+            return
+        time.sleep(0.25)
+    rows = list(moving.values_list("order__number", "name", "status", "last_error")[:20])
+    raise AssertionError(f"not settled in {timeout}s; steps still moving: {rows}")
+
+
+def rerun_delay_after_kill(rig, *, sku: str, kind: str) -> tuple[float, str]:
+    """Check out one order on the rig and SIGKILL what runs its payment step: the pool
+    process, or its whole worker (then restart it, as a supervisor would). Return the
+    seconds from the kill to the step starting again, and the order's number, once the
+    order has settled."""
+    number = rig.checkout([(sku, 1)])["number"]
+    step = payment_running_wait(number)
+    pid = int(step.claimed_by.rsplit(":", 1)[1])
+    holder = next(w for w in rig.workers if pid in w.pool_pids())
+    killed_at = timezone.now()
+    if kind == "worker":
+        holder.kill()
+        holder.restart()
+    else:
+        os.kill(pid, signal.SIGKILL)
+    # The time comes from the step record, so the restart is not counted unless the
+    # step waited for it.
+    deadline = time.monotonic() + 60
+    while (started_at := Step.objects.get(pk=step.pk).started_at) == step.started_at:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"payment of {number} did not run again within 60 s")
+        time.sleep(0.02)
+    orders_wait_settled([number], timeout=60)
+    return (started_at - killed_at).total_seconds(), number
+
+
+def payment_running_wait(number: str, timeout: float = 30) -> Step:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        step = Step.objects.filter(
+            order__number=number, status=Step.Status.RUNNING, name="payment"
+        ).first()
+        if step:
+            return step
+        time.sleep(0.02)
+    raise AssertionError(f"payment of {number} never ran")
