@@ -14,7 +14,7 @@ from config.queues import TASK_QUEUES, celery_routes
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SHOPFLOW_VAR_DIR", BASE_DIR / "var"))
-VAR_DIR.mkdir(parents=True, exist_ok=True)  # the SQLite file and media live here
+VAR_DIR.mkdir(parents=True, exist_ok=True)  # media (and a SQLite file, if chosen) live here
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -74,12 +74,15 @@ TEMPLATES = [
     },
 ]
 
-# SQLite is the embedded default: WAL lets readers work beside the one writer,
-# IMMEDIATE transactions take the write lock up front (no upgrade deadlocks) and
-# the timeout makes concurrent workers wait instead of failing with "locked".
+# PostgreSQL, the database the guarantees are written for. In development the default is
+# the demo's own server (`make demo` starts it from a wheel: harness/services.py).
+# SQLite is the lighter option, chosen with DATABASE_URL=sqlite:///...: WAL lets readers
+# work beside the one writer, IMMEDIATE transactions take the write lock up front (no
+# upgrade deadlocks) and the timeout makes concurrent workers wait instead of failing.
+DEMO_DATABASE_URL = "postgres://postgres@127.0.0.1:5433/shopflow"
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'shopflow.sqlite3'}"),
+        os.environ.get("DATABASE_URL", DEMO_DATABASE_URL),
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
         conn_health_checks=True,
     )

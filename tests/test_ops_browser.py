@@ -1,20 +1,18 @@
 """The admin as an operator sees it: Debian's Chromium, headless, driven by Playwright."""
 
-from pathlib import Path
-
 import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 from playwright.sync_api import expect, sync_playwright
 
 from config.celery import app
+from harness.browser import INSTALL_HINT, chromium_find
 from orders.models import Step
 from orders.tasks import capture_payment
 from tests.factories import order_place, product_create
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -29,10 +27,11 @@ LOGIN = ("operator", "operator-secret")
 
 @pytest.fixture
 def page(live_server):
-    if not CHROMIUM.exists():
-        pytest.fail("no /usr/bin/chromium: install Debian's chromium (apt-get install chromium)")
+    chromium = chromium_find()
+    if chromium is None:
+        pytest.fail(INSTALL_HINT)  # never a silent skip: `make test` installs it
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(base_url=live_server.url)
         page.set_default_timeout(10_000)
         yield page

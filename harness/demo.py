@@ -1,0 +1,199 @@
+"""`make demo`: every Procfile process under supervisord, which restarts whatever dies.
+
+    python -m harness.demo
+
+The Procfile stays the one list of processes: this writes a supervisord configuration
+from it (var/demo/supervisord.conf), starts the database and the broker first, migrates
+and seeds, starts the rest, and prints where to click once /readyz answers 200.
+supervisord's own log is the demo's output: each start, each unexpected exit and each
+restart appears there; every process logs to var/demo/logs/<name>.log.
+"""
+
+import http.client
+import os
+import pwd
+import secrets
+import shlex
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from pathlib import Path
+
+import httpx
+from supervisor.xmlrpc import SupervisorTransport
+
+from harness.postgres import postgres_answers
+from harness.procfile import ROOT, procfile_lines
+from harness.redis import redis_answers
+from harness.services import DEMO_DATABASE_URL
+
+DEMO_DIR = ROOT / "var" / "demo"
+# Started first, stopped last; the rest wait until these answer and the schema is there.
+SERVICES = ("postgres", "redis")
+READY_TIMEOUT_S = 180
+
+
+def say(message: str) -> None:
+    print(f"[demo] {message}", flush=True)
+
+
+def supervisord_conf(lines: dict[str, list[str]], *, env: dict[str, str], secret: str) -> str:
+    """A supervisord configuration that runs each Procfile line as a restarted program."""
+    socket = DEMO_DIR / "supervisor.sock"
+    user = pwd.getpwuid(os.getuid()).pw_name
+    environment = ",".join(
+        f'{key}="{_escaped(value)}"' for key, value in env.items() if key in PASSED_ENV
+    )
+    sections = [
+        # Only this user, with this run's password, may drive it.
+        f"[unix_http_server]\nfile={socket}\nchmod=0700\nusername={user}\npassword={secret}\n",
+        "[rpcinterface:supervisor]\n"
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n",
+        f"[supervisorctl]\nserverurl=unix://{socket}\nusername={user}\npassword={secret}\n",
+        f"[supervisord]\nnodaemon=true\nloglevel=info\nuser={user}\n"
+        f"logfile={DEMO_DIR / 'supervisord.log'}\npidfile={DEMO_DIR / 'supervisord.pid'}\n"
+        f"childlogdir={DEMO_DIR / 'logs'}\n",
+    ]
+    for name, argv in lines.items():
+        sections.append(
+            f"[program:{name}]\n"
+            f"command={_escaped(shlex.join(argv))}\n"
+            f"directory={ROOT}\n"
+            # A service starts first and stops last (supervisord stops by priority, reversed).
+            f"priority={100 if name in SERVICES else 500}\n"
+            "autostart=false\n"
+            "autorestart=true\n"
+            # Counted as started after a second; a crash loop backs off and is retried.
+            "startsecs=1\n"
+            "startretries=100\n"
+            # A worker's warm shutdown waits for its running tasks; its pool goes with it.
+            "stopwaitsecs=30\n"
+            "stopasgroup=true\n"
+            "killasgroup=true\n"
+            "redirect_stderr=true\n"
+            f"stdout_logfile={DEMO_DIR / 'logs' / f'{name}.log'}\n"
+            "stdout_logfile_maxbytes=10MB\n"
+            f"environment={environment}\n"
+        )
+    return "\n".join(sections)
+
+
+# What the demo's processes need from the environment `make demo` runs in.
+PASSED_ENV = (
+    "PATH",
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "SHOPFLOW_REDIS_URL",
+    "SHOPFLOW_ENV",
+    "FLOWER_BASIC_AUTH",
+    "SHOPFLOW_ADMIN_USER",
+    "SHOPFLOW_ADMIN_PASSWORD",
+    "SANDBOX_URL",
+    "DJANGO_SETTINGS_MODULE",
+)
+
+
+def _escaped(text: str) -> str:
+    """supervisord reads its values through Python's %-interpolation."""
+    return text.replace("%", "%%").replace('"', '\\"')
+
+
+class Supervisor:
+    """supervisord in the foreground (its log on our stdout), driven over its socket."""
+
+    def __init__(self, conf: Path, *, secret: str) -> None:
+        self.secret = secret
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)], cwd=ROOT
+        )
+        self.wait(lambda: self.rpc.getState()["statename"] == "RUNNING", what="supervisord")
+
+    @property
+    def rpc(self):
+        """A new connection each call: one that failed cannot be used again."""
+        user = pwd.getpwuid(os.getuid()).pw_name
+        socket = f"unix://{DEMO_DIR / 'supervisor.sock'}"
+        transport = SupervisorTransport(user, self.secret, socket)
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+
+    def start(self, names: list[str]) -> None:
+        for name in names:
+            self.rpc.startProcess(name, False)
+
+    def wait(self, ready, *, what: str, timeout: float = READY_TIMEOUT_S) -> None:
+        """Until ready() is true; supervisord exiting first is an error."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"supervisord exited; see {DEMO_DIR / 'supervisord.log'}")
+            try:
+                if ready():
+                    return
+            except (OSError, http.client.HTTPException, xmlrpc.client.Fault, httpx.HTTPError):
+                pass
+            time.sleep(0.2)
+        raise SystemExit(f"{what} not ready in {timeout}s; see {DEMO_DIR / 'logs'}")
+
+
+def banner(env: dict[str, str]) -> str:
+    admin = f"{env.get('SHOPFLOW_ADMIN_USER', 'admin')} / {env.get('SHOPFLOW_ADMIN_PASSWORD', '')}"
+    flower = env.get("FLOWER_BASIC_AUTH", "").replace(":", " / ")
+    python = shlex.quote(sys.executable)
+    return f"""
+  Shop          http://127.0.0.1:8000/
+  Admin         http://127.0.0.1:8000/admin/   ({admin})
+  Flower        http://127.0.0.1:5555/         ({flower})
+  Operations    http://127.0.0.1:8000/admin/operations/
+  Metrics       curl -H 'Authorization: Bearer shopflow-metrics' http://127.0.0.1:8000/metrics
+  Health        http://127.0.0.1:8000/healthz  http://127.0.0.1:8000/readyz
+  Sandbox       http://127.0.0.1:8100/ledger
+  Database      {env["DATABASE_URL"]}
+  API           curl -X POST http://127.0.0.1:8000/api/v1/checkout \\
+                  -H 'Content-Type: application/json' -d @docs/checkout-example.json
+  Load          {python} manage.py place_orders --count 50 --concurrency 4
+  Processes     {python} -m supervisor.supervisorctl -c {DEMO_DIR / "supervisord.conf"} status
+  Logs          tail -f {DEMO_DIR / "logs"}/worker_high.log
+  Kill a worker kill -9 <pid from `status`>; supervisord starts it again (see below)
+  Stop          Ctrl-C
+"""
+
+
+def manage(*args: str, env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True)
+
+
+def main() -> None:
+    env = {
+        "DATABASE_URL": DEMO_DATABASE_URL,
+        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+        **os.environ,
+    }
+    (DEMO_DIR / "logs").mkdir(parents=True, exist_ok=True)
+    lines = procfile_lines(env=env)
+    conf = DEMO_DIR / "supervisord.conf"
+    secret = secrets.token_urlsafe(16)
+    conf.write_text(supervisord_conf(lines, env=env, secret=secret))
+    conf.chmod(0o600)
+    supervisor = Supervisor(conf, secret=secret)
+    try:
+        services = [name for name in lines if name in SERVICES]
+        supervisor.start(services)
+        if env["DATABASE_URL"].startswith("postgres"):
+            supervisor.wait(lambda: postgres_answers(env["DATABASE_URL"]), what="PostgreSQL")
+        supervisor.wait(lambda: redis_answers(env["CELERY_BROKER_URL"]), what="Redis")
+        manage("migrate", "--noinput", "-v", "0", env=env)
+        manage("seed_demo", env=env)
+        manage("setup_periodic_tasks", env=env)
+        supervisor.start([name for name in lines if name not in SERVICES])
+        readyz = "http://127.0.0.1:8000/readyz"
+        supervisor.wait(lambda: httpx.get(readyz, timeout=2).status_code == 200, what="/readyz")
+        print(banner(env), flush=True)
+        supervisor.process.wait()
+    except KeyboardInterrupt:
+        say("stopping: each worker finishes its running tasks first")
+        supervisor.process.wait()
+
+
+if __name__ == "__main__":
+    main()
