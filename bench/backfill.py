@@ -17,7 +17,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the project's apps import
-DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/shopflow_bench"
+from harness.services import bench_database_url  # noqa: E402
+
+DEFAULT_URL = bench_database_url("shopflow_bench")
 
 FILL = """
 TRUNCATE orders_orderline, orders_step, orders_idempotencykey, orders_order,

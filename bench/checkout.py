@@ -49,7 +49,6 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the project's apps import
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-
 from bench.backfill import database_ensure  # noqa: E402
 from harness.ports import free_port, port_answers  # noqa: E402
 from harness.processes import (  # noqa: E402
@@ -61,6 +60,7 @@ from harness.processes import (  # noqa: E402
     sandbox_process,
 )
 from harness.procfile import procfile_worker_specs  # noqa: E402
+from harness.services import bench_broker_url, bench_database_url  # noqa: E402
 from orders.pipeline import PIPELINE  # noqa: E402
 from shop.management.commands.place_orders import (  # noqa: E402
     REQUEST_TIMEOUT_S,
@@ -71,10 +71,8 @@ from shop.management.commands.place_orders import (  # noqa: E402
     products_fetch,
 )
 
-DATABASE_URL = os.environ.get(
-    "BENCH_CHECKOUT_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_checkout"
-)
-BROKER_URL = os.environ.get("BENCH_CHECKOUT_BROKER_URL", "redis://127.0.0.1:6379/11")
+DATABASE_URL = os.environ.get("BENCH_CHECKOUT_DATABASE_URL", bench_database_url("bench_checkout"))
+BROKER_URL = os.environ.get("BENCH_CHECKOUT_BROKER_URL", bench_broker_url(11))
 RESULTS = ROOT / "bench" / "results"
 
 CUSTOMERS = 16

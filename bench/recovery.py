@@ -31,10 +31,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the project's apps import
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+from harness.services import bench_database_url  # noqa: E402
 
-DATABASE_URL = os.environ.get(
-    "BENCH_RECOVERY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_priority"
-)
+DATABASE_URL = os.environ.get("BENCH_RECOVERY_DATABASE_URL", bench_database_url("bench_priority"))
 RESULTS = ROOT / "bench" / "results"
 REPEATS, QUICK_REPEATS = 5, 1  # of each kind
 SANDBOX_LATENCY_MS = [800, 800]

@@ -43,11 +43,12 @@ from harness.processes import (  # noqa: E402
     sandbox_process,
 )
 from harness.procfile import WorkerSpec, is_worker, procfile_lines, worker_spec  # noqa: E402
+from harness.services import bench_broker_url, bench_database_url  # noqa: E402
 
 DATABASE_URL = os.environ.get(
-    "BENCH_THROUGHPUT_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_throughput"
+    "BENCH_THROUGHPUT_DATABASE_URL", bench_database_url("bench_throughput")
 )
-BROKER_URL = os.environ.get("BENCH_THROUGHPUT_BROKER_URL", "redis://127.0.0.1:6379/10")
+BROKER_URL = os.environ.get("BENCH_THROUGHPUT_BROKER_URL", bench_broker_url(10))
 RESULTS = ROOT / "bench" / "results"
 PIPELINE_QUEUES = ("high", "medium", "low")
 PARTNER_LATENCY_MS = (100, 500)

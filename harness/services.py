@@ -41,6 +41,18 @@ DEFAULT_TEST_BROKER_URL = "redis://127.0.0.1:6379/15"
 DEMO_DATABASE_URL = "postgres://postgres@127.0.0.1:5433/shopflow"  # as config/settings.py
 
 
+def bench_database_url(name: str) -> str:
+    """A benchmark's own database on the server `make bench` gave it (DATABASE_URL)."""
+    server = os.environ.get("DATABASE_URL") or DEFAULT_TEST_DATABASE_URL
+    return urlparse(server)._replace(path=f"/{name}").geturl()
+
+
+def bench_broker_url(database: int) -> str:
+    """A benchmark's own Redis database on the broker `make bench` gave it."""
+    server = os.environ.get("CELERY_BROKER_URL") or DEFAULT_TEST_BROKER_URL
+    return urlparse(server)._replace(path=f"/{database}").geturl()
+
+
 def say(message: str) -> None:
     print(f"[services] {message}", flush=True)
 
