@@ -60,7 +60,7 @@ def say(message: str) -> None:
 
 
 @contextmanager
-def test_database(url: str):
+def database_for_tests(url: str):
     """The URL of a PostgreSQL for a test run: url if it answers, else a throwaway one."""
     if postgres_answers(url):
         say(f"PostgreSQL: using the server that answers at {_shown(url)}")
@@ -86,7 +86,7 @@ def test_database(url: str):
 
 
 @contextmanager
-def test_broker(url: str):
+def broker_for_tests(url: str):
     """The URL of a Redis for a test run: url if it answers, else a throwaway one."""
     if not url.startswith("redis://") or redis_answers(url):
         say(f"Redis: using the server that answers at {url}")
@@ -111,10 +111,10 @@ def run(command: list[str], *, browser: bool) -> int:
         say(f"Chromium: {env['CHROMIUM']}")
     with ExitStack() as stack:
         env["DATABASE_URL"] = stack.enter_context(
-            test_database(os.environ.get("TEST_DATABASE_URL") or DEFAULT_TEST_DATABASE_URL)
+            database_for_tests(os.environ.get("TEST_DATABASE_URL") or DEFAULT_TEST_DATABASE_URL)
         )
         env["CELERY_BROKER_URL"] = stack.enter_context(
-            test_broker(os.environ.get("TEST_BROKER_URL") or DEFAULT_TEST_BROKER_URL)
+            broker_for_tests(os.environ.get("TEST_BROKER_URL") or DEFAULT_TEST_BROKER_URL)
         )
         child = subprocess.Popen(command, env=env, cwd=ROOT)
         # Ctrl-C reaches the child too (same process group); wait for it to finish.
