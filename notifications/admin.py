@@ -5,11 +5,12 @@ from notifications.models import Alert, OutboxEmail
 
 @admin.register(OutboxEmail)
 class OutboxEmailAdmin(admin.ModelAdmin):
-    list_display = ("order", "kind", "to", "status", "sent_at")
+    list_display = ("key", "kind", "to", "status", "sent_at")
     list_filter = ("kind", "status")
-    search_fields = ("order__number", "to")
+    # The key names what the email is about: "order:SF-1", "order-export:12", "alert:7".
+    search_fields = ("key", "to")
     readonly_fields = (
-        "order",
+        "key",
         "kind",
         "to",
         "subject",

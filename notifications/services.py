@@ -1,39 +1,95 @@
+"""The outbox: an email is owed once per key its sender gives, rendered from its
+template when it is owed, and delivered once the sender's transaction has committed."""
+
+import logging
+from functools import partial
 from typing import Any
 
-from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.template.loader import render_to_string
+from django.template import Context, TemplateDoesNotExist
+from django.template.loader import get_template
 from django.utils import timezone
 
+from engine.liveness import claimer_alive, this_process
+from kit.errors import TransientError
 from notifications.models import OutboxEmail
-from orders.errors import TransientError
-from orders.liveness import claimer_alive, this_process
-from orders.models import Order
 
-SUBJECTS = {
-    OutboxEmail.Kind.ORDER_CONFIRMATION: "Your order {number} is confirmed",
-    OutboxEmail.Kind.PAYMENT_FAILED: "We could not take payment for order {number}",
-    OutboxEmail.Kind.ORDER_CANCELLED: "Your order {number} is cancelled",
-    OutboxEmail.Kind.REVIEW_REQUEST: "How do you like your order {number}?",
-}
+logger = logging.getLogger(__name__)
 
 
 class EmailInFlight(TransientError):
     """Another run is sending this email right now; look again later."""
 
 
-def outbox_email_get_or_create(*, order: Order, kind: str) -> OutboxEmail:
-    subject = SUBJECTS[kind].format(number=order.number)
+def email_render(*, template: str, context: dict[str, Any]) -> dict[str, str]:
+    """The subject, text body and (where the template has one) HTML body of an email,
+    from notifications/email/<template>.subject.txt, .txt and .html."""
+    name = f"notifications/email/{template}"
+
+    def text(suffix: str) -> str:
+        # Plain text is not HTML: nothing in it is escaped. The file is the text, to its
+        # last byte (a body that ends without a newline is a file that does too).
+        return get_template(f"{name}{suffix}").template.render(Context(context, autoescape=False))
+
+    try:
+        html = get_template(f"{name}.html")
+    except TemplateDoesNotExist:
+        html = None
+    return {
+        "subject": " ".join(text(".subject.txt").split()),  # one line, as a header must be
+        "body": text(".txt"),
+        "html": html.render(context) if html else "",
+    }
+
+
+def email_enqueue(*, key: str, template: str, to: str, context: dict[str, Any]) -> OutboxEmail:
+    """Owe `to` the email `template` renders from `context`, once per `key`: a second call
+    with the same key returns the first one's row and sends nothing new.
+
+    Delivery follows the commit of the caller's transaction, or happens now when there is
+    none; then a failure to send raises here (EmailInFlight when another run is sending
+    it), so a step retries. After a commit it is logged and the email stays pending."""
+    email = OutboxEmail.objects.filter(key=key).first()
+    if email is None:
+        email = _create(
+            key=key, kind=template, to=to, **email_render(template=template, context=context)
+        )
+    elif not email.body and email.status != OutboxEmail.Status.SENT:
+        # Rows from before migration 0007 rendered order emails when sending them.
+        OutboxEmail.objects.filter(pk=email.pk, body="").update(
+            **email_render(template=template, context=context)
+        )
+        email.refresh_from_db()
+    if _in_transaction():
+        transaction.on_commit(partial(_deliver_or_log, email.pk))
+    else:
+        outbox_email_deliver(email=email)
+    return email
+
+
+def _create(**fields: str) -> OutboxEmail:
     try:
         with transaction.atomic():
-            email, _ = OutboxEmail.objects.get_or_create(
-                order=order, kind=kind, defaults={"to": order.email, "subject": subject}
-            )
-    except IntegrityError:  # a concurrent run created it between our get and create
-        email = OutboxEmail.objects.get(order=order, kind=kind)
-    return email
+            return OutboxEmail.objects.create(**fields)
+    except IntegrityError:  # a concurrent sender created it between our look and our insert
+        return OutboxEmail.objects.get(key=fields["key"])
+
+
+def _in_transaction() -> bool:
+    # The transactions Django's TestCase wraps a test in never commit; like
+    # atomic(durable=True), do not count them, so a test delivers as production does.
+    connection = transaction.get_connection()
+    return any(not block._from_testcase for block in connection.atomic_blocks)
+
+
+def _deliver_or_log(email_id: int) -> None:
+    email = OutboxEmail.objects.get(pk=email_id)
+    try:
+        outbox_email_deliver(email=email)
+    except Exception:
+        logger.exception("email not sent; it stays pending", extra={"email": email_id})
 
 
 def outbox_email_claim(*, email: OutboxEmail) -> bool:
@@ -52,9 +108,7 @@ def outbox_email_claim(*, email: OutboxEmail) -> bool:
     )
 
 
-def outbox_email_deliver(
-    *, email: OutboxEmail, text: str, html: str | None = None
-) -> dict[str, Any]:
+def outbox_email_deliver(*, email: OutboxEmail) -> dict[str, Any]:
     """Send an outbox email at most once at a time; a sent one is never sent again."""
     if email.status == OutboxEmail.Status.SENT:
         return {"email": email.pk, "sent_at": email.sent_at.isoformat()}
@@ -63,41 +117,14 @@ def outbox_email_deliver(
         if email.status == OutboxEmail.Status.SENT:
             return {"email": email.pk, "sent_at": email.sent_at.isoformat()}
         raise EmailInFlight(f"email {email.pk} is being sent by another run")
-    message = EmailMultiAlternatives(subject=email.subject, body=text, to=[email.to])
-    if html:
-        message.attach_alternative(html, "text/html")
+    message = EmailMultiAlternatives(subject=email.subject, body=email.body, to=[email.to])
+    if email.html:
+        message.attach_alternative(email.html, "text/html")
     try:
         message.send()
     except Exception:
         OutboxEmail.objects.filter(pk=email.pk).update(status=OutboxEmail.Status.PENDING)
         raise
-    sent_at = timezone.now()
-    OutboxEmail.objects.filter(pk=email.pk).update(status=OutboxEmail.Status.SENT, sent_at=sent_at)
-    return {"email": email.pk, "sent_at": sent_at.isoformat()}
-
-
-def order_email_send(*, order: Order, kind: str) -> dict[str, Any]:
-    """Send the order's email of this kind exactly once through the outbox."""
-    email = outbox_email_get_or_create(order=order, kind=kind)
-    context = {
-        "order": order,
-        "lines": order.lines.order_by("pk"),
-        "status_url": f"{settings.SHOP_BASE_URL}/orders/{order.token}/",
-    }
-    return outbox_email_deliver(
-        email=email,
-        text=render_to_string(f"notifications/{kind}.txt", context),
-        html=render_to_string(f"notifications/{kind}.html", context),
-    )
-
-
-def order_confirmation_send(order: Order) -> dict[str, Any]:
-    return order_email_send(order=order, kind=OutboxEmail.Kind.ORDER_CONFIRMATION)
-
-
-def order_cancelled_send(order: Order) -> dict[str, Any]:
-    return order_email_send(order=order, kind=OutboxEmail.Kind.ORDER_CANCELLED)
-
-
-def payment_failed_send(order: Order) -> dict[str, Any]:
-    return order_email_send(order=order, kind=OutboxEmail.Kind.PAYMENT_FAILED)
+    email.status, email.sent_at = OutboxEmail.Status.SENT, timezone.now()
+    OutboxEmail.objects.filter(pk=email.pk).update(status=email.status, sent_at=email.sent_at)
+    return {"email": email.pk, "sent_at": email.sent_at.isoformat()}

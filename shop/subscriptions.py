@@ -10,12 +10,11 @@ still pending. Each row runs once even when two workers pick it up together.
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from notifications.models import OutboxEmail
-from notifications.services import outbox_email_deliver
+from notifications.services import email_enqueue
 from shop.models import LifecycleStep, Subscription
 
 LOCAL_HOUR = time(10, 0)
@@ -30,18 +29,6 @@ NEW_STATUS = {
     LifecycleStep.Kind.FREEZE: Subscription.Status.FROZEN,
     LifecycleStep.Kind.SUSPEND: Subscription.Status.SUSPENDED,
     LifecycleStep.Kind.ARCHIVE: Subscription.Status.ARCHIVED,
-}
-EMAILS = {
-    LifecycleStep.Kind.WINBACK: (
-        "We miss you at Shopflow",
-        "Hello {name},\n\nyour {product} subscription ended three days ago. Come back any time:\n"
-        "reactivate it and everything continues where you left it.\n\nShopflow",
-    ),
-    LifecycleStep.Kind.WINBACK_SECOND: (
-        "Your {product} subscription is waiting",
-        "Hello {name},\n\na week ago you cancelled {product}. Your account stays as it is for\n"
-        "another week; reactivate before then and nothing changes.\n\nShopflow",
-    ),
 }
 # A claim this old belongs to a run that died; the row may be taken again.
 STALE_CLAIM = timedelta(minutes=10)
@@ -142,19 +129,9 @@ def _done(step: LifecycleStep, now: datetime) -> None:
 
 
 def _email_send(*, step: LifecycleStep, subscription: Subscription) -> None:
-    subject, body = EMAILS[step.kind]
-    fields = {"name": subscription.name, "product": subscription.product.name}
-    try:
-        with transaction.atomic():
-            email, _ = OutboxEmail.objects.get_or_create(
-                lifecycle_step=step,
-                defaults={
-                    "kind": step.kind,
-                    "to": subscription.email,
-                    "subject": subject.format(**fields),
-                    "body": body.format(**fields),
-                },
-            )
-    except IntegrityError:  # a run whose claim went stale created it first
-        email = OutboxEmail.objects.get(lifecycle_step=step)
-    outbox_email_deliver(email=email, text=email.body)
+    email_enqueue(
+        key=f"lifecycle-step:{step.pk}",
+        template=step.kind,  # the win-back emails' templates are named after their steps
+        to=subscription.email,
+        context={"name": subscription.name, "product": subscription.product.name},
+    )

@@ -25,8 +25,7 @@ def order_place(*items: tuple[Product, int], **overrides: Any) -> CheckoutResult
 def run_pipeline(order) -> None:
     """Run every pipeline step of the order in this process, in pipeline order."""
     from fulfillment.tasks import purchase_label, render_invoice, sync_erp
-    from notifications.tasks import send_order_confirmation
-    from orders.tasks import capture_payment, track_analytics
+    from orders.tasks import capture_payment, send_order_confirmation, track_analytics
 
     for task in (
         capture_payment,

@@ -43,8 +43,8 @@ def test_orders_placed_through_the_api_complete_every_step_once(client, worker, 
     ):
         per_order = Counter(e["order"] for e in ledger[partner]["effects"] if e["kind"] == kind)
         assert per_order == Counter({n: 1 for n in numbers}), partner
-    assert Counter(OutboxEmail.objects.values_list("order__number", flat=True)) == Counter(
-        {n: 1 for n in numbers}
+    assert Counter(OutboxEmail.objects.values_list("key", flat=True)) == Counter(
+        {f"order:{n}:order_confirmation": 1 for n in numbers}
     )
     subjects = sent_subjects(tmp_path / "mail")
     assert subjects == Counter({f"Your order {n} is confirmed": 1 for n in numbers})

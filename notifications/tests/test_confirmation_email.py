@@ -2,9 +2,9 @@ import pytest
 from django.core import mail
 
 from notifications.models import OutboxEmail
-from notifications.services import EmailInFlight, order_email_send
-from notifications.tasks import send_order_confirmation
-from orders.tasks import capture_payment
+from notifications.services import EmailInFlight
+from orders.services.emails import order_email_send
+from orders.tasks import capture_payment, send_order_confirmation
 from tests.factories import order_place, product_create
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +24,7 @@ def test_confirmation_email_has_text_and_html_with_the_order_and_its_page(sandbo
     [(html, mimetype)] = message.alternatives
     assert mimetype == "text/html"
     assert f"<strong>{order.number}</strong>" in html
-    email = OutboxEmail.objects.get(order=order)
+    email = OutboxEmail.objects.get(key=f"order:{order.number}:order_confirmation")
     assert (email.kind, email.status) == ("order_confirmation", "sent")
 
 
@@ -42,7 +42,10 @@ def test_confirmation_is_sent_once_however_often_the_step_runs(sandbox):
 def test_an_email_another_run_is_sending_is_not_sent_again(sandbox):
     order = order_place((product_create(), 1)).order
     OutboxEmail.objects.create(
-        order=order, kind="order_confirmation", to=order.email, status="sending"
+        key=f"order:{order.number}:order_confirmation",
+        kind="order_confirmation",
+        to=order.email,
+        status="sending",
     )
     OutboxEmail.objects.update(claimed_at=order.created_at)
 

@@ -10,8 +10,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from notifications.models import OutboxEmail
-from notifications.services import order_email_send
 from orders.models import FollowUp, LoyaltyAccount, LoyaltyEntry, Order
+from orders.services.emails import order_email_send
 
 DELAYS = {
     FollowUp.Kind.REVIEW_REQUEST: timedelta(days=7),

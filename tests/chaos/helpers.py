@@ -18,11 +18,10 @@ def duplicates(ledger: dict) -> list[tuple[str, str, str]]:
 
 
 def confirmations_per_order() -> Counter:
-    return Counter(
-        OutboxEmail.objects.filter(
-            kind=OutboxEmail.Kind.ORDER_CONFIRMATION, status="sent"
-        ).values_list("order__number", flat=True)
-    )
+    keys = OutboxEmail.objects.filter(
+        kind=OutboxEmail.Kind.ORDER_CONFIRMATION, status="sent"
+    ).values_list("key", flat=True)
+    return Counter(key.split(":")[1] for key in keys)  # order:<number>:<kind>
 
 
 def sent_subjects(mail_dir) -> Counter:
