@@ -31,7 +31,8 @@ TASK_ROUTES: dict[str, str] = {
     "notifications.check_alerts": HIGH,
     "shop.run_subscription_lifecycle": LOW,
     "shop.retry_image_downloads": BULK,
-    "shop.import_products": BULK,
+    "shop.run_catalog_job": BULK,
+    "shop.import_products": BULK,  # its name before issue 12 (shop/tasks.py)
     "shop.sync_stock_from_erp": BULK,
     "orders.export_orders": BULK,
     "orders.run_follow_ups": LOW,

@@ -4,6 +4,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from bulkjobs.admin import BulkJobAdminMixin
 from orders.breaker import breaker_states
 from orders.models import (
     DeadLetter,
@@ -16,7 +17,6 @@ from orders.models import (
     OrderLine,
     Step,
 )
-from orders.ops.widgets import progress_bar
 from orders.pipeline import STEPS
 from orders.selectors import ORDER_SEARCH_FIELDS
 from orders.services.dead_letters import dead_letters_retry
@@ -273,7 +273,7 @@ class LoyaltyAccountAdmin(admin.ModelAdmin):
 
 
 @admin.register(OrderExport)
-class OrderExportAdmin(admin.ModelAdmin):
+class OrderExportAdmin(BulkJobAdminMixin, admin.ModelAdmin):
     """Exports asked for from the order list or `manage.py export_orders`, with progress."""
 
     list_display = (
@@ -301,7 +301,6 @@ class OrderExportAdmin(admin.ModelAdmin):
         "expires_at",
         "download",
     )
-    change_list_template = "admin/orders/orderexport/change_list.html"
 
     def has_add_permission(self, request) -> bool:
         return False  # from the order list's "Export orders" action or the command
@@ -315,9 +314,7 @@ class OrderExportAdmin(admin.ModelAdmin):
 
     @admin.display(description="progress (orders)")
     def progress(self, export: OrderExport):
-        return progress_bar(
-            export.rows_done, export.rows_total if export.last_id is not None else None
-        )
+        return super().progress(export)
 
     @admin.display(description="download")
     def download(self, export: OrderExport):
@@ -329,12 +326,4 @@ class OrderExportAdmin(admin.ModelAdmin):
             '<a href="{}">CSV</a> (for {} only)',
             reverse("order-export-download", args=[export.pk]),
             export.requester.get_username(),
-        )
-
-    def changelist_view(self, request, extra_context=None):
-        running = OrderExport.objects.filter(
-            status__in=[OrderExport.Status.QUEUED, OrderExport.Status.RUNNING]
-        ).exists()
-        return super().changelist_view(
-            request, extra_context={**(extra_context or {}), "refresh": running}
         )

@@ -2,6 +2,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from bulkjobs.models import BulkJob
+
 
 class Order(models.Model):
     class Status(models.TextChoices):
@@ -264,7 +266,7 @@ class LoyaltyEntry(models.Model):
         return f"{self.points} for {self.order_id}"
 
 
-class OrderExport(models.Model):
+class OrderExport(BulkJob):
     """Orders matching a filter written to a CSV file in the background, for its requester.
 
     The file is written in batches of orders in id order up to `last_id` (the newest
@@ -279,24 +281,22 @@ class OrderExport(models.Model):
         DONE = "done", "done"
         FAILED = "failed", "failed"
 
+    FINISHED = (Status.DONE, Status.FAILED)
+
     requester = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="order_exports"
     )
     # Validated, declared lookups only (orders/services/exports.py EXPORT_FILTERS).
     filters = models.JSONField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    rows_total = models.PositiveIntegerField(default=0)  # orders, not CSV lines
-    rows_done = models.PositiveIntegerField(default=0)
+    # rows_total and rows_done (BulkJob) count orders, not CSV lines.
     last_id = models.BigIntegerField(null=True, blank=True)
     cursor = models.BigIntegerField(default=0)
     bytes_written = models.BigIntegerField(default=0)
     file = models.FileField(upload_to="exports/", blank=True)
-    message = models.TextField(blank=True)
     # "host:pid" of the run writing the file, refreshed each batch (orders/liveness.py).
     claimed_by = models.CharField(max_length=128, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
@@ -304,6 +304,10 @@ class OrderExport(models.Model):
 
     def __str__(self) -> str:
         return f"order export {self.pk} ({self.status})"
+
+    @property
+    def progress_total(self) -> int | None:
+        return self.rows_total if self.last_id is not None else None  # known once started
 
 
 class BeatStart(models.Model):

@@ -2,18 +2,15 @@ import csv
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import transaction
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
-from orders.ops.widgets import progress_bar
-from shop.imports import import_error_report, import_job_options_check
-from shop.models import ImportJob, ImportRejection, LifecycleStep, Product, Subscription
+from bulkjobs.admin import BulkJobAdminMixin
+from shop.imports import catalog_job_create, catalog_job_error_report, catalog_job_options_check
+from shop.models import CatalogJob, LifecycleStep, Product, RowRejection, Subscription
 from shop.subscriptions import subscription_cancel, subscription_reactivate
-from shop.tasks import import_products
 
 
 @admin.register(Product)
@@ -61,7 +58,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
 
 class RejectionInline(admin.TabularInline):
-    model = ImportRejection
+    model = RowRejection
     extra = 0
     can_delete = False
     fields = readonly_fields = ("row", "sku", "reason")
@@ -71,14 +68,14 @@ class RejectionInline(admin.TabularInline):
         return super().get_queryset(request)[:200]
 
 
-class ImportJobForm(forms.ModelForm):
+class CatalogJobForm(forms.ModelForm):
     class Meta:
-        model = ImportJob
+        model = CatalogJob
         fields = ("kind", "file", "percent", "sku_prefix", "as_of", "requested_by")
 
     def clean(self):
         data = super().clean()
-        errors = import_job_options_check(
+        errors = catalog_job_options_check(
             kind=data.get("kind", ""),
             has_file=bool(data.get("file")),
             percent=data.get("percent"),
@@ -86,7 +83,7 @@ class ImportJobForm(forms.ModelForm):
         )
         for field, reason in errors.items():
             self.add_error(field, reason)
-        if data.get("as_of") and data.get("kind") != ImportJob.Kind.STOCK:
+        if data.get("as_of") and data.get("kind") != CatalogJob.Kind.STOCK:
             self.add_error("as_of", "Only a stock sync takes a count time.")
         elif data.get("as_of") and not data.get("file"):
             self.add_error(
@@ -95,19 +92,19 @@ class ImportJobForm(forms.ModelForm):
         return data
 
 
-@admin.register(ImportJob)
-class ImportJobAdmin(admin.ModelAdmin):
+@admin.register(CatalogJob)
+class CatalogJobAdmin(BulkJobAdminMixin, admin.ModelAdmin):
     """Start a catalog import, price update or stock sync; it runs on the bulk queue while
     this page shows its progress."""
 
-    form = ImportJobForm
+    form = CatalogJobForm
     list_display = (
         "pk",
         "kind",
         "file",
         "status",
         "progress",
-        "rows_imported",
+        "rows_applied",
         "rows_rejected",
         "report",
         "created_at",
@@ -117,15 +114,13 @@ class ImportJobAdmin(admin.ModelAdmin):
         "progress",
         "rows_total",
         "rows_done",
-        "rows_imported",
+        "rows_applied",
         "rows_rejected",
         "message",
         "report",
         "finished_at",
     )
     inlines = (RejectionInline,)
-    change_list_template = "admin/shop/importjob/change_list.html"
-
     list_filter = ("kind", "status")
     options = ("kind", "file", "percent", "sku_prefix", "as_of", "requested_by")
 
@@ -139,25 +134,26 @@ class ImportJobAdmin(admin.ModelAdmin):
         return self.inlines if obj else ()
 
     def save_model(self, request, obj, form, change) -> None:
-        if not obj.requested_by:
-            obj.requested_by = request.user.email
-        if obj.kind == ImportJob.Kind.STOCK and obj.file and not obj.as_of:
-            obj.as_of = timezone.now()  # counted no later than uploaded
-        super().save_model(request, obj, form, change)
-        if not change:
-            transaction.on_commit(lambda: import_products.delay(obj.pk))
-
-    @admin.display(description="progress")
-    def progress(self, job: ImportJob):
-        return progress_bar(job.rows_done, job.rows_total or None)
+        if change:
+            return super().save_model(request, obj, form, change)
+        job = catalog_job_create(
+            kind=obj.kind,
+            file=form.cleaned_data.get("file") or None,
+            percent=obj.percent,
+            sku_prefix=obj.sku_prefix,
+            as_of=obj.as_of,
+            requested_by=obj.requested_by or request.user.email,
+        )
+        obj.pk = job.pk  # the admin logs and redirects to the object it built
+        obj.refresh_from_db()
 
     @admin.display(description="error report")
-    def report(self, job: ImportJob):
+    def report(self, job: CatalogJob):
         if not job.rows_rejected:
             return "–"
         return format_html(
             '<a href="{}">{} rejected rows (CSV)</a>',
-            reverse("admin:shop_importjob_errors", args=[job.pk]),
+            reverse("admin:shop_catalogjob_errors", args=[job.pk]),
             job.rows_rejected,
         )
 
@@ -165,26 +161,18 @@ class ImportJobAdmin(admin.ModelAdmin):
         errors = path(
             "<int:job_id>/errors.csv",
             self.admin_site.admin_view(self.errors_csv),
-            name="shop_importjob_errors",
+            name="shop_catalogjob_errors",
         )
         return [errors, *super().get_urls()]
 
     def errors_csv(self, request, job_id: int) -> StreamingHttpResponse:
-        job = get_object_or_404(ImportJob, pk=job_id)
+        job = get_object_or_404(CatalogJob, pk=job_id)
         writer = csv.writer(Echo())
         response = StreamingHttpResponse(
-            (writer.writerow(row) for row in import_error_report(job)), content_type="text/csv"
+            (writer.writerow(row) for row in catalog_job_error_report(job)), content_type="text/csv"
         )
         response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-errors.csv"'
         return response
-
-    def changelist_view(self, request, extra_context=None):
-        running = ImportJob.objects.filter(
-            status__in=[ImportJob.Status.QUEUED, ImportJob.Status.RUNNING]
-        ).exists()
-        return super().changelist_view(
-            request, extra_context={**(extra_context or {}), "refresh": running}
-        )
 
 
 class Echo:

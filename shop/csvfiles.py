@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from orders.lock_objects import products_for_update
-from shop.models import ImportJob, ImportRejection, Product
+from shop.models import CatalogJob, Product, RowRejection
 
 
 class MalformedFile(Exception):
@@ -76,11 +76,11 @@ def whole_number(values: dict[str, str], field: str) -> tuple[int | None, str | 
 
 def sku_batch_apply(
     *,
-    job: ImportJob,
+    job: CatalogJob,
     batch: list[Row],
     field: str,
     update: Callable[[list[Product], dict[str, int]], None],
-) -> list[ImportRejection]:
+) -> list[RowRejection]:
     """Read a batch of (sku, whole number) rows, lock the products they name in id order,
     and let `update` change them; return the bad rows and the unknown SKUs as rejections."""
     numbers: dict[str, tuple[Row, int]] = {}
@@ -91,14 +91,14 @@ def sku_batch_apply(
         if not sku:
             reason = "sku is empty"
         if reason:
-            rejections.append(ImportRejection(job=job, row=row.number, sku=sku[:64], reason=reason))
+            rejections.append(RowRejection(job=job, row=row.number, sku=sku[:64], reason=reason))
         else:
             numbers[sku] = (row, number)  # the last row for a SKU wins
     products = list(products_for_update(skus=numbers))
     update(products, {sku: number for sku, (_, number) in numbers.items()})
     known = {product.sku for product in products}
     return rejections + [
-        ImportRejection(job=job, row=row.number, sku=sku[:64], reason="unknown SKU")
+        RowRejection(job=job, row=row.number, sku=sku[:64], reason="unknown SKU")
         for sku, (row, _) in numbers.items()
         if sku not in known
     ]

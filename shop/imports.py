@@ -12,10 +12,13 @@ Catalog columns: sku, name, price_cents, stock (required); description, image_ur
 
 import itertools
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files import File
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.urls import reverse
@@ -25,7 +28,7 @@ from notifications.models import OutboxEmail
 from notifications.services import outbox_email_deliver
 from shop import prices, stock
 from shop.csvfiles import Columns, MalformedFile, Row, csv_file_check, csv_rows, whole_number
-from shop.models import ImportJob, ImportRejection, Product, ProductImage
+from shop.models import CatalogJob, Product, ProductImage, RowRejection
 from shop.services import storable
 
 CATALOG = Columns(
@@ -34,7 +37,7 @@ CATALOG = Columns(
 BATCH = 1000
 _url = URLValidator(schemes=["http", "https"])
 
-BatchApply = Callable[..., list[ImportRejection]]  # (*, job, batch) -> rejected rows
+BatchApply = Callable[..., list[RowRejection]]  # (*, job, batch) -> rejected rows
 
 
 def row_parse(row: Row) -> tuple[dict, str | None]:
@@ -68,7 +71,7 @@ def row_parse(row: Row) -> tuple[dict, str | None]:
     }, None
 
 
-def catalog_batch_apply(*, job: ImportJob, batch: list[Row]) -> list[ImportRejection]:
+def catalog_batch_apply(*, job: CatalogJob, batch: list[Row]) -> list[RowRejection]:
     """Upsert a batch's good rows by SKU and queue their images; return the bad ones."""
     products: dict[str, dict] = {}
     rejections = []
@@ -76,7 +79,7 @@ def catalog_batch_apply(*, job: ImportJob, batch: list[Row]) -> list[ImportRejec
         fields, reason = row_parse(row)
         if reason:
             sku = row.values.get("sku", "")[:64]
-            rejections.append(ImportRejection(job=job, row=row.number, sku=sku, reason=reason))
+            rejections.append(RowRejection(job=job, row=row.number, sku=sku, reason=reason))
         else:
             products[fields["sku"]] = fields  # the last row for a SKU wins
     Product.objects.bulk_create(
@@ -98,23 +101,31 @@ def catalog_batch_apply(*, job: ImportJob, batch: list[Row]) -> list[ImportRejec
 
 
 FILE_KINDS: dict[str, tuple[Columns, BatchApply]] = {
-    ImportJob.Kind.CATALOG: (CATALOG, catalog_batch_apply),
-    ImportJob.Kind.PRICES: (prices.COLUMNS, prices.prices_batch_apply),
-    ImportJob.Kind.STOCK: (stock.COLUMNS, stock.stock_batch_apply),
+    CatalogJob.Kind.CATALOG: (CATALOG, catalog_batch_apply),
+    CatalogJob.Kind.PRICES: (prices.COLUMNS, prices.prices_batch_apply),
+    CatalogJob.Kind.STOCK: (stock.COLUMNS, stock.stock_batch_apply),
 }
 
 
-def import_file_check(path: str, *, kind: str = ImportJob.Kind.CATALOG) -> int:
+class CatalogJobInvalid(Exception):
+    """A catalog job's options refused before anything is stored: {field: reason}."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__(" ".join(errors.values()))
+
+
+def catalog_file_check(path: str, *, kind: str = CatalogJob.Kind.CATALOG) -> int:
     """Refuse a file a job of this kind cannot use; return its number of data rows."""
     return csv_file_check(path, columns=FILE_KINDS[kind][0])
 
 
-def import_job_options_check(
+def catalog_job_options_check(
     *, kind: str, has_file: bool, percent: Decimal | None, sku_prefix: str
 ) -> dict[str, str]:
     """What is wrong with a job's options, by field (empty when a job can be created)."""
     errors = {}
-    if kind == ImportJob.Kind.PRICES:
+    if kind == CatalogJob.Kind.PRICES:
         if has_file == (percent is not None):
             errors["percent"] = "Give either a CSV file (sku, price_cents) or a percentage."
         elif (
@@ -126,7 +137,7 @@ def import_job_options_check(
         if sku_prefix and percent is None:
             errors["sku_prefix"] = "A SKU prefix only narrows a percentage update."
     else:
-        if kind == ImportJob.Kind.CATALOG and not has_file:
+        if kind == CatalogJob.Kind.CATALOG and not has_file:
             errors["file"] = "A catalog import needs a CSV file."
         if percent is not None:
             errors["percent"] = "Only a price update takes a percentage."
@@ -135,11 +146,46 @@ def import_job_options_check(
     return errors
 
 
-def import_job_run(*, job_id: int) -> ImportJob:
+def catalog_job_create(
+    *,
+    kind: str,
+    file: File | None = None,
+    percent: Decimal | None = None,
+    sku_prefix: str = "",
+    as_of: datetime | None = None,
+    requested_by: str = "",
+    queue: bool = True,
+) -> CatalogJob:
+    """Record a job for valid options and store its file; queue it on the bulk queue after
+    commit (unless the caller runs it itself). A stock count from a file without a count
+    time was counted no later than now."""
+    from shop.tasks import run_catalog_job  # the task module imports this one
+
+    errors = catalog_job_options_check(
+        kind=kind, has_file=file is not None, percent=percent, sku_prefix=sku_prefix
+    )
+    if errors:
+        raise CatalogJobInvalid(errors)
+    if kind == CatalogJob.Kind.STOCK and file is not None and as_of is None:
+        as_of = timezone.now()
+    job = CatalogJob(
+        kind=kind, percent=percent, sku_prefix=sku_prefix, as_of=as_of, requested_by=requested_by
+    )
+    with transaction.atomic():
+        if file is None:
+            job.save()
+        else:
+            job.file.save(Path(file.name).name, file, save=True)
+        if queue:
+            transaction.on_commit(lambda: run_catalog_job.delay(job.pk))
+    return job
+
+
+def catalog_job_run(*, job_id: int) -> CatalogJob:
     """Run (or resume) a job to the end and tell its requester; a finished job is only
     told again if that email has not gone out yet."""
-    job = ImportJob.objects.get(pk=job_id)
-    if job.status not in (ImportJob.Status.DONE, ImportJob.Status.REJECTED):
+    job = CatalogJob.objects.get(pk=job_id)
+    if job.status not in (CatalogJob.Status.DONE, CatalogJob.Status.REJECTED):
         _run(job)
         job.refresh_from_db()
     if job.requested_by:
@@ -147,78 +193,75 @@ def import_job_run(*, job_id: int) -> ImportJob:
     return job
 
 
-def import_job_refuse(*, job_id: int, reason: str) -> ImportJob:
+def catalog_job_refuse(*, job_id: int, reason: str) -> CatalogJob:
     """End a job that cannot go on, with the reason, and tell its requester."""
-    ImportJob.objects.filter(pk=job_id).exclude(status=ImportJob.Status.DONE).update(
-        status=ImportJob.Status.REJECTED, message=reason, finished_at=timezone.now()
+    CatalogJob.objects.filter(pk=job_id).exclude(status=CatalogJob.Status.DONE).update(
+        status=CatalogJob.Status.REJECTED, message=reason, finished_at=timezone.now()
     )
-    return import_job_run(job_id=job_id)
+    return catalog_job_run(job_id=job_id)
 
 
-def _run(job: ImportJob) -> None:
-    if job.kind == ImportJob.Kind.PRICES and not job.file:
+def _run(job: CatalogJob) -> None:
+    if job.kind == CatalogJob.Kind.PRICES and not job.file:
         prices.prices_percent_run(job_id=job.pk, batch_size=BATCH)
     else:
-        if job.kind == ImportJob.Kind.STOCK and not job.file:
+        if job.kind == CatalogJob.Kind.STOCK and not job.file:
             if not stock.stock_feed_save(job=job):  # PartnerUnavailable: the task retries
-                ImportJob.objects.filter(pk=job.pk).update(
-                    status=ImportJob.Status.DONE,
+                CatalogJob.objects.filter(pk=job.pk).update(
+                    status=CatalogJob.Status.DONE,
                     message="The ERP's feed listed no SKUs; nothing to sync.",
                     finished_at=timezone.now(),
                 )
                 return
-        elif job.kind == ImportJob.Kind.STOCK and job.as_of is None:
-            job.as_of = job.created_at  # counted no later than the job was made
-            job.save(update_fields=["as_of"])
         try:
-            total = import_file_check(job.file.path, kind=job.kind)
+            total = catalog_file_check(job.file.path, kind=job.kind)
         except MalformedFile as exc:
-            ImportJob.objects.filter(pk=job.pk).update(
-                status=ImportJob.Status.REJECTED, message=str(exc), finished_at=timezone.now()
+            CatalogJob.objects.filter(pk=job.pk).update(
+                status=CatalogJob.Status.REJECTED, message=str(exc), finished_at=timezone.now()
             )
             return
-        ImportJob.objects.filter(pk=job.pk).update(
-            status=ImportJob.Status.RUNNING, rows_total=total
+        CatalogJob.objects.filter(pk=job.pk).update(
+            status=CatalogJob.Status.RUNNING, rows_total=total
         )
         apply = FILE_KINDS[job.kind][1]
         rows = csv_rows(job.file.path, skip=job.rows_done)
         while batch := list(itertools.islice(rows, BATCH)):
             _batch_commit(job_id=job.pk, batch=batch, apply=apply)
-    ImportJob.objects.filter(pk=job.pk).update(
-        status=ImportJob.Status.DONE, finished_at=timezone.now()
+    CatalogJob.objects.filter(pk=job.pk).update(
+        status=CatalogJob.Status.DONE, finished_at=timezone.now()
     )
 
 
 @transaction.atomic
 def _batch_commit(*, job_id: int, batch: list[Row], apply: BatchApply) -> None:
     """Apply a batch, record its bad rows, and move the job past it, together."""
-    job = ImportJob.objects.select_for_update().get(pk=job_id)
+    job = CatalogJob.objects.select_for_update().get(pk=job_id)
     rejections = apply(job=job, batch=batch)
-    ImportRejection.objects.bulk_create(rejections, ignore_conflicts=True)
+    RowRejection.objects.bulk_create(rejections, ignore_conflicts=True)
     job.rows_done += len(batch)
-    job.rows_imported += len(batch) - len(rejections)
+    job.rows_applied += len(batch) - len(rejections)
     job.rows_rejected += len(rejections)
-    job.save(update_fields=["rows_done", "rows_imported", "rows_rejected"])
+    job.save(update_fields=["rows_done", "rows_applied", "rows_rejected"])
 
 
-def import_job_label(job: ImportJob) -> str:
+def catalog_job_label(job: CatalogJob) -> str:
     """What the job is called to a person: "catalog import", "price update", "stock sync"."""
     return job.get_kind_display().split(" (")[0]
 
 
-def import_summary_send(*, job: ImportJob) -> None:
+def import_summary_send(*, job: CatalogJob) -> None:
     """Email the requester the outcome once (outbox row unique per job)."""
-    label = import_job_label(job)
-    if job.status == ImportJob.Status.REJECTED:
+    label = catalog_job_label(job)
+    if job.status == CatalogJob.Status.REJECTED:
         body = f"Your {label} {job.pk} was refused; nothing was written.\n\n{job.message}\n"
     else:
-        verb = "imported" if job.kind == ImportJob.Kind.CATALOG else "applied"
+        verb = "imported" if job.kind == CatalogJob.Kind.CATALOG else "applied"
         body = (
-            f"Your {label} {job.pk} is done: {job.rows_imported} rows {verb}, "
+            f"Your {label} {job.pk} is done: {job.rows_applied} rows {verb}, "
             f"{job.rows_rejected} rejected, of {job.rows_total}.\n"
         )
         if job.rows_rejected:
-            url = reverse("admin:shop_importjob_errors", args=[job.pk])
+            url = reverse("admin:shop_catalogjob_errors", args=[job.pk])
             body += f"\nError report (row, SKU, reason): {settings.SHOP_BASE_URL}{url}\n"
     email, _ = OutboxEmail.objects.get_or_create(
         import_job=job,
@@ -232,7 +275,7 @@ def import_summary_send(*, job: ImportJob) -> None:
     outbox_email_deliver(email=email, text=email.body)
 
 
-def import_error_report(job: ImportJob) -> Iterator[list[str]]:
+def catalog_job_error_report(job: CatalogJob) -> Iterator[list[str]]:
     """The rejected rows as CSV rows: row number, SKU, reason."""
     yield ["row", "sku", "reason"]
     for rejection in job.rejections.iterator():

@@ -5,6 +5,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from bulkjobs.models import BulkJob
+
 
 class Product(models.Model):
     sku = models.CharField(max_length=64, unique=True)
@@ -123,7 +125,7 @@ class ProductImage(models.Model):
         return self.source_url
 
 
-class ImportJob(models.Model):
+class CatalogJob(BulkJob):
     """A bulk catalog job (import, price update or stock sync): its input, its progress,
     and what it rejected."""
 
@@ -137,6 +139,8 @@ class ImportJob(models.Model):
         RUNNING = "running", "running"
         DONE = "done", "done"
         REJECTED = "rejected", "rejected (malformed file)"
+
+    FINISHED = (Status.DONE, Status.REJECTED)
 
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.CATALOG)
     # Empty for a percentage price update, and for a stock sync until the ERP's feed is saved.
@@ -160,14 +164,9 @@ class ImportJob(models.Model):
     cursor = models.PositiveBigIntegerField(default=0)
     requested_by = models.EmailField(blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    rows_total = models.PositiveIntegerField(default=0)
-    # Rows committed so far: a re-run resumes after them.
-    rows_done = models.PositiveIntegerField(default=0)
-    rows_imported = models.PositiveIntegerField(default=0)
+    # Of the rows done, those written (imported, repriced, synced) and those refused.
+    rows_applied = models.PositiveIntegerField(default=0)
     rows_rejected = models.PositiveIntegerField(default=0)
-    message = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "bulk catalog job"
@@ -176,10 +175,10 @@ class ImportJob(models.Model):
         return f"{self.get_kind_display().split(' (')[0]} {self.pk} ({self.status})"
 
 
-class ImportRejection(models.Model):
-    """A row the import refused, for the error report."""
+class RowRejection(models.Model):
+    """A row a catalog job refused, for the error report."""
 
-    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="rejections")
+    job = models.ForeignKey(CatalogJob, on_delete=models.CASCADE, related_name="rejections")
     row = models.PositiveIntegerField()
     sku = models.CharField(max_length=64, blank=True)
     reason = models.CharField(max_length=500)

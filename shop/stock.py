@@ -22,9 +22,10 @@ from django.core.files.base import ContentFile
 from django.db.models import Exists, OuterRef, Sum
 
 from fulfillment.partners import erp_stock_list
+from kit.options import moment_parse
 from orders.models import Order, OrderLine, Step
 from shop.csvfiles import Columns, Row, sku_batch_apply
-from shop.models import ImportJob, ImportRejection, Product
+from shop.models import CatalogJob, Product, RowRejection
 
 COLUMNS = Columns(required=("sku", "on_hand"))
 
@@ -47,7 +48,7 @@ def stock_pending_units(*, product_ids: list[int], as_of: datetime) -> dict[int,
     )
 
 
-def stock_batch_apply(*, job: ImportJob, batch: list[Row]) -> list[ImportRejection]:
+def stock_batch_apply(*, job: CatalogJob, batch: list[Row]) -> list[RowRejection]:
     """Set the stock of a batch's SKUs from the warehouse count, net of pending orders."""
 
     def update(products: list[Product], on_hand: dict[str, int]) -> None:
@@ -60,7 +61,7 @@ def stock_batch_apply(*, job: ImportJob, batch: list[Row]) -> list[ImportRejecti
     return sku_batch_apply(job=job, batch=batch, field="on_hand", update=update)
 
 
-def stock_feed_save(*, job: ImportJob) -> int:
+def stock_feed_save(*, job: CatalogJob) -> int:
     """Store the ERP's warehouse feed as the job's CSV, with the time it was counted;
     return how many SKUs it lists."""
     as_of, items = erp_stock_list()
@@ -68,12 +69,7 @@ def stock_feed_save(*, job: ImportJob) -> int:
     writer = csv.writer(text)
     writer.writerow(COLUMNS.required)
     writer.writerows([item["sku"], item["on_hand"]] for item in items)
-    job.as_of = datetime.fromisoformat(as_of)
+    job.as_of = moment_parse(as_of)
     job.file.save(f"erp-stock-{job.pk}.csv", ContentFile(text.getvalue()), save=False)
     job.save(update_fields=["as_of", "file"])
     return len(items)
-
-
-def stock_sync_start(*, requested_by: str = "") -> ImportJob:
-    """A stock sync job from the ERP's feed; the feed is read when the job runs."""
-    return ImportJob.objects.create(kind=ImportJob.Kind.STOCK, requested_by=requested_by)

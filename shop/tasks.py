@@ -1,11 +1,10 @@
 from celery import shared_task
-from django.db import transaction
 
 from fulfillment.partners import PartnerUnavailable
 from orders.locks import once_per_tick
 from shop.assets import images_download_due
-from shop.imports import import_job_refuse, import_job_run
-from shop.stock import stock_sync_start
+from shop.imports import catalog_job_create, catalog_job_refuse, catalog_job_run
+from shop.models import CatalogJob
 from shop.subscriptions import lifecycle_due_run
 
 # The ERP's stock feed, when down, is asked again after these waits, then the job is refused.
@@ -29,28 +28,34 @@ def retry_image_downloads() -> dict:
 
 
 # A 100k-row file takes well under the limit; a killed run resumes where it stopped.
-# Runs every bulk catalog job (import, price update, stock sync), not only imports.
-@shared_task(
-    name="shop.import_products", bind=True, soft_time_limit=1800, time_limit=1900, acks_late=True
-)
-def import_products(self, job_id: int) -> str:
+@shared_task(name="shop.run_catalog_job", bind=True, soft_time_limit=1800, time_limit=1900)
+def run_catalog_job(self, job_id: int) -> str:
     """Idempotent: resumes after the last committed batch; a finished job is left alone."""
+    return _catalog_job_run_or_retry(self, job_id)
+
+
+# The task's name before issue 12: messages queued before a deploy still carry it.
+# Remove once no bulk queue can hold one (a release later).
+@shared_task(name="shop.import_products", bind=True, soft_time_limit=1800, time_limit=1900)
+def import_products(self, job_id: int) -> str:
+    """Idempotent: as run_catalog_job."""
+    return _catalog_job_run_or_retry(self, job_id)
+
+
+def _catalog_job_run_or_retry(task, job_id: int) -> str:
     try:
-        return import_job_run(job_id=job_id).status
+        return catalog_job_run(job_id=job_id).status
     except PartnerUnavailable as exc:  # only the stock sync's ERP feed calls out
-        if self.request.retries >= len(FEED_RETRIES_S):
-            return import_job_refuse(
-                job_id=job_id, reason=f"{exc} (tried {self.request.retries + 1} times)"
+        if task.request.retries >= len(FEED_RETRIES_S):
+            return catalog_job_refuse(
+                job_id=job_id, reason=f"{exc} (tried {task.request.retries + 1} times)"
             ).status
-        raise self.retry(exc=exc, countdown=FEED_RETRIES_S[self.request.retries]) from exc
+        raise task.retry(exc=exc, countdown=FEED_RETRIES_S[task.request.retries]) from exc
 
 
-# Only starts the job (a row and a message): the job itself runs as shop.import_products.
+# Only starts the job (a row and a message): the job itself runs as shop.run_catalog_job.
 @shared_task(name="shop.sync_stock_from_erp", soft_time_limit=60, time_limit=90)
 @once_per_tick("sync_stock_from_erp", lease_s=1800)
 def sync_stock_from_erp() -> int:
     """Idempotent per tick (a lease): one stock sync job per tick, which resumes if killed."""
-    with transaction.atomic():
-        job = stock_sync_start()
-        transaction.on_commit(lambda: import_products.delay(job.pk))
-    return job.pk
+    return catalog_job_create(kind=CatalogJob.Kind.STOCK).pk

@@ -12,8 +12,8 @@ from django.utils import timezone
 
 import shop.stock
 from orders.models import OrderLine
-from shop.imports import import_job_run
-from shop.models import ImportJob, Product
+from shop.imports import catalog_job_run
+from shop.models import CatalogJob, Product
 from tests.factories import order_place, product_create
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -24,8 +24,8 @@ def needs_postgres():
     assert connection.vendor == "postgresql", "run with DATABASE_URL on PostgreSQL (make test does)"
 
 
-def stock_job(on_hand: dict[str, int]) -> ImportJob:
-    job = ImportJob(kind="stock", as_of=timezone.now())
+def stock_job(on_hand: dict[str, int]) -> CatalogJob:
+    job = CatalogJob(kind="stock", as_of=timezone.now())
     rows = "".join(f"{sku},{units}\n" for sku, units in on_hand.items())
     job.file.save("feed.csv", ContentFile(("sku,on_hand\n" + rows).encode()))
     return job
@@ -68,7 +68,7 @@ def test_a_reservation_committed_while_the_sync_waits_for_it_is_kept_back():
 
     customer = in_thread(checkout)
     reserved.wait(30)
-    sync = in_thread(lambda: import_job_run(job_id=stock_job({"MUG": 40}).pk))
+    sync = in_thread(lambda: catalog_job_run(job_id=stock_job({"MUG": 40}).pk))
     wait_until_a_session_waits_for_a_lock()  # the sync, on the product the checkout holds
     commit.set()
     customer.join(30)
@@ -90,7 +90,7 @@ def test_a_checkout_waiting_while_the_sync_holds_the_product_takes_from_the_new_
         return count_pending(**kwargs)
 
     monkeypatch.setattr(shop.stock, "stock_pending_units", paused)
-    sync = in_thread(lambda: import_job_run(job_id=stock_job({"MUG": 40}).pk))
+    sync = in_thread(lambda: catalog_job_run(job_id=stock_job({"MUG": 40}).pk))
     locked.wait(30)
     customer = in_thread(lambda: order_place((mug, 3)))
     wait_until_a_session_waits_for_a_lock()  # the checkout, on the product the sync holds
@@ -117,7 +117,7 @@ def test_syncs_racing_many_checkouts_lose_no_reservation():
     with ThreadPoolExecutor(6) as pool:
         placed = pool.map(customer, baskets)
         for _ in range(6):
-            import_job_run(job_id=stock_job(on_hand).pk)
+            catalog_job_run(job_id=stock_job(on_hand).pk)
         list(placed)
 
     # Every order is still unknown to the warehouse: each one's units must be kept back,

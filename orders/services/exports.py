@@ -25,6 +25,7 @@ from django.db.models import Count, Max, Prefetch, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from kit.options import moment_parse
 from notifications.models import OutboxEmail
 from notifications.services import outbox_email_deliver
 from orders.liveness import claimer_alive, this_process
@@ -73,15 +74,7 @@ def _choices(options: Iterable[str]) -> Callable[[Any], list[str]]:
 
 def _moment(value: Any) -> str:
     """An ISO-8601 date (its midnight UTC) or date-time (UTC when it has no offset)."""
-    try:
-        moment = datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        moment = None
-    if moment is not None:
-        if timezone.is_naive(moment):
-            moment = moment.replace(tzinfo=UTC)
-        return moment.astimezone(UTC).isoformat()
-    raise ValueError(f"expected an ISO-8601 date or date-time like 2026-05-01, got {value!r}")
+    return moment_parse(value).astimezone(UTC).isoformat()
 
 
 def _text(max_length: int) -> Callable[[Any], str]:

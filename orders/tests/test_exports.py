@@ -333,7 +333,8 @@ def test_an_unexportable_changelist_filter_is_refused_with_a_message(admin_clien
         ),
         (
             ["--requested-by", "olga", "--since", "last week"],
-            "--since: expected an ISO-8601 date or date-time like 2026-05-01, got 'last week'",
+            "--since: expected an ISO-8601 date or date-time like 2026-05-01 or a duration "
+            "like 30m, 2h or 7d back from now, got 'last week'",
         ),
         (
             ["--requested-by", "olga", "--since", "2026-05-02", "--until", "2026-05-01"],

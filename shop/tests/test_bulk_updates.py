@@ -9,16 +9,21 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from orders.models import Order, Step
-from shop.imports import import_error_report, import_job_run
-from shop.models import ImportJob, Product
+from shop.imports import (
+    CatalogJobInvalid,
+    catalog_job_create,
+    catalog_job_error_report,
+    catalog_job_run,
+)
+from shop.models import CatalogJob, Product
 from shop.prices import price_scaled
 from tests.factories import order_place, product_create, run_pipeline
 
 pytestmark = pytest.mark.django_db
 
 
-def job_with_file(kind: str, content: str, **fields) -> ImportJob:
-    job = ImportJob(kind=kind, **fields)
+def job_with_file(kind: str, content: str, **fields) -> CatalogJob:
+    job = CatalogJob(kind=kind, **fields)
     job.file.save("feed.csv", ContentFile(content.encode()))
     return job
 
@@ -33,11 +38,11 @@ def test_a_price_csv_sets_known_skus_and_rejects_unknown_skus_and_bad_prices():
     placed = order_place((Product.objects.get(sku="P-1"), 1)).order
     csv = "sku,price_cents\nP-1,1200\nNOPE,500\nP-2,-3\nP-2,2100\n"
 
-    job = import_job_run(job_id=job_with_file("prices", csv).pk)
+    job = catalog_job_run(job_id=job_with_file("prices", csv).pk)
 
-    assert (job.status, job.rows_imported, job.rows_rejected) == ("done", 2, 2)
+    assert (job.status, job.rows_applied, job.rows_rejected) == ("done", 2, 2)
     assert prices_of("P-1", "P-2") == [1200, 2100]
-    assert list(import_error_report(job))[1:] == [
+    assert list(catalog_job_error_report(job))[1:] == [
         ["2", "NOPE", "unknown SKU"],
         ["3", "P-2", "price_cents must be a whole number from 0 to 2000000000, got '-3'"],
     ]
@@ -48,36 +53,36 @@ def test_a_percentage_update_changes_only_the_prefixed_skus_rounding_half_up():
     product_create(sku="MUG-1", price_cents=1005)
     product_create(sku="MUG-2", price_cents=999)
     product_create(sku="TEE-1", price_cents=2000)
-    job = ImportJob.objects.create(kind="prices", percent=Decimal("-10"), sku_prefix="MUG-")
+    job = CatalogJob.objects.create(kind="prices", percent=Decimal("-10"), sku_prefix="MUG-")
 
-    job = import_job_run(job_id=job.pk)
+    job = catalog_job_run(job_id=job.pk)
 
-    assert (job.status, job.rows_total, job.rows_done, job.rows_imported) == ("done", 2, 2, 2)
+    assert (job.status, job.rows_total, job.rows_done, job.rows_applied) == ("done", 2, 2, 2)
     assert prices_of("MUG-1", "MUG-2", "TEE-1") == [905, 899, 2000]  # 904.5 -> 905, 899.1 -> 899
 
 
 def test_a_percentage_update_killed_half_way_resumes_without_changing_a_price_twice(monkeypatch):
     monkeypatch.setattr("shop.imports.BATCH", 2)
     products = [product_create(sku=f"R-{n}", price_cents=1000) for n in range(5)]
-    job = ImportJob.objects.create(kind="prices", percent=Decimal("50"))
+    job = CatalogJob.objects.create(kind="prices", percent=Decimal("50"))
     # As if the worker died after committing the first batch of two.
     Product.objects.filter(pk__in=[p.pk for p in products[:2]]).update(price_cents=1500)
-    ImportJob.objects.filter(pk=job.pk).update(
-        status="running", cursor=products[1].pk, rows_done=2, rows_imported=2
+    CatalogJob.objects.filter(pk=job.pk).update(
+        status="running", cursor=products[1].pk, rows_done=2, rows_applied=2
     )
 
-    job = import_job_run(job_id=job.pk)
+    job = catalog_job_run(job_id=job.pk)
 
     assert prices_of(*(p.sku for p in products)) == [1500] * 5
-    assert (job.rows_total, job.rows_done, job.rows_imported) == (5, 5, 5)
+    assert (job.rows_total, job.rows_done, job.rows_applied) == (5, 5, 5)
 
 
 def test_a_percentage_that_would_overflow_a_price_rejects_that_product_only():
     product_create(sku="BIG", price_cents=1_900_000_000)
     product_create(sku="SMALL", price_cents=100)
-    job = ImportJob.objects.create(kind="prices", percent=Decimal("20"))
+    job = CatalogJob.objects.create(kind="prices", percent=Decimal("20"))
 
-    job = import_job_run(job_id=job.pk)
+    job = catalog_job_run(job_id=job.pk)
 
     assert prices_of("BIG", "SMALL") == [1_900_000_000, 120]
     assert [r.reason for r in job.rejections.all()] == [
@@ -108,7 +113,7 @@ def test_update_prices_command_explains_bad_arguments(args, message):
         call_command("update_prices", *args)
 
     assert message in str(refused.value)
-    assert ImportJob.objects.count() == 0
+    assert CatalogJob.objects.count() == 0
 
 
 def test_update_prices_command_applies_a_percentage_inline(capsys):
@@ -116,7 +121,7 @@ def test_update_prices_command_applies_a_percentage_inline(capsys):
 
     call_command("update_prices", "--percent", "12.5", "--inline")
 
-    job = ImportJob.objects.get()
+    job = CatalogJob.objects.get()
     assert prices_of("C-1") == [1125]
     assert f"price update {job.pk} done: 1 applied, 0 rejected of 1 rows" in capsys.readouterr().out
 
@@ -127,15 +132,15 @@ def test_an_operator_starts_a_percentage_update_in_the_admin(
     form = {"kind": "prices", "percent": "5", "sku_prefix": "", "requested_by": ""}
 
     with django_capture_on_commit_callbacks() as callbacks:
-        response = admin_client.post("/admin/shop/importjob/add/", form)
-    refused = admin_client.post("/admin/shop/importjob/add/", {**form, "percent": "-99"})
+        response = admin_client.post("/admin/shop/catalogjob/add/", form)
+    refused = admin_client.post("/admin/shop/catalogjob/add/", {**form, "percent": "-99"})
 
     assert response.status_code == 302
     assert len(callbacks) == 1
-    assert ImportJob.objects.get().percent == Decimal("5")
+    assert CatalogJob.objects.get().percent == Decimal("5")
     assert refused.status_code == 200
     assert "The percentage must be from -90 to 300." in refused.content.decode()
-    assert ImportJob.objects.count() == 1
+    assert CatalogJob.objects.count() == 1
 
 
 # --- stock sync ------------------------------------------------------------------------------
@@ -158,10 +163,10 @@ def test_stock_sync_keeps_back_units_of_orders_the_warehouse_had_not_been_told_o
     Order.objects.filter(pk=released.pk).update(stock_state="released")
     feed = "sku,on_hand\nMUG,40\nTEE,30\nGONE,3\nTEE,x\n"
 
-    job = import_job_run(job_id=job_with_file("stock", feed, as_of=counted).pk)
+    job = catalog_job_run(job_id=job_with_file("stock", feed, as_of=counted).pk)
 
     assert {p.sku: p.stock for p in Product.objects.all()} == {"MUG": 40 - 3 - 2, "TEE": 30 - 1}
-    assert list(import_error_report(job))[1:] == [
+    assert list(catalog_job_error_report(job))[1:] == [
         ["3", "GONE", "unknown SKU"],
         ["4", "TEE", "on_hand must be a whole number from 0 to 2000000000, got 'x'"],
     ]
@@ -171,7 +176,7 @@ def test_stock_sync_never_sets_a_negative_stock():
     mug = product_create(sku="MUG", stock=10)
     order_place((mug, 8))
 
-    import_job_run(job_id=job_with_file("stock", "sku,on_hand\nMUG,5\n", as_of=timezone.now()).pk)
+    catalog_job_run(job_id=job_with_file("stock", "sku,on_hand\nMUG,5\n", as_of=timezone.now()).pk)
 
     assert Product.objects.get(sku="MUG").stock == 0
 
@@ -183,10 +188,10 @@ def test_stock_sync_from_the_erp_feed_counts_orders_the_erp_has_taken(sandbox):
     run_pipeline(synced)  # the ERP takes 4 off its 30
     order_place((mug, 2))  # the ERP does not know this one yet
 
-    job = import_job_run(job_id=ImportJob.objects.create(kind="stock").pk)
+    job = catalog_job_run(job_id=CatalogJob.objects.create(kind="stock").pk)
 
     assert sandbox.get("/erp/stock").json()["items"] == [{"sku": "MUG", "on_hand": 26}]
-    assert (job.status, job.rows_imported, job.file.name.startswith("imports/erp-stock-")) == (
+    assert (job.status, job.rows_applied, job.file.name.startswith("imports/erp-stock-")) == (
         "done",
         1,
         True,
@@ -197,7 +202,7 @@ def test_stock_sync_from_the_erp_feed_counts_orders_the_erp_has_taken(sandbox):
 def test_an_empty_erp_feed_finishes_the_sync_with_nothing_changed(sandbox):
     product_create(sku="MUG", stock=7)
 
-    job = import_job_run(job_id=ImportJob.objects.create(kind="stock").pk)
+    job = catalog_job_run(job_id=CatalogJob.objects.create(kind="stock").pk)
 
     assert (job.status, job.message) == ("done", "The ERP's feed listed no SKUs; nothing to sync.")
     assert Product.objects.get(sku="MUG").stock == 7
@@ -223,8 +228,12 @@ def test_sync_stock_command_refuses_a_bad_count_time(tmp_path):
     feed = tmp_path / "feed.csv"
     feed.write_text("sku,on_hand\nMUG,1\n")
 
-    with pytest.raises(CommandError, match="--as-of must be an ISO time"):
+    with pytest.raises(CommandError) as refused:
         call_command("sync_stock", str(feed), "--as-of", "yesterday")
+
+    assert str(refused.value) == (
+        "--as-of: expected an ISO-8601 date or date-time like 2026-05-01, got 'yesterday'"
+    )
 
 
 def test_the_hourly_erp_stock_sync_starts_one_job_per_tick(
@@ -236,24 +245,24 @@ def test_the_hourly_erp_stock_sync_starts_one_job_per_tick(
         first = sync_stock_from_erp.apply().get()
         second = sync_stock_from_erp.apply().get()
 
-    assert ImportJob.objects.get().pk == first
+    assert CatalogJob.objects.get().pk == first
     assert second is None  # the same tick, already taken
     assert len(callbacks) == 1
 
 
 def test_a_stock_sync_whose_erp_feed_stays_down_is_refused_with_the_reason(settings):
     from fulfillment import partners
-    from shop.tasks import import_products
+    from shop.tasks import run_catalog_job
 
     settings.PARTNERS = {
         **settings.PARTNERS,
         "erp": {"base_url": "http://127.0.0.1:9/erp", "timeout_s": 0.5},
     }
     partners._clients.clear()
-    job = ImportJob.objects.create(kind="stock", requested_by="ops@example.com")
+    job = CatalogJob.objects.create(kind="stock", requested_by="ops@example.com")
 
     # Run eagerly, each retry runs at once, without its countdown.
-    result = import_products.apply(args=(job.pk,))
+    result = run_catalog_job.apply(args=(job.pk,))
 
     assert result.get() == "rejected"
     job.refresh_from_db()
@@ -265,9 +274,9 @@ def test_a_stock_sync_whose_erp_feed_stays_down_is_refused_with_the_reason(setti
 def test_the_admin_refuses_a_count_time_for_a_sync_from_the_erp_feed(admin_client):
     form = {"kind": "stock", "as_of_0": "2026-11-23", "as_of_1": "06:00", "requested_by": ""}
 
-    refused = admin_client.post("/admin/shop/importjob/add/", form)
+    refused = admin_client.post("/admin/shop/catalogjob/add/", form)
     started = admin_client.post(
-        "/admin/shop/importjob/add/", {**form, "as_of_0": "", "as_of_1": ""}
+        "/admin/shop/catalogjob/add/", {**form, "as_of_0": "", "as_of_1": ""}
     )
 
     assert refused.status_code == 200
@@ -275,4 +284,30 @@ def test_the_admin_refuses_a_count_time_for_a_sync_from_the_erp_feed(admin_clien
         refused.content.decode()
     )
     assert started.status_code == 302
-    assert ImportJob.objects.get().kind == "stock"
+    assert CatalogJob.objects.get().kind == "stock"
+
+
+def test_a_stock_count_from_a_file_given_no_count_time_was_counted_when_the_job_was_made(
+    django_capture_on_commit_callbacks,
+):
+    before = timezone.now()
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        job = catalog_job_create(
+            kind="stock", file=ContentFile(b"sku,on_hand\nMUG,1\n", name="count.csv")
+        )
+
+    assert before <= job.as_of <= timezone.now()
+    assert job.file.name.startswith("imports/count")
+    assert len(callbacks) == 1  # queued on the bulk queue after commit
+
+
+def test_a_job_with_options_its_kind_does_not_take_is_not_created():
+    with pytest.raises(CatalogJobInvalid) as refused:
+        catalog_job_create(kind="catalog", percent=Decimal("5"))
+
+    assert refused.value.errors == {
+        "file": "A catalog import needs a CSV file.",
+        "percent": "Only a price update takes a percentage.",
+    }
+    assert CatalogJob.objects.count() == 0

@@ -5,8 +5,8 @@ from django.core import mail
 from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 
-from shop.imports import import_error_report, import_job_run
-from shop.models import ImportJob, Product, ProductImage
+from shop.imports import catalog_job_error_report, catalog_job_run
+from shop.models import CatalogJob, Product, ProductImage
 
 pytestmark = pytest.mark.django_db
 
@@ -21,8 +21,8 @@ MIXED = (
 )
 
 
-def job_for(content: bytes | str) -> ImportJob:
-    job = ImportJob()
+def job_for(content: bytes | str) -> CatalogJob:
+    job = CatalogJob()
     job.file.save(
         "catalog.csv", ContentFile(content.encode() if isinstance(content, str) else content)
     )
@@ -30,9 +30,9 @@ def job_for(content: bytes | str) -> ImportJob:
 
 
 def test_a_good_file_upserts_every_product_and_queues_its_images():
-    job = import_job_run(job_id=job_for(GOOD).pk)
+    job = catalog_job_run(job_id=job_for(GOOD).pk)
 
-    assert (job.status, job.rows_total, job.rows_imported, job.rows_rejected) == ("done", 2, 2, 0)
+    assert (job.status, job.rows_total, job.rows_applied, job.rows_rejected) == ("done", 2, 2, 0)
     assert list(
         Product.objects.order_by("sku").values_list("sku", "name", "price_cents", "stock")
     ) == [
@@ -45,10 +45,10 @@ def test_a_good_file_upserts_every_product_and_queues_its_images():
 
 
 def test_bad_rows_are_rejected_with_row_and_reason_and_the_good_ones_imported():
-    job = import_job_run(job_id=job_for(MIXED).pk)
+    job = catalog_job_run(job_id=job_for(MIXED).pk)
 
-    assert (job.rows_imported, job.rows_rejected) == (2, 3)
-    assert list(import_error_report(job)) == [
+    assert (job.rows_applied, job.rows_rejected) == (2, 3)
+    assert list(catalog_job_error_report(job)) == [
         ["row", "sku", "reason"],
         ["2", "", "sku must be 1 to 64 characters"],
         ["3", "B-2", "price_cents must be a whole number from 0 to 2000000000, got '-5'"],
@@ -71,7 +71,7 @@ def test_bad_rows_are_rejected_with_row_and_reason_and_the_good_ones_imported():
     ],
 )
 def test_a_malformed_file_is_rejected_before_any_row_is_written(content, message):
-    job = import_job_run(job_id=job_for(content).pk)
+    job = catalog_job_run(job_id=job_for(content).pk)
 
     assert (job.status, job.message) == ("rejected", message)
     assert Product.objects.count() == 0
@@ -82,14 +82,14 @@ def test_an_import_killed_half_way_resumes_after_its_last_batch_without_duplicat
     rows = "".join(f"C-{n},Item {n},{100 + n},1\n" for n in range(7))
     job = job_for("sku,name,price_cents,stock\n" + rows)
     # As if the worker died after committing two batches.
-    ImportJob.objects.filter(pk=job.pk).update(status="running", rows_done=4, rows_imported=4)
+    CatalogJob.objects.filter(pk=job.pk).update(status="running", rows_done=4, rows_applied=4)
     Product.objects.bulk_create(
         Product(sku=f"C-{n}", name="stale", price_cents=1) for n in range(4)
     )
 
-    job = import_job_run(job_id=job.pk)
+    job = catalog_job_run(job_id=job.pk)
 
-    assert (job.status, job.rows_done, job.rows_imported) == ("done", 7, 7)
+    assert (job.status, job.rows_done, job.rows_applied) == ("done", 7, 7)
     assert Product.objects.filter(sku__startswith="C-").count() == 7
     assert list(
         Product.objects.filter(name="stale").values_list("sku", flat=True).order_by("sku")
@@ -112,7 +112,7 @@ def test_import_command_refuses_a_malformed_file_and_imports_a_good_one(tmp_path
     call_command("import_products", str(good), "--inline")
 
     assert "done: 2 imported, 0 rejected of 2 rows" in capsys.readouterr().out
-    assert ImportJob.objects.count() == 1
+    assert CatalogJob.objects.count() == 1
 
 
 def test_an_operator_uploads_in_the_admin_and_downloads_the_error_report(
@@ -122,33 +122,46 @@ def test_an_operator_uploads_in_the_admin_and_downloads_the_error_report(
 
     with django_capture_on_commit_callbacks() as callbacks:
         response = admin_client.post(
-            "/admin/shop/importjob/add/", {"kind": "catalog", "file": upload, "requested_by": ""}
+            "/admin/shop/catalogjob/add/", {"kind": "catalog", "file": upload, "requested_by": ""}
         )
-    job = ImportJob.objects.get()
-    import_job_run(job_id=job.pk)  # what the dispatched task does on the bulk queue
-    listing = admin_client.get("/admin/shop/importjob/")
-    report = admin_client.get(f"/admin/shop/importjob/{job.pk}/errors.csv")
+    job = CatalogJob.objects.get()
+    catalog_job_run(job_id=job.pk)  # what the dispatched task does on the bulk queue
+    listing = admin_client.get("/admin/shop/catalogjob/")
+    report = admin_client.get(f"/admin/shop/catalogjob/{job.pk}/errors.csv")
 
     assert response.status_code == 302
     assert len(callbacks) == 1
     assert '<progress value="5" max="5"></progress> 5 / 5' in listing.content.decode()
     assert report["Content-Type"] == "text/csv"
     rows = list(csv.reader(b"".join(report.streaming_content).decode().splitlines()))
-    assert rows == list(import_error_report(job))
+    assert rows == list(catalog_job_error_report(job))
     assert len(rows) == 4
 
 
 def test_the_requester_gets_one_summary_email_with_the_error_report_link():
     job = job_for(MIXED)
-    ImportJob.objects.filter(pk=job.pk).update(requested_by="ops@example.com")
+    CatalogJob.objects.filter(pk=job.pk).update(requested_by="ops@example.com")
 
-    import_job_run(job_id=job.pk)
-    import_job_run(job_id=job.pk)
+    catalog_job_run(job_id=job.pk)
+    catalog_job_run(job_id=job.pk)
 
     [message] = mail.outbox
     assert message.to == ["ops@example.com"]
     assert message.subject == f"Catalog import {job.pk}: done"
     assert message.body == (
         f"Your catalog import {job.pk} is done: 2 rows imported, 3 rejected, of 5.\n"
-        f"\nError report (row, SKU, reason): http://127.0.0.1:8000/admin/shop/importjob/{job.pk}/errors.csv\n"
+        f"\nError report (row, SKU, reason): http://127.0.0.1:8000/admin/shop/catalogjob/{job.pk}/errors.csv\n"
     )
+
+
+def test_the_pages_of_import_jobs_linked_from_sent_emails_redirect_to_catalog_jobs(admin_client):
+    job = job_for(MIXED)
+
+    old_report = admin_client.get(f"/admin/shop/importjob/{job.pk}/errors.csv")
+    old_list = admin_client.get("/admin/shop/importjob/?status__exact=done")
+
+    assert (old_report.status_code, old_report["Location"]) == (
+        301,
+        f"/admin/shop/catalogjob/{job.pk}/errors.csv",
+    )
+    assert old_list["Location"] == "/admin/shop/catalogjob/?status__exact=done"

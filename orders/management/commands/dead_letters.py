@@ -1,28 +1,8 @@
-import re
-from datetime import datetime, timedelta
+from django.core.management.base import BaseCommand
 
-from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
-
+from kit.options import SINCE_HELP, option_parse, since_parse
 from orders.pipeline import STEPS
 from orders.services.dead_letters import dead_letters_retry, dead_letters_select
-
-DURATION = re.compile(r"^(\d+)([smhd])$")
-UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
-def since_parse(value: str) -> datetime:
-    """Accept an ISO-8601 time or a duration back from now: 30m, 2h, 7d."""
-    match = DURATION.match(value)
-    if match:
-        return timezone.now() - timedelta(**{UNITS[match[2]]: int(match[1])})
-    parsed = parse_datetime(value)
-    if parsed is None:
-        raise CommandError(
-            f"--since: expected an ISO-8601 time or a duration like 2h, got {value!r}"
-        )
-    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
 
 
 class Command(BaseCommand):
@@ -31,10 +11,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("action", choices=["list", "retry"])
         parser.add_argument("--step", choices=sorted(STEPS), help="only this step")
-        parser.add_argument("--since", help="failed since: ISO-8601 time or 30m, 2h, 7d")
+        parser.add_argument("--since", help=f"failed {SINCE_HELP}")
 
     def handle(self, *args, action: str, step: str | None, since: str | None, **options):
-        letters = dead_letters_select(step=step, since=since_parse(since) if since else None)
+        since_moment = option_parse("--since", since_parse, since) if since else None
+        letters = dead_letters_select(step=step, since=since_moment)
         if action == "list":
             for letter in letters:
                 self.stdout.write(

@@ -1,42 +1,29 @@
-from datetime import datetime
+from django.core.management.base import CommandError
 
-from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
-
-from shop.management.commands._bulkjob import file_checked, job_start_and_follow
-from shop.models import ImportJob
+from kit.options import moment_parse, option_parse
+from shop.management.commands._catalogjob import CatalogJobCommand
+from shop.models import CatalogJob
 
 
-def count_time(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise CommandError(
-            f"--as-of must be an ISO time such as 2026-11-23T06:00, got {text!r}"
-        ) from exc
-    return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
-
-
-class Command(BaseCommand):
+class Command(CatalogJobCommand):
     help = (
         "Sync stock on the bulk queue from a warehouse CSV (sku, on_hand) or the ERP's feed; "
         "units reserved by orders the warehouse does not know yet are kept back."
     )
+    kind = CatalogJob.Kind.STOCK
 
-    def add_arguments(self, parser):
+    def add_job_arguments(self, parser):
         parser.add_argument("file", nargs="?", help="CSV: sku, on_hand")
         parser.add_argument("--from-erp", action="store_true", help="read the ERP's stock feed")
-        parser.add_argument("--as-of", help="when the warehouse counted the file (default: now)")
-        parser.add_argument("--inline", action="store_true", help="run here, not on a worker")
+        parser.add_argument(
+            "--as-of",
+            help="when the warehouse counted the file: 2026-11-23T06:00 (UTC unless it "
+            "gives an offset; default: now)",
+        )
 
-    def handle(self, *args, file, from_erp, as_of, inline, **options):
+    def job_options(self, *, file, from_erp, as_of, **options) -> dict:
         if bool(file) == from_erp:
             raise CommandError("Give either a CSV file (sku, on_hand) or --from-erp.")
         if as_of and from_erp:
             raise CommandError("--as-of is for a file; the ERP's feed says when it counted.")
-        path = file_checked(file, kind=ImportJob.Kind.STOCK) if file else None
-        job = ImportJob(
-            kind=ImportJob.Kind.STOCK,
-            as_of=None if from_erp else (count_time(as_of) if as_of else timezone.now()),
-        )
-        job_start_and_follow(self, job=job, file=path, inline=inline)
+        return {"as_of": option_parse("--as-of", moment_parse, as_of) if as_of else None}

@@ -1,10 +1,9 @@
 from decimal import Decimal, InvalidOperation
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from shop.imports import import_job_options_check
-from shop.management.commands._bulkjob import file_checked, job_start_and_follow
-from shop.models import ImportJob
+from shop.management.commands._catalogjob import CatalogJobCommand
+from shop.models import CatalogJob
 
 
 def percentage(text: str) -> Decimal:
@@ -17,25 +16,20 @@ def percentage(text: str) -> Decimal:
     return value
 
 
-class Command(BaseCommand):
+class Command(CatalogJobCommand):
     help = (
         "Change prices on the bulk queue, from a CSV (sku, price_cents) or by a percentage "
         "(optionally only for SKUs starting with a prefix), and follow the progress."
     )
+    kind = CatalogJob.Kind.PRICES
 
-    def add_arguments(self, parser):
+    def add_job_arguments(self, parser):
         parser.add_argument("file", nargs="?", help="CSV: sku, price_cents")
         parser.add_argument("--percent", help="change every price by this much, e.g. -10")
         parser.add_argument("--sku-prefix", default="", help="with --percent: only these SKUs")
-        parser.add_argument("--inline", action="store_true", help="run here, not on a worker")
 
-    def handle(self, *args, file, percent, sku_prefix, inline, **options):
-        value = None if percent is None else percentage(percent)
-        errors = import_job_options_check(
-            kind=ImportJob.Kind.PRICES, has_file=bool(file), percent=value, sku_prefix=sku_prefix
-        )
-        if errors:
-            raise CommandError(" ".join(errors.values()))
-        path = file_checked(file, kind=ImportJob.Kind.PRICES) if file else None
-        job = ImportJob(kind=ImportJob.Kind.PRICES, percent=value, sku_prefix=sku_prefix)
-        job_start_and_follow(self, job=job, file=path, inline=inline)
+    def job_options(self, *, file, percent, sku_prefix, **options) -> dict:
+        return {
+            "percent": None if percent is None else percentage(percent),
+            "sku_prefix": sku_prefix,
+        }
