@@ -104,14 +104,18 @@ def test_cleanup_deletes_only_what_is_past_retention_and_keeps_dead_letters(sett
         key="new", fingerprint="x", order=done, expires_at=now + timedelta(hours=1)
     )
     OutboxEmail.objects.create(
-        order=done,
+        key=f"order:{done.number}:order_confirmation",
         kind="order_confirmation",
         to="a@example.com",
         status="sent",
         sent_at=now - timedelta(days=settings.EMAIL_RETENTION_DAYS + 1),
     )
     OutboxEmail.objects.create(
-        order=running, kind="order_confirmation", to="b@example.com", status="sent", sent_at=now
+        key=f"order:{running.number}:order_confirmation",
+        kind="order_confirmation",
+        to="b@example.com",
+        status="sent",
+        sent_at=now,
     )
 
     report = records_cleanup(now=now)
