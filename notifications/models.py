@@ -32,9 +32,12 @@ class Alert(models.Model):
 
 
 class OutboxEmail(models.Model):
-    """An email owed to someone: unique per (order, kind) or per alert, so none is sent twice."""
+    """An email owed to someone, once per key its sender gives ("order:SF-1:order_confirmation",
+    "alert:7"), rendered from its template when it is owed: none is sent twice."""
 
     class Kind(models.TextChoices):
+        """The templates an email is rendered from (notifications/email/<kind>.*)."""
+
         ORDER_CONFIRMATION = "order_confirmation", "order confirmation"
         PAYMENT_FAILED = "payment_failed", "payment failed"
         ORDER_CANCELLED = "order_cancelled", "order cancelled"
@@ -50,39 +53,20 @@ class OutboxEmail(models.Model):
         SENDING = "sending", "sending"
         SENT = "sent", "sent"
 
-    order = models.ForeignKey(
-        "orders.Order", on_delete=models.CASCADE, related_name="emails", null=True, blank=True
-    )
-    alert = models.OneToOneField(
-        Alert, on_delete=models.CASCADE, related_name="email", null=True, blank=True
-    )
-    import_job = models.OneToOneField(
-        "shop.CatalogJob", on_delete=models.CASCADE, related_name="email", null=True, blank=True
-    )
-    order_export = models.OneToOneField(
-        "orders.OrderExport", on_delete=models.CASCADE, related_name="email", null=True, blank=True
-    )
-    lifecycle_step = models.OneToOneField(
-        "shop.LifecycleStep", on_delete=models.CASCADE, related_name="email", null=True, blank=True
-    )
-    body = models.TextField(blank=True)  # for emails without a template (alerts)
+    # The sender's name for what the email is about, which also makes it unique; it
+    # names its subject too ("order-export:12"), so notifications needs no foreign key
+    # into the apps that send.
+    key = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=32, choices=Kind.choices)
     to = models.EmailField()
     subject = models.CharField(max_length=200, blank=True)
+    body = models.TextField(blank=True)
+    html = models.TextField(blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     claimed_at = models.DateTimeField(null=True, blank=True)
     claimed_by = models.CharField(max_length=128, blank=True)  # "host:pid" of the sender
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["order", "kind"],
-                condition=Q(order__isnull=False),
-                name="one_email_per_kind_per_order",
-            )
-        ]
 
     def __str__(self) -> str:
         return f"{self.kind} to {self.to}"
