@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from notifications.models import Alert, OutboxEmail
-from notifications.services import outbox_email_deliver
+from notifications.services import email_enqueue, outbox_email_deliver
 from orders.breaker import breaker_states
 from orders.models import DeadLetter
 from orders.selectors import queue_stats
@@ -30,17 +30,16 @@ def alert_open(*, kind: str, subject: str, message: str) -> Alert | None:
     try:
         with transaction.atomic():
             alert = Alert.objects.create(kind=kind, subject=subject, message=message)
-            email = OutboxEmail.objects.create(
-                alert=alert,
-                kind=OutboxEmail.Kind.OPS_ALERT,
+            # Sent once this commits; an unsent one stays pending for the next check.
+            email_enqueue(
+                key=f"alert:{alert.pk}",
+                template=OutboxEmail.Kind.OPS_ALERT,
                 to=settings.OPS_ALERT_EMAIL,
-                subject=f"[shopflow alert] {alert.get_kind_display()}: {subject}",
-                body=message,
+                context={"title": alert.get_kind_display(), "subject": subject, "message": message},
             )
     except IntegrityError:
         return None
     logger.warning("alert opened: %s %s: %s", kind, subject, message)
-    _deliver(email)
     return alert
 
 
@@ -48,7 +47,7 @@ def _deliver(email: OutboxEmail) -> None:
     # An alert must never break the work that noticed the problem; an unsent alert
     # email stays pending in the outbox and the next alert check sends it.
     try:
-        outbox_email_deliver(email=email, text=email.body)
+        outbox_email_deliver(email=email)
     except Exception:
         logger.exception("alert email %s not sent; the next check retries", email.pk)
 

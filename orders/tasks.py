@@ -5,6 +5,11 @@ from orders.runner import STEP_TASK, step_run
 from orders.services.analytics import order_analytics_track
 from orders.services.backfill import sales_backfill
 from orders.services.cleanup import records_cleanup
+from orders.services.emails import (
+    order_cancelled_send,
+    order_confirmation_send,
+    payment_failed_send,
+)
 from orders.services.exports import order_export_run
 from orders.services.follow_ups import follow_ups_due_run
 from orders.services.payment import order_payment_capture, order_payment_refund
@@ -30,6 +35,32 @@ def track_analytics(self, order_id: int) -> None:
 def refund_payment(self, order_id: int) -> None:
     """Idempotent: outcome recorded on the step; the gateway dedupes by order:refund key."""
     step_run(task=self, order_id=order_id, name="refund", work=order_payment_refund)
+
+
+# The order's emails keep their "notifications." task names: the routes and the
+# pipeline name them, and messages already queued under them still find their task.
+@shared_task(
+    name="notifications.send_order_confirmation", soft_time_limit=30, time_limit=60, **STEP_TASK
+)
+def send_order_confirmation(self, order_id: int) -> None:
+    """Idempotent: the outbox row is unique per (order, kind); a sent email is not resent."""
+    step_run(task=self, order_id=order_id, name="confirmation_email", work=order_confirmation_send)
+
+
+@shared_task(
+    name="notifications.send_order_cancelled", soft_time_limit=30, time_limit=60, **STEP_TASK
+)
+def send_order_cancelled(self, order_id: int) -> None:
+    """Idempotent: the outbox row is unique per (order, kind); a sent email is not resent."""
+    step_run(task=self, order_id=order_id, name="cancellation_email", work=order_cancelled_send)
+
+
+@shared_task(
+    name="notifications.send_payment_failed", soft_time_limit=30, time_limit=60, **STEP_TASK
+)
+def send_payment_failed(self, order_id: int) -> None:
+    """Idempotent: the outbox row is unique per (order, kind); a sent email is not resent."""
+    step_run(task=self, order_id=order_id, name="payment_failed_email", work=payment_failed_send)
 
 
 # Bounded by RECONCILE_BATCH per run; the next tick picks up the rest.

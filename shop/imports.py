@@ -25,7 +25,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from notifications.models import OutboxEmail
-from notifications.services import outbox_email_deliver
+from notifications.services import email_enqueue
 from shop import prices, stock
 from shop.csvfiles import Columns, MalformedFile, Row, csv_file_check, csv_rows, whole_number
 from shop.models import CatalogJob, Product, ProductImage, RowRejection
@@ -250,29 +250,28 @@ def catalog_job_label(job: CatalogJob) -> str:
 
 
 def import_summary_send(*, job: CatalogJob) -> None:
-    """Email the requester the outcome once (outbox row unique per job)."""
-    label = catalog_job_label(job)
-    if job.status == CatalogJob.Status.REJECTED:
-        body = f"Your {label} {job.pk} was refused; nothing was written.\n\n{job.message}\n"
-    else:
-        verb = "imported" if job.kind == CatalogJob.Kind.CATALOG else "applied"
-        body = (
-            f"Your {label} {job.pk} is done: {job.rows_applied} rows {verb}, "
-            f"{job.rows_rejected} rejected, of {job.rows_total}.\n"
-        )
-        if job.rows_rejected:
-            url = reverse("admin:shop_catalogjob_errors", args=[job.pk])
-            body += f"\nError report (row, SKU, reason): {settings.SHOP_BASE_URL}{url}\n"
-    email, _ = OutboxEmail.objects.get_or_create(
-        import_job=job,
-        defaults={
-            "kind": OutboxEmail.Kind.IMPORT_DONE,
-            "to": job.requested_by,
-            "subject": f"{label.capitalize()} {job.pk}: {job.get_status_display()}",
-            "body": body,
+    """Email the requester the outcome once (keyed by the job)."""
+    errors_url = ""
+    if job.rows_rejected:
+        url = reverse("admin:shop_catalogjob_errors", args=[job.pk])
+        errors_url = f"{settings.SHOP_BASE_URL}{url}"
+    email_enqueue(
+        key=f"catalog-job:{job.pk}",
+        template=OutboxEmail.Kind.IMPORT_DONE,
+        to=job.requested_by,
+        context={
+            "job": job.pk,
+            "label": catalog_job_label(job),
+            "status": job.get_status_display(),
+            "refused": job.status == CatalogJob.Status.REJECTED,
+            "message": job.message,
+            "applied": job.rows_applied,
+            "verb": "imported" if job.kind == CatalogJob.Kind.CATALOG else "applied",
+            "rejected": job.rows_rejected,
+            "total": job.rows_total,
+            "errors_url": errors_url,
         },
     )
-    outbox_email_deliver(email=email, text=email.body)
 
 
 def catalog_job_error_report(job: CatalogJob) -> Iterator[list[str]]:

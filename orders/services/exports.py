@@ -20,14 +20,14 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Count, Max, Prefetch, Q
 from django.urls import reverse
 from django.utils import timezone
 
 from kit.options import moment_parse
 from notifications.models import OutboxEmail
-from notifications.services import outbox_email_deliver
+from notifications.services import email_enqueue
 from orders.liveness import claimer_alive, this_process
 from orders.models import Order, OrderExport, OrderLine
 from orders.selectors import orders_for_export
@@ -293,35 +293,26 @@ def _fail(export_id: int, exc: BaseException) -> None:
 
 
 def order_export_email_send(*, export: OrderExport) -> None:
-    """Email the requester the link, or why it failed, once (outbox row unique per export)."""
-    if export.status == OrderExport.Status.DONE:
-        url = settings.SHOP_BASE_URL + reverse("order-export-download", args=[export.pk])
-        subject = f"Order export {export.pk} is ready"
-        body = (
-            f"Your order export {export.pk} is ready: {export.rows_done} "
-            f"{'order' if export.rows_done == 1 else 'orders'} "
-            f"({export_filters_describe(export.filters)}).\n\n"
-            f"Download it signed in as {export.requester.get_username()}, "
-            f"until {export.expires_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC:\n{url}\n"
-        )
-    else:
-        subject = f"Order export {export.pk} failed"
-        body = (
-            f"Your order export {export.pk} ({export_filters_describe(export.filters)}) "
-            f"failed and no file was kept.\n\n{export.message}\n"
-        )
-    defaults = {
-        "kind": OutboxEmail.Kind.EXPORT_DONE,
-        "to": export.requester.email,
-        "subject": subject,
-        "body": body,
+    """Email the requester the link, or why it failed, once (keyed by the export)."""
+    context = {
+        "export": export.pk,
+        "ready": export.status == OrderExport.Status.DONE,
+        "filters": export_filters_describe(export.filters),
+        "message": export.message,
     }
-    try:
-        with transaction.atomic():
-            email, _ = OutboxEmail.objects.get_or_create(order_export=export, defaults=defaults)
-    except IntegrityError:  # a concurrent run created it between our get and create
-        email = OutboxEmail.objects.get(order_export=export)
-    outbox_email_deliver(email=email, text=email.body)
+    if context["ready"]:
+        context |= {
+            "rows": export.rows_done,
+            "username": export.requester.get_username(),
+            "expires": f"{export.expires_at.astimezone(UTC):%Y-%m-%d %H:%M}",
+            "url": settings.SHOP_BASE_URL + reverse("order-export-download", args=[export.pk]),
+        }
+    email_enqueue(
+        key=f"order-export:{export.pk}",
+        template=OutboxEmail.Kind.EXPORT_DONE,
+        to=export.requester.email,
+        context=context,
+    )
 
 
 def export_files_remove(*, now: datetime, batch: int) -> int:

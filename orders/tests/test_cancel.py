@@ -9,15 +9,20 @@ from django.core import mail
 
 from fulfillment.services import erp_order_sync, invoice_render, label_purchase
 from fulfillment.tasks import cancel_erp, purchase_label, render_invoice, sync_erp, void_label
-from notifications.services import order_confirmation_send
-from notifications.tasks import send_order_cancelled, send_order_confirmation
 from orders.models import Order, Step
 from orders.pipeline import PIPELINE
 from orders.services.analytics import order_analytics_track
+from orders.services.emails import order_confirmation_send
 from orders.services.orders import order_cancel
 from orders.services.payment import order_payment_capture
 from orders.services.steps import step_claim, step_mark_succeeded
-from orders.tasks import capture_payment, refund_payment, track_analytics
+from orders.tasks import (
+    capture_payment,
+    refund_payment,
+    send_order_cancelled,
+    send_order_confirmation,
+    track_analytics,
+)
 from tests.factories import order_place, product_create
 
 pytestmark = pytest.mark.django_db

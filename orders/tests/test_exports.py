@@ -151,7 +151,7 @@ def test_the_task_run_twice_writes_one_file_and_sends_one_email(olga, media_root
         f"Download it signed in as olga, until {export.expires_at:%Y-%m-%d %H:%M} UTC:\n"
         f"http://127.0.0.1:8000/exports/{export.pk}/orders.csv\n"
     )
-    assert OutboxEmail.objects.filter(order_export=export).count() == 1
+    assert OutboxEmail.objects.filter(key=f"order-export:{export.pk}").count() == 1
 
 
 class WorkerKilled(BaseException):
