@@ -10,9 +10,9 @@ os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 import httpx  # noqa: E402
 import pytest  # noqa: E402
 
+import partners  # noqa: E402
 from config.celery import app  # noqa: E402
-from fulfillment import partners  # noqa: E402
-from orders.breaker import shared_redis  # noqa: E402
+from kit.redis import shared_redis  # noqa: E402
 from sandbox.server import serve_in_thread  # noqa: E402
 
 

@@ -9,7 +9,7 @@ import time
 from celery import chain, shared_task
 from celery.canvas import Signature
 
-from orders.breaker import shared_redis
+from kit.redis import shared_redis
 from orders.pipeline import PIPELINE
 
 

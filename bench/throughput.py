@@ -115,7 +115,7 @@ class Bench:
     def __init__(self, sandbox_url: str) -> None:
         import httpx
 
-        from orders.breaker import shared_redis
+        from kit.redis import shared_redis
         from orders.receivers import dispatch_pipeline_on_commit
         from orders.signals import order_placed
         from shop.models import Product
@@ -154,14 +154,14 @@ class Bench:
         """Seconds from publishing `count` pipelines to the last step of the last order."""
         from django.db.models import Max
 
+        from engine.dispatch import pipeline_dispatch
         from orders.models import Order, Step
-        from orders.services.dispatch import pipeline_dispatch
 
         self.sandbox_reset()
         ids = self.orders_place(count)
         started = time.time()
         for pk in ids:
-            pipeline_dispatch(order_id=pk)
+            pipeline_dispatch(subject_id=pk)
         orders = Order.objects.filter(pk__in=ids)
         deadline = time.monotonic() + BATCH_TIMEOUT_S
         while orders.filter(status=Order.Status.COMPLETED).count() < count:
@@ -310,7 +310,7 @@ def measure(*, quick: bool) -> dict:
         django.setup()
         from django.core.management import call_command
 
-        from orders.breaker import shared_redis
+        from kit.redis import shared_redis
 
         call_command("migrate", verbosity=0)
         shared_redis().flushdb()  # database 10 is this benchmark's alone

@@ -40,12 +40,18 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_celery_beat",
     "bulkjobs",
+    "engine",
     "shop",
     "orders",
     "fulfillment",
     "notifications",
+    "ops",
     "sandbox",
 ]
+
+# The pipeline the step engine runs (engine/pipeline.py): its steps, step-record model
+# and the domain's hooks.
+ENGINE_PIPELINE = "orders.pipeline.ORDER_PIPELINE"
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -189,19 +195,19 @@ CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "1000"))
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 # JSON lines in production (for a log shipper), readable text on a laptop. Inside a
-# task every line carries its order, step and attempt (orders/ops/logs.py); Celery's
-# processes use this configuration too (orders/ops/receivers.py).
+# task every line carries its order, step and attempt (kit/logs.py); Celery's
+# processes use this configuration too (ops/receivers.py).
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "json" if PRODUCTION else "text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"task_context": {"()": "orders.ops.logs.TaskContextFilter"}},
+    "filters": {"task_context": {"()": "kit.logs.TaskContextFilter"}},
     "formatters": {
         "text": {
-            "()": "orders.ops.logs.TextFormatter",
+            "()": "kit.logs.TextFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
         },
-        "json": {"()": "orders.ops.logs.JsonFormatter"},
+        "json": {"()": "kit.logs.JsonFormatter"},
     },
     "handlers": {
         "console": {
@@ -256,7 +262,7 @@ EXPORT_LINK_TTL_HOURS = int(os.environ.get("EXPORT_LINK_TTL_HOURS", "24"))
 EXPORT_BATCH = int(os.environ.get("EXPORT_BATCH", "1000"))
 EXPORT_MAX_IDS = int(os.environ.get("EXPORT_MAX_IDS", "10000"))
 
-# Operations surface (orders/ops/).
+# Operations surface (ops/).
 # /metrics answers a staff session, or this bearer token; production sets one or has none.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "" if PRODUCTION else "shopflow-metrics")
 # Step durations and queue waits on /metrics cover the steps of this last window.
@@ -271,4 +277,4 @@ CELERY_BEAT_SYNC_EVERY = 1
 # The dashboard marks a periodic job this long past its due time.
 ALERT_JOB_LATE_S = float(os.environ.get("ALERT_JOB_LATE_S", "120"))
 # First, so the checkout latency it measures includes the other middleware.
-MIDDLEWARE = ["orders.ops.middleware.CheckoutLatencyMiddleware", *MIDDLEWARE]
+MIDDLEWARE = ["ops.middleware.CheckoutLatencyMiddleware", *MIDDLEWARE]

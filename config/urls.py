@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
-from orders.ops import views as ops
+from ops import views as ops
 
 urlpatterns = [
     # Before the admin's own URLs; admin_view lets staff in and sends others to its login.

@@ -4,16 +4,16 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from fpdf import FPDF
 
+from engine.steps import step_effect_await
 from fulfillment.models import Invoice, Shipment
-from fulfillment.partners import (
+from kit.money import money_format as money
+from orders.models import Order
+from partners import (
     carrier_label_buy,
     carrier_label_void,
     erp_order_cancel,
     erp_order_push,
 )
-from orders.models import Order
-from orders.services.orders import step_undo_needed
-from shop.money import money_format as money
 
 
 def erp_order_sync(order: Order) -> dict[str, Any]:
@@ -122,7 +122,7 @@ def label_purchase(order: Order) -> dict[str, Any]:
 
 def erp_order_cancel_sync(order: Order) -> dict[str, Any]:
     """Cancel a cancelled order in the ERP, once, after its sync has finished."""
-    if not step_undo_needed(order=order, name="erp_sync"):
+    if not step_effect_await(subject=order, name="erp_sync"):
         return {"skipped": "never synced"}
     order.refresh_from_db(fields=["erp_reference"])
     erp_order_cancel(order_number=order.number, erp_reference=order.erp_reference)
@@ -131,7 +131,7 @@ def erp_order_cancel_sync(order: Order) -> dict[str, Any]:
 
 def label_void(order: Order) -> dict[str, Any]:
     """Void a cancelled order's shipping label, once, after its purchase has finished."""
-    if not step_undo_needed(order=order, name="label"):
+    if not step_effect_await(subject=order, name="label"):
         return {"skipped": "no label bought"}
     tracking_number = Shipment.objects.values_list("tracking_number", flat=True).get(order=order)
     carrier_label_void(order_number=order.number, tracking_number=tracking_number)

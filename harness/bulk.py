@@ -15,7 +15,7 @@ from kombu.utils.json import dumps
 
 from config.celery import app
 from config.queues import BULK
-from orders.breaker import shared_redis
+from kit.redis import shared_redis
 
 RUNS_KEY = "shopflow:bulk_job_runs"
 

@@ -1,11 +1,2 @@
 from celery import shared_task
 
-from notifications.alerts import alerts_check
-from orders.locks import once_per_tick
-
-
-@shared_task(name="notifications.check_alerts", soft_time_limit=60, time_limit=90)
-@once_per_tick("check_alerts", lease_s=50)
-def check_alerts() -> int:
-    """Idempotent: an open incident is mailed once; a second check finds it open."""
-    return len(alerts_check())

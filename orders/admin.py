@@ -5,7 +5,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from bulkjobs.admin import BulkJobAdminMixin
-from orders.breaker import breaker_states
+from engine.breaker import breaker_states
 from orders.models import (
     DeadLetter,
     Discrepancy,
@@ -19,7 +19,7 @@ from orders.models import (
 )
 from orders.pipeline import STEPS
 from orders.selectors import ORDER_SEARCH_FIELDS
-from orders.services.dead_letters import dead_letters_retry
+from engine.dead_letters import dead_letters_retry
 from orders.services.exports import ExportInvalid, export_filters_describe, order_export_create
 from orders.services.orders import OrderNotCancellable, order_cancel
 

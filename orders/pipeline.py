@@ -1,39 +1,13 @@
-"""The order pipeline, declared in one place: its steps, their tasks, retry policies
-and what each waits for. Queues come from the routing table in config/queues.py.
+"""The order pipeline, declared in one place: its steps, their tasks, retry policies,
+what each waits for, and the hooks through which the step engine tells the order
+domain what happened. Queues come from the routing table in config/queues.py.
 
 Payment gates everything. After it the steps fan out in parallel, except the
 shipping label, which needs the ERP reference and so waits for the ERP sync.
 """
 
-import random
-from dataclasses import dataclass
-
-from celery import chain, group, signature
-from celery.canvas import Signature
-from django.conf import settings
-
-from config.queues import queue_for
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Delays before each retry of a transient failure; out of delays means failed."""
-
-    delays: tuple[float, ...]
-    jitter: float = 0.2
-
-    @classmethod
-    def exponential(cls, *, base: float, cap: float, retries: int) -> "RetryPolicy":
-        return cls(delays=tuple(min(cap, base * 2**n) for n in range(retries)))
-
-    def countdown(self, retries_done: int) -> float | None:
-        """Seconds to wait before the next try, or None when retries are used up."""
-        if not 0 <= retries_done < len(self.delays):
-            return None
-        delay = self.delays[retries_done] * settings.PIPELINE_RETRY_DELAY_SCALE
-        # Jitter spreads the retries of many orders that failed together.
-        return delay * random.uniform(1 - self.jitter, 1 + self.jitter)
-
+from engine.pipeline import Hooks, Pipeline, StepSpec
+from kit.retry import RetryPolicy
 
 URGENT = RetryPolicy.exponential(base=1, cap=16, retries=5)  # 1, 2, 4, 8, 16 s
 SLOW_PARTNER = RetryPolicy(delays=(10, 60, 600))
@@ -41,26 +15,8 @@ SLOW_PARTNER = RetryPolicy(delays=(10, 60, 600))
 COMPENSATION = RetryPolicy(delays=(2, 5, 10, 30, 60, 120, 600))
 
 
-@dataclass(frozen=True)
-class StepSpec:
-    name: str
-    task: str
-    retry: RetryPolicy
-    after: str | None = None
-    # A step whose final failure fails the whole order (no payment, no order).
-    fails_order: bool = False
-    # The partner it calls: its circuit breaker defers the step while open.
-    partner: str | None = None
-    # For a compensation: the forward step whose effect it undoes.
-    undoes: str | None = None
-
-    @property
-    def queue(self) -> str:
-        return queue_for(self.task)
-
-
 PIPELINE: tuple[StepSpec, ...] = (
-    StepSpec("payment", "orders.capture_payment", URGENT, fails_order=True, partner="payment"),
+    StepSpec("payment", "orders.capture_payment", URGENT, fails_subject=True, partner="payment"),
     StepSpec(
         "confirmation_email", "notifications.send_order_confirmation", URGENT, after="payment"
     ),
@@ -91,27 +47,23 @@ PAYMENT_FAILURE: tuple[StepSpec, ...] = (
     StepSpec("payment_failed_email", "notifications.send_payment_failed", URGENT),
 )
 
-ALL_STEPS = PIPELINE + CANCELLATION + PAYMENT_FAILURE
-STEPS: dict[str, StepSpec] = {spec.name: spec for spec in ALL_STEPS}
-STEP_BY_TASK: dict[str, StepSpec] = {spec.task: spec for spec in ALL_STEPS}
-POSITION: dict[str, int] = {spec.name: n for n, spec in enumerate(ALL_STEPS)}
-ROOT = PIPELINE[0].name
-
-assert all(spec.after is None or POSITION[spec.after] < POSITION[spec.name] for spec in PIPELINE), (
-    "a step must be declared after the step it waits for"
+_HOOKS = "orders.services.pipeline"
+ORDER_PIPELINE = Pipeline(
+    step_model="orders.Step",
+    subject="order",
+    forward=PIPELINE,
+    followups=CANCELLATION + PAYMENT_FAILURE,
+    hooks=Hooks(
+        step_succeeded=f"{_HOOKS}.order_step_succeeded",
+        step_failed=f"{_HOOKS}.order_step_failed",
+        subject_ended=f"{_HOOKS}.order_ended_for_step",
+        subject_reopen=f"{_HOOKS}.order_reopen_for_step",
+        subjects_settle=f"{_HOOKS}.orders_settle",
+    ),
 )
 
-
-def step_children(name: str) -> list[StepSpec]:
-    return [spec for spec in PIPELINE if spec.after == name]
-
-
-def pipeline_signature(*, order_id: int, start: str = ROOT) -> Signature:
-    """Build the canvas that runs `start` and everything that waits on it."""
-    spec = STEPS[start]
-    # Immutable: each task takes only the order id, never its parent's return value.
-    head = signature(spec.task, args=(order_id,), immutable=True)
-    children = [pipeline_signature(order_id=order_id, start=c.name) for c in step_children(start)]
-    if not children:
-        return head
-    return chain(head, children[0] if len(children) == 1 else group(children))
+ALL_STEPS = ORDER_PIPELINE.all_steps
+STEPS = ORDER_PIPELINE.steps
+STEP_BY_TASK = ORDER_PIPELINE.by_task
+POSITION = ORDER_PIPELINE.position
+FORWARD_NAMES = ORDER_PIPELINE.forward_names

@@ -3,11 +3,11 @@ from datetime import datetime
 from typing import Any
 
 from amqp.exceptions import ChannelError
+from celery import current_app as celery_app
 from django.db.models import Exists, Min, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 from django.utils.text import smart_split, unescape_string_literal
 
-from config.celery import app as celery_app
 from config.queues import QUEUE_NAMES
 from orders.models import Order, OrderLine, Step
 

@@ -1,7 +1,7 @@
 from celery import shared_task
 
-from orders.locks import once_per_tick
-from orders.runner import STEP_TASK, step_run
+from kit.leases import once_per_tick
+from engine.runner import STEP_TASK, step_run
 from orders.services.analytics import order_analytics_track
 from orders.services.backfill import sales_backfill
 from orders.services.cleanup import records_cleanup
@@ -14,7 +14,7 @@ from orders.services.exports import order_export_run
 from orders.services.follow_ups import follow_ups_due_run
 from orders.services.payment import order_payment_capture, order_payment_refund
 from orders.services.payment_report import payments_reconcile
-from orders.services.reconcile import steps_reconcile
+from engine.reconcile import steps_reconcile
 
 
 # The gateway may take seconds under load; 30 s soft limit leaves room for a
@@ -22,19 +22,19 @@ from orders.services.reconcile import steps_reconcile
 @shared_task(name="orders.capture_payment", soft_time_limit=30, time_limit=60, **STEP_TASK)
 def capture_payment(self, order_id: int) -> None:
     """Idempotent: outcome recorded on the step; the gateway dedupes by order:payment key."""
-    step_run(task=self, order_id=order_id, name="payment", work=order_payment_capture)
+    step_run(task=self, subject_id=order_id, name="payment", work=order_payment_capture)
 
 
 @shared_task(name="orders.track_analytics", soft_time_limit=30, time_limit=60, **STEP_TASK)
 def track_analytics(self, order_id: int) -> None:
     """Idempotent: outcome recorded on the step; the collector dedupes by order:analytics key."""
-    step_run(task=self, order_id=order_id, name="analytics", work=order_analytics_track)
+    step_run(task=self, subject_id=order_id, name="analytics", work=order_analytics_track)
 
 
 @shared_task(name="orders.refund_payment", soft_time_limit=30, time_limit=60, **STEP_TASK)
 def refund_payment(self, order_id: int) -> None:
     """Idempotent: outcome recorded on the step; the gateway dedupes by order:refund key."""
-    step_run(task=self, order_id=order_id, name="refund", work=order_payment_refund)
+    step_run(task=self, subject_id=order_id, name="refund", work=order_payment_refund)
 
 
 # The order's emails keep their "notifications." task names: the routes and the
@@ -44,7 +44,7 @@ def refund_payment(self, order_id: int) -> None:
 )
 def send_order_confirmation(self, order_id: int) -> None:
     """Idempotent: the outbox row is unique per (order, kind); a sent email is not resent."""
-    step_run(task=self, order_id=order_id, name="confirmation_email", work=order_confirmation_send)
+    step_run(task=self, subject_id=order_id, name="confirmation_email", work=order_confirmation_send)
 
 
 @shared_task(
@@ -52,7 +52,7 @@ def send_order_confirmation(self, order_id: int) -> None:
 )
 def send_order_cancelled(self, order_id: int) -> None:
     """Idempotent: the outbox row is unique per (order, kind); a sent email is not resent."""
-    step_run(task=self, order_id=order_id, name="cancellation_email", work=order_cancelled_send)
+    step_run(task=self, subject_id=order_id, name="cancellation_email", work=order_cancelled_send)
 
 
 @shared_task(
@@ -60,7 +60,7 @@ def send_order_cancelled(self, order_id: int) -> None:
 )
 def send_payment_failed(self, order_id: int) -> None:
     """Idempotent: the outbox row is unique per (order, kind); a sent email is not resent."""
-    step_run(task=self, order_id=order_id, name="payment_failed_email", work=payment_failed_send)
+    step_run(task=self, subject_id=order_id, name="payment_failed_email", work=payment_failed_send)
 
 
 # Bounded by RECONCILE_BATCH per run; the next tick picks up the rest.
@@ -102,7 +102,7 @@ def run_follow_ups() -> int:
 
 
 # Hundreds of thousands of orders in batches of EXPORT_BATCH fit well inside the limit.
-@shared_task(name="orders.export_orders", soft_time_limit=1800, time_limit=1900, acks_late=True)
+@shared_task(name="orders.export_orders", soft_time_limit=1800, time_limit=1900)
 def export_orders(export_id: int) -> str:
     """Idempotent: one live writer resumes the one file; the outbox row is unique per export."""
     return order_export_run(export_id=export_id).status

@@ -5,7 +5,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from orders.lock_objects import products_for_update
+from shop.lock_objects import products_for_update
 from shop.models import CatalogJob, Product, RowRejection
 
 

@@ -16,6 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
+from celery import signature
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
@@ -159,8 +160,6 @@ def catalog_job_create(
     """Record a job for valid options and store its file; queue it on the bulk queue after
     commit (unless the caller runs it itself). A stock count from a file without a count
     time was counted no later than now."""
-    from shop.tasks import run_catalog_job  # the task module imports this one
-
     errors = catalog_job_options_check(
         kind=kind, has_file=file is not None, percent=percent, sku_prefix=sku_prefix
     )
@@ -177,7 +176,8 @@ def catalog_job_create(
         else:
             job.file.save(Path(file.name).name, file, save=True)
         if queue:
-            transaction.on_commit(lambda: run_catalog_job.delay(job.pk))
+            # By name, as the pipeline names its tasks: shop/tasks.py imports this module.
+            transaction.on_commit(lambda: signature("shop.run_catalog_job", args=(job.pk,)).delay())
     return job
 
 

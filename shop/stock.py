@@ -21,7 +21,7 @@ from datetime import datetime
 from django.core.files.base import ContentFile
 from django.db.models import Exists, OuterRef, Sum
 
-from fulfillment.partners import erp_stock_list
+from partners import erp_stock_list
 from kit.options import moment_parse
 from orders.models import Order, OrderLine, Step
 from shop.csvfiles import Columns, Row, sku_batch_apply

@@ -48,4 +48,4 @@ def test_a_worker_logs_json_lines_and_each_task_line_names_its_order_step_and_at
         (number, spec.name, 1) for spec in PIPELINE
     )
     # Lines of the main process (a task received) belong to no task; the pool's all do.
-    assert all("order" in r for r in records if r["logger"] == "orders.services.steps")
+    assert all("order" in r for r in records if r["logger"] == "engine.steps")

@@ -1,7 +1,7 @@
 from typing import Any
 
-from fulfillment.partners import analytics_event_send
 from orders.models import Order
+from partners import analytics_event_send
 
 
 def order_analytics_track(order: Order) -> dict[str, Any]:

@@ -2,21 +2,20 @@ import secrets
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
-from orders.errors import TransientError
+from engine.dispatch import steps_dispatch_on_commit
+from engine.pipeline import StepSpec
 from orders.lock_objects import order_for_update, steps_for_update
 from orders.models import Order, OrderLine, Step
-from orders.pipeline import CANCELLATION, PAYMENT_FAILURE, PIPELINE, POSITION, StepSpec
-from orders.services.dispatch import steps_dispatch_on_commit
+from orders.pipeline import CANCELLATION, FORWARD_NAMES, PAYMENT_FAILURE, PIPELINE, POSITION
 from orders.services.follow_ups import follow_ups_cancel, follow_ups_schedule
-from shop.models import Product
+from orders.signals import order_stock_released
 
 # No 0/O or 1/I: order numbers get read out over the phone.
 _NUMBER_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
-FORWARD_NAMES = [spec.name for spec in PIPELINE]
-WAITING = (Step.Status.PENDING, Step.Status.QUEUED, Step.Status.RETRYING)
+# An order whose forward steps must not start: it was cancelled or its payment failed.
+ENDED_ORDER = (Order.Status.PAYMENT_FAILED, Order.Status.CANCELLED)
 
 
 class OrderNotCancellable(Exception):
@@ -33,7 +32,7 @@ def order_create(
     shipping_address: dict[str, Any],
     payment_token: str,
     currency: str,
-    lines: list[tuple[Product, int]],
+    lines: list[tuple[Any, int]],  # (shop.Product, quantity)
     channel: str = Order.Channel.API,
 ) -> Order:
     """Create the order, its lines and one pending step per pipeline step.
@@ -89,11 +88,13 @@ def order_mark_paid(*, order_id: int, capture_id: str) -> None:
 
 
 def _stock_release(order: Order) -> None:
-    """Give the order's units back to stock, once. Call with the order row locked."""
+    """Give the order's units back to stock, once. Call with the order row locked.
+
+    The shop keeps the stock: its receiver adds the lines' units back, in this
+    transaction (shop/receivers.py)."""
     if order.stock_state == Order.StockState.RELEASED:
         return
-    for line in order.lines.order_by("product_id"):
-        Product.objects.filter(pk=line.product_id).update(stock=F("stock") + line.quantity)
+    order_stock_released.send(sender=Order, order=order)
     order.stock_state = Order.StockState.RELEASED
     order.save(update_fields=["stock_state", "updated_at"])
 
@@ -109,14 +110,14 @@ def _order_end(order: Order, *, status: str, reason: str, followups: tuple[StepS
     # Only steps that never started: one that started (running, or retrying after a
     # timeout) may already have had its effect, so it finishes and is compensated.
     steps_for_update(order_id=order.pk).filter(
-        name__in=FORWARD_NAMES, status__in=WAITING, attempts=0
+        name__in=FORWARD_NAMES, status__in=Step.WAITING, attempts=0
     ).update(
         status=Step.Status.CANCELLED, last_error=f"cancelled: {reason}", finished_at=timezone.now()
     )
     _stock_release(order)
     follow_ups_cancel(order_id=order.pk)
     steps_create(order=order, specs=followups)
-    steps_dispatch_on_commit(order_id=order.pk, names=tuple(spec.name for spec in followups))
+    steps_dispatch_on_commit(subject_id=order.pk, names=tuple(spec.name for spec in followups))
 
 
 @transaction.atomic
@@ -155,18 +156,6 @@ def order_cancel(*, order_id: int, reason: str = "") -> tuple[Order, bool]:
         order, status=Order.Status.CANCELLED, reason="order cancelled", followups=CANCELLATION
     )
     return order, True
-
-
-class WaitingForStep(TransientError):
-    """A compensation must wait: the step it undoes is still running."""
-
-
-def step_undo_needed(*, order: Order, name: str) -> bool:
-    """Whether the forward step's effect must be undone; raise while it may still happen."""
-    status = Step.objects.values_list("status", flat=True).get(order=order, name=name)
-    if status in (Step.Status.RUNNING, *WAITING):
-        raise WaitingForStep(f"waiting for {name} to finish before undoing it")
-    return status == Step.Status.SUCCEEDED
 
 
 def order_status_refresh(*, order_id: int) -> None:

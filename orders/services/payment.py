@@ -1,8 +1,9 @@
 from typing import Any
 
-from fulfillment.partners import payment_capture, payment_refund
+from engine.steps import step_effect_await
 from orders.models import Order
-from orders.services.orders import order_mark_paid, step_undo_needed
+from orders.services.orders import order_mark_paid
+from partners import payment_capture, payment_refund
 
 
 def order_payment_capture(order: Order) -> dict[str, Any]:
@@ -19,7 +20,7 @@ def order_payment_capture(order: Order) -> dict[str, Any]:
 
 def order_payment_refund(order: Order) -> dict[str, Any]:
     """Refund a cancelled order's capture, once, after the capture step has finished."""
-    if not step_undo_needed(order=order, name="payment"):
+    if not step_effect_await(subject=order, name="payment"):
         return {"skipped": "nothing was captured"}
     order.refresh_from_db(fields=["capture_id"])
     refund_id = payment_refund(

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from fulfillment.partners import payment_captures_list
 from orders.models import Discrepancy, Order
+from partners import payment_captures_list
 
 PAID = (Order.Status.PAID, Order.Status.COMPLETED, Order.Status.NEEDS_ATTENTION)
 FULFILMENT_GRACE = timedelta(hours=24)

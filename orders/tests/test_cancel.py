@@ -15,7 +15,7 @@ from orders.services.analytics import order_analytics_track
 from orders.services.emails import order_confirmation_send
 from orders.services.orders import order_cancel
 from orders.services.payment import order_payment_capture
-from orders.services.steps import step_claim, step_mark_succeeded
+from engine.steps import step_claim, step_mark_succeeded
 from orders.tasks import (
     capture_payment,
     refund_payment,
@@ -65,7 +65,7 @@ def test_cancel_while_a_step_runs_compensates_exactly_what_was_done_once(sandbox
     order_index = [spec.name for spec in PIPELINE].index(running)
     for spec in PIPELINE[:order_index]:
         FORWARD_TASKS[spec.name].apply(args=(order.pk,))
-    _, step = step_claim(order_id=order.pk, name=running, task_id="the-running-delivery")
+    _, step = step_claim(subject_id=order.pk, name=running, task_id="the-running-delivery")
 
     order_cancel(order_id=order.pk, reason="customer changed their mind")
     # The delivery that was running finishes after the cancel.
@@ -94,7 +94,7 @@ def test_cancel_while_a_step_runs_compensates_exactly_what_was_done_once(sandbox
 
 def test_a_compensation_waits_while_the_step_it_undoes_is_running(sandbox):
     order = order_place((product_create(), 1)).order
-    step_claim(order_id=order.pk, name="payment", task_id="still-running")
+    step_claim(subject_id=order.pk, name="payment", task_id="still-running")
     order_cancel(order_id=order.pk)
 
     with mock.patch.object(refund_payment, "retry", side_effect=Retry("later")) as retry:

@@ -1,8 +1,8 @@
 import pytest
 from django.core.management import call_command
 
+from engine.dead_letters import dead_letters_retry
 from orders.models import DeadLetter, Order
-from orders.services.dead_letters import dead_letters_retry
 from orders.tasks import capture_payment, track_analytics
 from tests.factories import order_place, product_create
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import threading
 
-from orders.liveness import claimer_alive, this_process
+from engine.liveness import claimer_alive, this_process
 
 
 def _claim_in_a_thread(release: threading.Event) -> tuple[threading.Thread, str]:

@@ -3,7 +3,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from fulfillment import partners
+import partners
 from orders.models import Discrepancy, Order
 from orders.services.payment_report import payments_reconcile
 from orders.tasks import capture_payment

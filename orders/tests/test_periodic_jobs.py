@@ -4,7 +4,7 @@ import pytest
 from django.core.management import call_command
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from orders.locks import once_per_tick
+from kit.leases import once_per_tick
 
 # Reads and writes counters, breakers and job leases in Redis.
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("shared_state_in_test_redis")]

@@ -1,6 +1,6 @@
 import pytest
 
-from orders.pipeline import PIPELINE, SLOW_PARTNER, URGENT, pipeline_signature
+from orders.pipeline import ORDER_PIPELINE, PIPELINE, SLOW_PARTNER, URGENT
 
 
 def test_the_pipeline_has_six_steps_on_their_queues():
@@ -15,7 +15,7 @@ def test_the_pipeline_has_six_steps_on_their_queues():
 
 
 def test_payment_gates_everything_and_the_label_waits_for_the_erp_sync():
-    canvas = pipeline_signature(order_id=7)
+    canvas = ORDER_PIPELINE.signature(subject_id=7)
 
     payment, fan_out = canvas.tasks
     assert (payment.task, payment.args, payment.immutable) == ("orders.capture_payment", (7,), True)
@@ -31,7 +31,7 @@ def test_payment_gates_everything_and_the_label_waits_for_the_erp_sync():
 
 
 def test_a_partial_pipeline_starts_at_the_given_step():
-    canvas = pipeline_signature(order_id=7, start="erp_sync")
+    canvas = ORDER_PIPELINE.signature(subject_id=7, start="erp_sync")
 
     assert [t.task for t in canvas.tasks] == ["fulfillment.sync_erp", "fulfillment.purchase_label"]
 

@@ -6,8 +6,8 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
+from engine.reconcile import steps_reconcile
 from orders.models import Step
-from orders.services.reconcile import steps_reconcile
 from orders.tasks import capture_payment
 from tests.factories import order_place, product_create
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def published():
     """What the reconciliation publishes, as (order id, step names) per dispatch."""
-    with mock.patch("orders.services.dispatch._steps_publish") as publish:
+    with mock.patch("engine.dispatch._steps_publish") as publish:
         yield publish
 
 

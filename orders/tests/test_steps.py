@@ -6,11 +6,11 @@ import pytest
 from celery.exceptions import Retry
 from django.core import mail
 
-from fulfillment import partners
-from fulfillment.partners import PartnerUnavailable
+import partners
+from partners import PartnerUnavailable
 from fulfillment.tasks import purchase_label, sync_erp
 from notifications.models import Alert, OutboxEmail
-from orders.breaker import breaker_states
+from engine.breaker import breaker_states
 from orders.models import Order, Step
 from orders.tasks import capture_payment, send_payment_failed, track_analytics
 from tests.factories import order_place, product_create, run_pipeline

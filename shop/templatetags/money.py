@@ -1,7 +1,7 @@
 from django import template
 from django.conf import settings
 
-from shop.money import money_format
+from kit.money import money_format
 
 register = template.Library()
 

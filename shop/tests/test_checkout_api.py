@@ -63,7 +63,7 @@ def test_pipeline_is_dispatched_only_after_the_checkout_commits(
         callbacks[0]()
 
     order = Order.objects.get(number=response.json()["number"])
-    dispatch.assert_called_once_with(order_id=order.pk)
+    dispatch.assert_called_once_with(subject_id=order.pk)
 
 
 def test_unknown_sku_is_refused_with_400_and_writes_nothing(client):

@@ -8,7 +8,7 @@ import signal
 
 from celery import shared_task
 
-from orders.runner import STEP_TASK, step_run
+from engine.runner import STEP_TASK, step_run
 
 
 def _die(order):
@@ -18,4 +18,4 @@ def _die(order):
 @shared_task(name="tests.poison_invoice", **STEP_TASK)
 def poison_invoice(self, order_id: int) -> None:
     """Runs the order's invoice step with work that kills its own process."""
-    step_run(task=self, order_id=order_id, name="invoice", work=_die)
+    step_run(task=self, subject_id=order_id, name="invoice", work=_die)

@@ -2,7 +2,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from orders.services.reconcile import steps_reconcile
+from engine.reconcile import steps_reconcile
 
 
 class Command(BaseCommand):

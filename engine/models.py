@@ -1,0 +1,45 @@
+from django.db import models
+from django.utils import timezone
+
+
+class StepRecord(models.Model):
+    """One step of one subject's pipeline: the source of truth for its progress.
+
+    Abstract: the domain's concrete model adds the foreign key to its subject (named
+    by the pipeline's `subject`), its ordering, constraints and indexes.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        RETRYING = "retrying", "retrying"
+        SUCCEEDED = "succeeded", "succeeded"
+        FAILED = "failed", "failed"
+        CANCELLED = "cancelled", "cancelled"
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+    # Not started, or waiting for its next try.
+    WAITING = (Status.PENDING, Status.QUEUED, Status.RETRYING)
+
+    name = models.CharField(max_length=32)
+    position = models.PositiveSmallIntegerField()
+    queue = models.CharField(max_length=16)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    # Deliveries whose worker died mid-run; past a limit the step is a poison pill.
+    crashes = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    last_traceback = models.TextField(blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    # "host:pid" of the worker process running it, to tell a dead run from a live one.
+    claimed_by = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    retry_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True

@@ -1,0 +1,13 @@
+from celery.signals import after_task_publish
+
+from engine.pipeline import pipeline
+from engine.steps import step_mark_queued
+
+
+@after_task_publish.connect
+def mark_step_queued(sender: str | None = None, headers=None, body=None, **kwargs) -> None:
+    spec = pipeline().by_task.get(sender or "")
+    if spec is None:
+        return
+    args = body[0]  # task protocol 2: (args, kwargs, embed)
+    step_mark_queued(subject_id=args[0], name=spec.name, task_id=headers["id"])

@@ -1,0 +1,71 @@
+"""Runs one step inside its Celery task: defer, claim, work, record, retry or fail.
+
+Every step task goes through `step_run`, so every step has the same at-least-once
+behaviour: a redelivered or duplicated message finds the outcome on the step
+record and does nothing, and retries happen only for transient errors, counted
+on the step record (so they survive redelivery and re-dispatch).
+"""
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Ignore, SoftTimeLimitExceeded
+
+from engine.breaker import breaker_wait
+from engine.pipeline import pipeline
+from engine.steps import (
+    Claim,
+    PoisonPill,
+    step_claim,
+    step_defer,
+    step_mark_failed,
+    step_mark_retrying,
+    step_mark_succeeded,
+)
+from kit.errors import PermanentError
+from kit.logs import log_context_bind
+
+# Takes the step's subject (loaded with the claim), returns the result to record.
+StepWork = Callable[[Any], dict[str, Any]]
+
+# Options of every step task: retries are bounded by the step's policy, not Celery's default.
+STEP_TASK = {"bind": True, "max_retries": None}
+
+
+def step_run(*, task: Task, subject_id: int, name: str, work: StepWork) -> None:
+    p = pipeline()
+    spec = p.steps[name]
+    wait = breaker_wait(spec.partner) if spec.partner else 0
+    if wait and step_defer(
+        subject_id=subject_id, name=name, seconds=wait, reason=f"{spec.partner} circuit open"
+    ):
+        # Not an attempt: the partner is left alone until the breaker lets calls through.
+        raise task.retry(countdown=wait + random.uniform(0, 2))
+    claim, step = step_claim(subject_id=subject_id, name=name, task_id=task.request.id)
+    log_context_bind(attempt=step.attempts)
+    if claim is Claim.DONE:
+        # A redelivery after a kill between recording the outcome and telling the
+        # domain: tell it again (its hook is idempotent). Returning lets the canvas go on.
+        p.hook("step_succeeded")(step=step)
+        return
+    if claim is Claim.POISON:
+        step_mark_failed(step=step, error=PoisonPill(step))
+    if claim in (Claim.STOP, Claim.POISON):
+        raise Ignore()  # acks the message without running the steps after this one
+    try:
+        result = work(p.subject_of(step))
+    except PermanentError as exc:
+        step_mark_failed(step=step, error=exc)
+        raise
+    except (Exception, SoftTimeLimitExceeded) as exc:
+        # Timeouts, 5xx, dropped connections and unexpected errors (a database
+        # hiccup, a bug being fixed) are retried; retries are bounded per step.
+        countdown = spec.retry.countdown(step.attempts - 1)
+        if countdown is None:
+            step_mark_failed(step=step, error=exc)
+            raise
+        step_mark_retrying(step=step, error=exc, countdown=countdown)
+        raise task.retry(exc=exc, countdown=countdown) from exc
+    step_mark_succeeded(step=step, result=result)

@@ -1,0 +1,52 @@
+"""What operations alert on: dead letters, open breakers, queues past their promise.
+The incidents themselves (open once, email ops once, resolve) are notifications/alerts.py."""
+
+from django.conf import settings
+
+from engine.breaker import breaker_states
+from notifications.alerts import Condition, alerts_apply
+from notifications.models import Alert
+from orders.models import DeadLetter
+from orders.selectors import queue_stats
+
+
+def alerts_check() -> list[Condition]:
+    """Look at dead letters, breakers and queues; alert ops on what is past its threshold."""
+    dead = DeadLetter.objects.count()
+    conditions = [
+        Condition(
+            Alert.Kind.DEAD_LETTERS,
+            "all",
+            dead > settings.ALERT_DEAD_LETTERS,
+            f"{dead} dead letters (threshold {settings.ALERT_DEAD_LETTERS}); "
+            "see Orders › Dead letters in the admin.",
+        )
+    ]
+    conditions += [
+        Condition(
+            Alert.Kind.BREAKER_OPEN,
+            state.partner,
+            state.state == "open",
+            f"The circuit breaker for {state.partner} is open ({state.failures} recent failures); "
+            f"calls resume in {state.wait_s:g}s.",
+        )
+        for state in breaker_states()
+    ]
+    for queue in queue_stats():
+        conditions += [
+            Condition(
+                Alert.Kind.QUEUE_DEPTH,
+                queue.name,
+                queue.depth > settings.ALERT_QUEUE_DEPTH,
+                f"{queue.depth} messages wait on queue {queue.name} "
+                f"(threshold {settings.ALERT_QUEUE_DEPTH}).",
+            ),
+            Condition(
+                Alert.Kind.QUEUE_AGE,
+                queue.name,
+                queue.oldest_wait_s > settings.ALERT_QUEUE_AGE_S,
+                f"The oldest step queued on {queue.name} has waited {queue.oldest_wait_s:.0f}s "
+                f"(threshold {settings.ALERT_QUEUE_AGE_S:g}s).",
+            ),
+        ]
+    return alerts_apply(conditions)

@@ -1,0 +1,13 @@
+from celery import shared_task
+
+from kit.leases import once_per_tick
+from ops.alerts import alerts_check
+
+
+# Keeps its name from when alerts lived in notifications: the beat schedule's
+# PeriodicTask rows and the routes name it.
+@shared_task(name="notifications.check_alerts", soft_time_limit=60, time_limit=90)
+@once_per_tick("check_alerts", lease_s=50)
+def check_alerts() -> int:
+    """Idempotent: an open incident is mailed once; a second check finds it open."""
+    return len(alerts_check())

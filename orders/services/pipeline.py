@@ -1,0 +1,65 @@
+"""How the order domain plugs into the step engine: the hooks ORDER_PIPELINE declares
+(orders/pipeline.py). The engine records each step's outcome; these keep the order's
+status in step with its steps."""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Exists, OuterRef
+
+from orders.lock_objects import order_for_update
+from orders.models import Order, Step
+from orders.pipeline import FORWARD_NAMES, STEPS
+from orders.services.orders import ENDED_ORDER, order_payment_fail, order_status_refresh
+
+
+def order_step_succeeded(*, step: Step) -> None:
+    order_status_refresh(order_id=step.order_id)
+
+
+def order_step_failed(*, step: Step) -> None:
+    """A failed payment fails the whole order; any other step leaves it needing attention."""
+    if STEPS[step.name].fails_subject:
+        order_payment_fail(order_id=step.order_id)
+    else:
+        order_status_refresh(order_id=step.order_id)
+
+
+def order_ended_for_step(*, step: Step) -> bool:
+    """A forward step of a cancelled order, or of one whose payment failed, must not start."""
+    return step.name in FORWARD_NAMES and step.order.status in ENDED_ORDER
+
+
+def order_reopen_for_step(*, step: Step) -> str | None:
+    """Before a dead letter runs again: refuse a forward step of an ended order, and put
+    an order that needed attention back to paid."""
+    order = order_for_update(order_id=step.order_id).get()
+    if step.name in FORWARD_NAMES and order.status in ENDED_ORDER:
+        return f"the order is {order.status}"
+    if order.status == Order.Status.NEEDS_ATTENTION:
+        order.status = Order.Status.PAID
+        order.save(update_fields=["status", "updated_at"])
+    return None
+
+
+def orders_settle(*, now: datetime) -> list[str]:
+    """Refresh paid orders whose forward steps have all finished: a worker killed between
+    recording a step's outcome and refreshing its order left the order behind."""
+    unfinished = Step.objects.filter(order=OuterRef("pk"), name__in=FORWARD_NAMES).exclude(
+        status__in=Step.FINISHED
+    )
+    stuck = (
+        Order.objects.filter(
+            status=Order.Status.PAID,
+            updated_at__lt=now - timedelta(seconds=settings.RECONCILE_PENDING_AFTER_S),
+        )
+        .exclude(Exists(unfinished))
+        .order_by("pk")
+        .values_list("pk", "number")[: settings.RECONCILE_BATCH]
+    )
+    settled = []
+    for pk, number in stuck:
+        order_status_refresh(order_id=pk)
+        if Order.objects.filter(pk=pk).exclude(status=Order.Status.PAID).exists():
+            settled.append(number)
+    return settled

@@ -1,0 +1,177 @@
+"""The four partners' clients, in one place: payment gateway, ERP, carrier, analytics.
+Model-free: orders, fulfillment and the shop call them with plain values.
+
+Every effectful call carries an Idempotency-Key made from the order and the step,
+so a retried or redelivered step never repeats the effect at the partner. Errors
+are sorted into transient (retry) and permanent (fail now).
+"""
+
+import os
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+from engine.breaker import breaker_record
+from kit.errors import PermanentError, TransientError
+
+
+class PartnerUnavailable(TransientError):
+    pass
+
+
+class PartnerRejected(PermanentError):
+    def __init__(self, partner: str, status: int, body: dict[str, Any]) -> None:
+        self.status = status
+        self.code = body.get("error", "rejected")
+        super().__init__(
+            f"{partner} refused ({status} {self.code}): {body.get('message', '')}".strip()
+        )
+
+
+_clients: dict[tuple[int, str], httpx.Client] = {}
+
+
+def _http(partner: str) -> httpx.Client:
+    """Return this process's pooled client for a partner (a fresh pool after fork)."""
+    key = (os.getpid(), partner)
+    if key not in _clients:
+        config = settings.PARTNERS[partner]
+        _clients[key] = httpx.Client(
+            base_url=config["base_url"],
+            timeout=httpx.Timeout(config["timeout_s"], connect=min(2.0, config["timeout_s"])),
+            limits=httpx.Limits(max_keepalive_connections=10),
+        )
+    return _clients[key]
+
+
+def partner_post(partner: str, path: str, *, payload: dict[str, Any], key: str) -> dict[str, Any]:
+    """POST to a partner with an idempotency key; raise Transient/PermanentError on failure."""
+    try:
+        body = _post(partner, path, payload=payload, key=key)
+    except PartnerUnavailable:
+        breaker_record(partner, ok=False)  # the one that opens it sends breaker_opened
+        raise
+    breaker_record(partner, ok=True)  # a 4xx too: the partner is up and answering
+    return body
+
+
+def payment_captures_list() -> list[dict[str, Any]]:
+    """Every capture the gateway holds, with whether it was refunded (its daily report)."""
+    try:
+        response = _http("payment").get("/captures")
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise PartnerUnavailable(f"payment capture list unavailable: {exc}") from exc
+    return response.json()["captures"]
+
+
+def erp_stock_list() -> tuple[str, list[dict[str, Any]]]:
+    """The warehouse feed: when it was counted (ISO time) and units on hand per SKU."""
+    try:
+        response = _http("erp").get("/stock")
+        response.raise_for_status()
+        body = response.json()
+        return body["as_of"], body["items"]
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        raise PartnerUnavailable(f"erp stock feed unavailable: {exc}") from exc
+
+
+def _post(partner: str, path: str, *, payload: dict[str, Any], key: str) -> dict[str, Any]:
+    try:
+        response = _http(partner).post(path, json=payload, headers={"Idempotency-Key": key})
+    except httpx.TransportError as exc:  # timeouts, refused and dropped connections
+        raise PartnerUnavailable(f"{partner} unreachable: {exc.__class__.__name__} {exc}") from exc
+    if response.status_code >= 500:
+        raise PartnerUnavailable(f"{partner} answered {response.status_code}")
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise PartnerUnavailable(f"{partner} sent a body that is not JSON") from exc
+    if response.status_code >= 400:
+        raise PartnerRejected(partner, response.status_code, body)
+    return body
+
+
+def idempotency_key(order_number: str, step: str) -> str:
+    return f"{order_number}:{step}"
+
+
+def payment_capture(
+    *, order_number: str, amount_cents: int, currency: str, payment_token: str
+) -> str:
+    """Capture the payment and return the gateway's capture id."""
+    body = partner_post(
+        "payment",
+        "/captures",
+        payload={
+            "order": order_number,
+            "amount_cents": amount_cents,
+            "currency": currency,
+            "payment_token": payment_token,
+        },
+        key=idempotency_key(order_number, "payment"),
+    )
+    return body["capture_id"]
+
+
+def erp_order_push(*, order_number: str, lines: list[dict[str, Any]], total_cents: int) -> str:
+    """Send the order to the ERP and return its reference."""
+    body = partner_post(
+        "erp",
+        "/orders",
+        payload={"order": order_number, "lines": lines, "total_cents": total_cents},
+        key=idempotency_key(order_number, "erp_sync"),
+    )
+    return body["erp_reference"]
+
+
+def carrier_label_buy(
+    *, order_number: str, erp_reference: str, address: dict[str, Any]
+) -> tuple[str, str]:
+    """Buy a shipping label; return (tracking number, label in ZPL)."""
+    body = partner_post(
+        "carrier",
+        "/labels",
+        payload={"order": order_number, "erp_reference": erp_reference, "address": address},
+        key=idempotency_key(order_number, "label"),
+    )
+    return body["tracking_number"], body["label_zpl"]
+
+
+def analytics_event_send(*, order_number: str, event: str, properties: dict[str, Any]) -> None:
+    partner_post(
+        "analytics",
+        "/events",
+        payload={"event": event, "order": order_number, **properties},
+        key=idempotency_key(order_number, "analytics"),
+    )
+
+
+def payment_refund(*, order_number: str, capture_id: str, amount_cents: int) -> str:
+    """Refund a capture in full and return the refund id."""
+    body = partner_post(
+        "payment",
+        "/refunds",
+        payload={"capture_id": capture_id, "amount_cents": amount_cents},
+        key=idempotency_key(order_number, "refund"),
+    )
+    return body["refund_id"]
+
+
+def erp_order_cancel(*, order_number: str, erp_reference: str) -> None:
+    partner_post(
+        "erp",
+        f"/orders/{erp_reference}/cancel",
+        payload={},
+        key=idempotency_key(order_number, "erp_cancel"),
+    )
+
+
+def carrier_label_void(*, order_number: str, tracking_number: str) -> None:
+    partner_post(
+        "carrier",
+        f"/labels/{tracking_number}/void",
+        payload={},
+        key=idempotency_key(order_number, "label_void"),
+    )
