@@ -1,7 +1,6 @@
 """Every app that emails goes through the outbox's one entry point: each email comes from
 its template, and one owed twice at once goes out once."""
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,6 +17,7 @@ from shop.imports import import_summary_send
 from shop.models import CatalogJob, Product, Subscription
 from shop.subscriptions import lifecycle_due_run, subscription_cancel
 from tests.factories import order_place, product_create
+from tests.outbox import senders_race
 
 pytestmark = pytest.mark.django_db
 
@@ -67,32 +67,14 @@ def test_every_outbox_email_comes_from_a_template(
 def test_import_summary_email_created_twice_concurrently_is_sent_once(monkeypatch):
     assert connection.vendor == "postgresql", "the unique key is tested on PostgreSQL"
     job = CatalogJob.objects.create(requested_by="ops@shop.example", status="done")
-    # Both runs look for the job's email before either writes it: the race the key holds.
-    barrier = threading.Barrier(2)
-    save = OutboxEmail.save
 
-    def save_together(self, *args, **kwargs):
-        barrier.wait(timeout=10)
-        save(self, *args, **kwargs)
+    outcomes = senders_race(
+        monkeypatch,
+        lambda: import_summary_send(job=CatalogJob.objects.get(pk=job.pk)),
+        senders=2,
+    )
 
-    monkeypatch.setattr(OutboxEmail, "save", save_together)
-    failures = []
-
-    def run():
-        try:
-            import_summary_send(job=CatalogJob.objects.get(pk=job.pk))
-        except Exception as exc:
-            failures.append(type(exc).__name__)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert set(failures) <= {"EmailInFlight"}
+    assert set(outcomes) <= {None, "EmailInFlight"}
     [message] = mail.outbox
     assert message.subject == f"Catalog import {job.pk}: done"
     assert OutboxEmail.objects.filter(kind="import_done").count() == 1

@@ -2,7 +2,6 @@
 sent after the owing transaction commits."""
 
 import ast
-import threading
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,8 @@ from django.db import connection, transaction
 from django.template.loader import get_template
 
 from notifications.models import OutboxEmail
-from notifications.services import EmailInFlight, email_enqueue
+from notifications.services import email_enqueue
+from tests.outbox import senders_race
 
 pytestmark = pytest.mark.django_db
 
@@ -100,33 +100,11 @@ def test_every_outbox_email_kind_has_a_subject_and_a_text_template():
 @pytest.mark.django_db(transaction=True)
 def test_three_senders_owing_one_key_at_once_make_one_row_and_one_email(monkeypatch):
     assert connection.vendor == "postgresql", "the unique key is tested on PostgreSQL"
-    # All three look for the key before any of them inserts: the race the key must hold.
-    barrier = threading.Barrier(3)
-    save = OutboxEmail.save
 
-    def save_together(self, *args, **kwargs):
-        barrier.wait(timeout=10)
-        save(self, *args, **kwargs)
-
-    monkeypatch.setattr(OutboxEmail, "save", save_together)
-    outcomes = []
-
-    def sender():
-        try:
-            outcomes.append(alert_email().pk)
-        except EmailInFlight:
-            outcomes.append("in flight")
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=sender) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = senders_race(monkeypatch, lambda: alert_email().pk, senders=3)
 
     [email] = OutboxEmail.objects.all()
-    assert len(outcomes) == 3 and set(outcomes) <= {email.pk, "in flight"}
+    assert len(outcomes) == 3 and set(outcomes) <= {email.pk, "EmailInFlight"}
     assert [m.subject for m in mail.outbox] == [
         "[shopflow alert] dead letters above threshold: all"
     ]
