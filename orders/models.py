@@ -1,9 +1,8 @@
 from django.conf import settings
 from django.db import models
 
-from engine.models import StepRecord
-
 from bulkjobs.models import BulkJob
+from engine.models import StepRecord
 
 
 class Order(models.Model):

@@ -1,7 +1,8 @@
 from celery import shared_task
 
-from kit.leases import once_per_tick
+from engine.reconcile import steps_reconcile
 from engine.runner import STEP_TASK, step_run
+from kit.leases import once_per_tick
 from orders.services.analytics import order_analytics_track
 from orders.services.backfill import sales_backfill
 from orders.services.cleanup import records_cleanup
@@ -14,7 +15,6 @@ from orders.services.exports import order_export_run
 from orders.services.follow_ups import follow_ups_due_run
 from orders.services.payment import order_payment_capture, order_payment_refund
 from orders.services.payment_report import payments_reconcile
-from engine.reconcile import steps_reconcile
 
 
 # The gateway may take seconds under load; 30 s soft limit leaves room for a

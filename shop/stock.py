@@ -21,9 +21,9 @@ from datetime import datetime
 from django.core.files.base import ContentFile
 from django.db.models import Exists, OuterRef, Sum
 
-from partners import erp_stock_list
 from kit.options import moment_parse
 from orders.models import Order, OrderLine, Step
+from partners import erp_stock_list
 from shop.csvfiles import Columns, Row, sku_batch_apply
 from shop.models import CatalogJob, Product, RowRejection
 

@@ -1,7 +1,7 @@
 from celery import shared_task
 
-from partners import PartnerUnavailable
 from kit.leases import once_per_tick
+from partners import PartnerUnavailable
 from shop.assets import images_download_due
 from shop.imports import catalog_job_create, catalog_job_refuse, catalog_job_run
 from shop.models import CatalogJob

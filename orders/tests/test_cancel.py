@@ -7,6 +7,7 @@ import pytest
 from celery.exceptions import Retry
 from django.core import mail
 
+from engine.steps import step_claim, step_mark_succeeded
 from fulfillment.services import erp_order_sync, invoice_render, label_purchase
 from fulfillment.tasks import cancel_erp, purchase_label, render_invoice, sync_erp, void_label
 from orders.models import Order, Step
@@ -15,7 +16,6 @@ from orders.services.analytics import order_analytics_track
 from orders.services.emails import order_confirmation_send
 from orders.services.orders import order_cancel
 from orders.services.payment import order_payment_capture
-from engine.steps import step_claim, step_mark_succeeded
 from orders.tasks import (
     capture_payment,
     refund_payment,

@@ -7,12 +7,12 @@ from celery.exceptions import Retry
 from django.core import mail
 
 import partners
-from partners import PartnerUnavailable
+from engine.breaker import breaker_states
 from fulfillment.tasks import purchase_label, sync_erp
 from notifications.models import Alert, OutboxEmail
-from engine.breaker import breaker_states
 from orders.models import Order, Step
 from orders.tasks import capture_payment, send_payment_failed, track_analytics
+from partners import PartnerUnavailable
 from tests.factories import order_place, product_create, run_pipeline
 
 pytestmark = pytest.mark.django_db

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand
 
+from engine.dead_letters import dead_letters_retry, dead_letters_select
 from kit.options import SINCE_HELP, option_parse, since_parse
 from orders.pipeline import STEPS
-from engine.dead_letters import dead_letters_retry, dead_letters_select
 
 
 class Command(BaseCommand):

@@ -1,2 +1,0 @@
-from celery import shared_task
-
