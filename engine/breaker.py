@@ -97,4 +97,3 @@ def breaker_states(partners: tuple[str, ...] | None = None) -> list[BreakerState
             )
         )
     return states
-

@@ -13,7 +13,10 @@ from engine.pipeline import pipeline
 def step_for_update(*, subject_id: int, name: str) -> QuerySet:
     p = pipeline()
     return (
-        p.steps_of(subject_id).select_for_update(of=("self",)).select_related(p.subject).filter(name=name)
+        p.steps_of(subject_id)
+        .select_for_update(of=("self",))
+        .select_related(p.subject)
+        .filter(name=name)
     )
 
 

@@ -109,7 +109,9 @@ class Pipeline:
         spec = self.steps[start or self.root]
         # Immutable: each task takes only the subject's id, never its parent's return value.
         head = signature(spec.task, args=(subject_id,), immutable=True)
-        children = [self.signature(subject_id=subject_id, start=c.name) for c in self.children(spec.name)]
+        children = [
+            self.signature(subject_id=subject_id, start=c.name) for c in self.children(spec.name)
+        ]
         if not children:
             return head
         return chain(head, children[0] if len(children) == 1 else group(children))

@@ -166,7 +166,9 @@ def step_effect_await(*, subject: Model, name: str) -> bool:
     """Whether the finished forward step's effect is in place (so undo it). Raises
     WaitingForStep, a transient error the runner retries, while the step may still run."""
     p = pipeline()
-    status = p.model.objects.values_list("status", flat=True).get(**{p.subject: subject, "name": name})
+    status = p.model.objects.values_list("status", flat=True).get(
+        **{p.subject: subject, "name": name}
+    )
     if status in (Status.RUNNING, *StepRecord.WAITING):
         raise WaitingForStep(f"waiting for {name} to finish before undoing it")
     return status == Status.SUCCEEDED

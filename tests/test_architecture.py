@@ -131,9 +131,7 @@ def violations(root: Path) -> list[str]:
             problems.append(f"{where}: {source} → {target} is not allowed")
     for (source, target), where in sorted(edges.items()):
         if (target, source) in edges and source < target:
-            problems.append(
-                f"cycle {source} ⇄ {target}: {where} and {edges[(target, source)]}"
-            )
+            problems.append(f"cycle {source} ⇄ {target}: {where} and {edges[(target, source)]}")
     return problems
 
 
