@@ -6,6 +6,7 @@ from django.utils.html import format_html
 
 from bulkjobs.admin import BulkJobAdminMixin
 from engine.breaker import breaker_states
+from engine.dead_letters import dead_letters_retry
 from orders.models import (
     DeadLetter,
     Discrepancy,
@@ -19,11 +20,10 @@ from orders.models import (
 )
 from orders.pipeline import STEPS
 from orders.selectors import ORDER_SEARCH_FIELDS
-from engine.dead_letters import dead_letters_retry
 from orders.services.exports import ExportInvalid, export_filters_describe, order_export_create
 from orders.services.orders import OrderNotCancellable, order_cancel
 
-# The admin index with a link to the operations dashboard (orders/ops/) above the apps.
+# The admin index with a link to the operations dashboard (ops/) above the apps.
 admin.site.index_template = "admin/shopflow_index.html"
 
 STEP_FIELDS = (
