@@ -14,6 +14,10 @@ export TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 
 .PHONY: install demo test bench lint clean
 
+# Production is the settings' default; these targets ask for their own environment.
+demo: export SHOPFLOW_ENV = development
+test bench: export SHOPFLOW_ENV = test
+
 install: $(STAMP)
 
 $(STAMP): pyproject.toml

@@ -1,7 +1,7 @@
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import beat_init, task_postrun, task_prerun, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -20,3 +20,16 @@ def recycle_database_connections(sender=None, **kwargs) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@worker_init.connect
+@beat_init.connect
+def refuse_unsafe_settings(sender=None, **kwargs) -> None:
+    """Celery runs Django's checks but ignores what they find: a production worker or
+    beat with the sandbox's URLs or an open broker must not start."""
+    import django
+
+    django.setup()
+    from config.checks import refuse_unsafe_start
+
+    refuse_unsafe_start("celery")

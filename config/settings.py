@@ -1,14 +1,17 @@
 """Settings for every environment, each knob read from the environment.
 
-Development defaults are safe for a laptop (SQLite, local Redis, the sandbox
-partners); production sets SHOPFLOW_ENV=production and must supply the secrets,
-which have no default there.
+Production is the default: development and test are asked for with
+SHOPFLOW_ENV=development or SHOPFLOW_ENV=test (the Makefile, .ci/run and the test
+harness set them). Their defaults suit a laptop (local PostgreSQL and Redis, the sandbox
+partners, a public development key); production's secrets have no default, and its
+system checks (config/checks.py) refuse the development ones.
 """
 
 import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from config.queues import TASK_QUEUES, celery_routes
 
@@ -21,15 +24,50 @@ def env_bool(name: str, default: bool) -> bool:
     return os.environ.get(name, str(default)).lower() in {"1", "true", "yes", "on"}
 
 
-ENVIRONMENT = os.environ.get("SHOPFLOW_ENV", "development")
+ENVIRONMENTS = ("production", "development", "test")
+ENVIRONMENT = os.environ.get("SHOPFLOW_ENV", "production")
+if ENVIRONMENT not in ENVIRONMENTS:
+    # A typo (`prod`) must not fall back to the development defaults.
+    raise ImproperlyConfigured(
+        f"SHOPFLOW_ENV={ENVIRONMENT!r} is not one of {', '.join(ENVIRONMENTS)} "
+        "(unset means production)."
+    )
 PRODUCTION = ENVIRONMENT == "production"
 
-if PRODUCTION:
-    SECRET_KEY = os.environ["DJANGO_SECRET_KEY"]
-else:
-    SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me")
+# Public, so refused in production by config/checks.py.
+DEVELOPMENT_SECRET_KEY = "dev-only-insecure-key-change-me"
+# Production without DJANGO_SECRET_KEY gets an empty key: Django refuses to sign with it
+# and the system checks name the variable.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "" if PRODUCTION else DEVELOPMENT_SECRET_KEY)
 DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
-ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
+ALLOWED_HOSTS = [
+    host
+    for host in os.environ.get(
+        "DJANGO_ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost,testserver"
+    ).split(",")
+    if host
+]
+
+# HTTPS in production (manage.py check --deploy). Behind a proxy that terminates TLS,
+# SHOPFLOW_BEHIND_TLS_PROXY=1 trusts its X-Forwarded-Proto header, and only then: a
+# client could send that header itself to a server it reaches directly.
+if env_bool("SHOPFLOW_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", PRODUCTION)
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", PRODUCTION)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "31536000" if PRODUCTION else "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", PRODUCTION)
+# Admin logins: django-axes locks a username from an address out after this many failures.
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = float(os.environ.get("AXES_COOLOFF_HOURS", "1"))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -39,6 +77,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_celery_beat",
+    "axes",
     "bulkjobs",
     "engine",
     "shop",
@@ -47,6 +86,7 @@ INSTALLED_APPS = [
     "notifications",
     "ops",
     "sandbox",
+    "config",
 ]
 
 # The pipeline the step engine runs (engine/pipeline.py): its steps, step-record model
@@ -61,6 +101,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it answers a locked-out login.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -217,7 +259,8 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}},
+    # django-axes says INFO at every start and on each failed login; lockouts are WARNING.
+    "loggers": {"httpx": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
 # Scales every retry delay of the pipeline; tests and chaos runs shrink it.
@@ -229,6 +272,14 @@ SHOPFLOW_REDIS_URL = os.environ.get(
     "SHOPFLOW_REDIS_URL",
     CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "redis://127.0.0.1:6379/0",
 )
+
+# "host:port" pairs the safe fetcher (safefetch/) may reach though they are internal:
+# only the tests' own image servers. Production leaves it empty.
+SAFE_FETCH_ALLOWED = [a for a in os.environ.get("SAFE_FETCH_ALLOWED", "").split(",") if a]
+
+# Production refuses a broker or Redis URL without a password (config/checks.py) unless
+# this says the network alone guards them.
+SHOPFLOW_ALLOW_UNAUTHENTICATED_REDIS = env_bool("SHOPFLOW_ALLOW_UNAUTHENTICATED_REDIS", False)
 
 # Failure handling (orders/runner.py, orders/services/reconcile.py, orders/breaker.py).
 # A worker that dies this many times running one step marks it a poison pill.

@@ -189,10 +189,15 @@ def manage(*args: str, env: dict[str, str]) -> None:
 
 def main() -> None:
     env = {
+        # Production is the settings' default: the demo asks for development.
+        "SHOPFLOW_ENV": "development",
         "DATABASE_URL": DEMO_DATABASE_URL,
         "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
         **os.environ,
     }
+    # Flower refuses to start without a login (config/flower.py); the banner shows it.
+    if not env.get("FLOWER_BASIC_AUTH"):
+        env["FLOWER_BASIC_AUTH"] = f"ops:{secrets.token_urlsafe(12)}"
     lines = procfile_lines(env=env)
     supervisor = Supervisor(lines, env=env, workdir=DEMO_DIR)
     try:

@@ -42,6 +42,7 @@ def process_env(
     sandbox, media and mail directories. The defaults suit a test run: no connection
     kept open to hold up the database's teardown, retries a hundred times quicker."""
     return {
+        "SHOPFLOW_ENV": "test",
         "DATABASE_URL": database_url,
         "DATABASE_CONN_MAX_AGE": str(conn_max_age_s),
         "CELERY_BROKER_URL": broker_url,

@@ -114,8 +114,8 @@ def test_text_lines_end_with_the_task_context_when_there_is_one():
     ("env", "json_lines"),
     [
         ({"SHOPFLOW_ENV": "production", "DJANGO_SECRET_KEY": "x"}, True),
-        ({"LOG_FORMAT": "json"}, True),
-        ({}, False),
+        ({"SHOPFLOW_ENV": "development", "LOG_FORMAT": "json"}, True),
+        ({"SHOPFLOW_ENV": "development"}, False),
     ],
 )
 def test_logs_are_json_lines_in_production_or_when_asked_and_text_otherwise(env, json_lines):

@@ -6,7 +6,8 @@ from argparse import ArgumentParser
 from types import FrameType
 from typing import Any, NoReturn
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 
 from sandbox.server import make_server
 
@@ -25,6 +26,14 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
         """Serve forever; stop cleanly on Ctrl-C or SIGTERM."""
+        # Settings made by settings.configure() alone (the sandbox on its own) are not
+        # the shop's: only the shop's production settings say PRODUCTION.
+        if getattr(settings, "PRODUCTION", False):
+            # It approves every card: a shop pointed at it ships unpaid orders.
+            raise CommandError(
+                "The sandbox does not run in production: it approves every payment. "
+                "Set SHOPFLOW_ENV=development or test to run it."
+            )
         server = make_server(host, port)
         signal.signal(signal.SIGTERM, _interrupt)
         self.stdout.write(f"sandbox partners on http://{host}:{server.server_port}")
