@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from notifications.models import OutboxEmail
 from notifications.services import email_enqueue
+from safefetch import FetchRefused, url_check
 from shop import prices, stock
 from shop.csvfiles import Columns, MalformedFile, Row, csv_file_check, csv_rows, whole_number
 from shop.models import CatalogJob, Product, ProductImage, RowRejection
@@ -63,6 +64,10 @@ def row_parse(row: Row) -> tuple[dict, str | None]:
             _url(image_url)
         except ValidationError:
             return {}, f"image_url is not an http(s) URL: {image_url[:100]!r}"
+        try:
+            url_check(image_url)  # names are resolved and checked again at download
+        except FetchRefused as exc:
+            return {}, f"image_url is refused ({exc.reason}): {image_url[:100]!r}"
     return {
         "sku": v["sku"],
         "name": v["name"],
