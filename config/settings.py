@@ -284,6 +284,11 @@ SHOPFLOW_ALLOW_UNAUTHENTICATED_REDIS = env_bool("SHOPFLOW_ALLOW_UNAUTHENTICATED_
 # Failure handling (orders/runner.py, orders/services/reconcile.py, orders/breaker.py).
 # A worker that dies this many times running one step marks it a poison pill.
 STEP_MAX_CRASHES = int(os.environ.get("STEP_MAX_CRASHES", "3"))
+# A claim on a step is a lease this long on the database's clock; every worker process
+# renews the leases it holds, and sweeps for expired ones, every STEP_HEARTBEAT_S. A
+# worker that dies anywhere has its steps running again within about lease + heartbeat.
+STEP_LEASE_S = float(os.environ.get("STEP_LEASE_S", "15"))
+STEP_HEARTBEAT_S = float(os.environ.get("STEP_HEARTBEAT_S", "3"))
 # Steps the reconciliation treats as lost: running past every task's hard time
 # limit, queued or pending far longer than any healthy backlog, retrying well
 # past their retry time.

@@ -1,6 +1,7 @@
 from celery import group
 from django.db import transaction
 
+from engine.models import StepRecord
 from engine.pipeline import pipeline
 
 
@@ -10,13 +11,15 @@ def pipeline_dispatch(*, subject_id: int) -> None:
 
 
 def _steps_publish(subject_id: int, names: tuple[str, ...]) -> None:
-    # Only called by steps_dispatch_on_commit's callback, after the commit.
+    # Only called by steps_dispatch_on_commit's callback, after the commit. Each step
+    # alone: what waits on it is published when it succeeds (engine/runner.py), so a
+    # re-dispatch never copies work that is already queued.
     p = pipeline()
-    group(p.signature(subject_id=subject_id, start=name) for name in names).apply_async()
+    group(p.step_signature(subject_id=subject_id, name=name) for name in names).apply_async()
 
 
 def steps_dispatch_on_commit(*, subject_id: int, names: tuple[str, ...]) -> None:
-    """Publish these steps (each with what waits on it) once the transaction commits.
+    """Publish these steps, each alone, once the transaction commits.
 
     robust: a broker that is down must not undo the committed work; the steps stay
     pending and the reconciliation dispatches them.
@@ -26,3 +29,13 @@ def steps_dispatch_on_commit(*, subject_id: int, names: tuple[str, ...]) -> None
         _steps_publish(subject_id, names)
 
     transaction.on_commit(publish, robust=True)
+
+
+def steps_publish_ready(*, subject_id: int, names: tuple[str, ...]) -> None:
+    """Publish those of these steps that wait to be published (pending)."""
+    pending = (
+        pipeline().steps_of(subject_id).filter(name__in=names, status=StepRecord.Status.PENDING)
+    )
+    ready = tuple(pending.values_list("name", flat=True))
+    if ready:
+        steps_dispatch_on_commit(subject_id=subject_id, names=ready)

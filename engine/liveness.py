@@ -1,18 +1,28 @@
-"""Telling a dead worker process from a live one, for claims on steps and outbox emails.
+"""Telling a dead claim from a live one.
 
-A claim records "host:pid", and "host:pid/thread" when a pool of threads runs the
-task (the I/O-bound queues' workers: several steps run at once in one process). On
-the same host a signal-0 probe answers at once, and in the same process the list of
-live threads; for a claim made on another machine only time tells: past the longest
-a task may run (its hard time limit), the claimer is gone.
+Steps are claimed with a lease (engine/steps.py): the claiming process's `holder`
+(where it runs, its pid and a random incarnation id made when it starts or forks), a
+fencing token and an expiry computed by PostgreSQL. The process renews the leases it
+holds (engine/heartbeat.py), so a lease past its expiry is dead wherever its worker ran.
+One faster path: a holder in this very process, or one whose pid is gone from this
+kernel and pid namespace, is dead before its lease runs out. It only ever says "dead"
+for a process it can see; everything else waits for the lease, on the database's clock.
+
+Outbox emails and exports still claim with "host:pid" (`this_process`, `claimer_alive`):
+on the same host a signal-0 probe, on another only time (the hard task time limit).
 """
 
+import hashlib
 import os
 import socket
 import threading
-from datetime import datetime, timedelta
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 
@@ -50,3 +60,119 @@ def _other_thread_alive(ident: int) -> bool:
     if ident == threading.get_ident():
         return False
     return any(thread.ident == ident for thread in threading.enumerate())
+
+
+# --- leases ------------------------------------------------------------------------
+
+
+class _Process:
+    """This process's identity as a lease holder and the leases it holds: made again in
+    a forked child (a prefork pool process holds its own leases)."""
+
+    def __init__(self) -> None:
+        self.holder = f"{_place()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
+        self.lock = threading.Lock()
+        # step pk -> (lease token, time.monotonic() of the claim)
+        self.held: dict[int, tuple[int, float]] = {}
+
+
+def _place() -> str:
+    """Where a pid names one process: this host name, kernel boot and pid namespace. Two
+    machines (or containers) never share one, even under the same host name."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot = ""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    seen = f"{socket.gethostname()}|{boot}|{namespace}"
+    return hashlib.blake2b(seen.encode(), digest_size=6).hexdigest()
+
+
+_process = _Process()
+
+
+def _after_fork() -> None:
+    global _process
+    _process = _Process()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def lease_holder() -> str:
+    """This process as a lease holder: "<place>/<pid>/<incarnation>"."""
+    return _process.holder
+
+
+def lease_hold(pk: int, token: int) -> None:
+    """Count the lease on step pk (with its token) among those this process renews."""
+    with _process.lock:
+        _process.held[pk] = (token, time.monotonic())
+
+
+def lease_drop(pk: int) -> None:
+    """Stop renewing the lease on step pk: its run is over, or gave up."""
+    with _process.lock:
+        _process.held.pop(pk, None)
+
+
+def leases_held() -> dict[int, tuple[int, float]]:
+    """{step pk: (token, claimed at, monotonic)} of the leases this process renews."""
+    with _process.lock:
+        return dict(_process.held)
+
+
+def lease_alive(
+    *, pk: int, holder: str, token: int, expires_at: datetime | None, now: datetime
+) -> bool:
+    """Whether the lease on step pk still holds; `now` is the database's clock."""
+    if expires_at is None or expires_at <= now:
+        return False
+    return not holder_gone(pk=pk, holder=holder, token=token)
+
+
+def holder_gone(*, pk: int, holder: str, token: int) -> bool:
+    """The faster path: the holder is a process this one can see, and it no longer runs
+    the step (this process dropped the lease, or the pid is gone)."""
+    place, _, rest = holder.partition("/")
+    pid, _, incarnation = rest.partition("/")
+    if place != _place_of_this_process() or not pid.isdigit():
+        return False  # another machine, container or namespace: only the lease tells
+    if holder == _process.holder:
+        held = leases_held().get(pk)
+        return held is None or held[0] != token
+    if int(pid) == os.getpid():
+        return True  # an earlier incarnation with this pid: that process is gone
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False  # running (or its pid taken by another process): the lease decides
+
+
+def lease_place() -> str:
+    """The first part of every holder in this kernel and pid namespace: "<place>/"."""
+    return _process.holder.partition("/")[0] + "/"
+
+
+def _place_of_this_process() -> str:
+    return _process.holder.partition("/")[0]
+
+
+def database_now() -> datetime:
+    """The database's clock: the one every lease is measured by."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT STATEMENT_TIMESTAMP()"
+            if connection.vendor == "postgresql"
+            else "SELECT CURRENT_TIMESTAMP"
+        )
+        value = cursor.fetchone()[0]
+    if isinstance(value, str):  # SQLite
+        value = datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value

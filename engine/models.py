@@ -33,10 +33,17 @@ class StepRecord(models.Model):
     last_traceback = models.TextField(blank=True)
     result = models.JSONField(default=dict, blank=True)
     task_id = models.CharField(max_length=64, blank=True)
-    # "host:pid" of the worker process running it, to tell a dead run from a live one.
+    # "host:pid/thread" of the run holding it, for people reading it.
     claimed_by = models.CharField(max_length=128, blank=True)
+    # The run's lease (engine/liveness.py): its holding process, a fencing token that
+    # grows with every claim (each outcome write carries it), and an expiry set with the
+    # database's clock and renewed by the holder's heartbeat.
+    lease_holder = models.CharField(max_length=64, blank=True)
+    lease_token = models.PositiveBigIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
-    queued_at = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)  # the first time: the queue's age
+    published_at = models.DateTimeField(null=True, blank=True)  # its latest message
     started_at = models.DateTimeField(null=True, blank=True)
     retry_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -104,11 +104,15 @@ class Pipeline:
     def children(self, name: str) -> list[StepSpec]:
         return [spec for spec in self.forward if spec.after == name]
 
+    def step_signature(self, *, subject_id: int, name: str) -> Signature:
+        """The one step's task, alone."""
+        return signature(self.steps[name].task, args=(subject_id,), immutable=True)
+
     def signature(self, *, subject_id: int, start: str | None = None) -> Signature:
         """Build the canvas that runs `start` (the root by default) and what waits on it."""
         spec = self.steps[start or self.root]
         # Immutable: each task takes only the subject's id, never its parent's return value.
-        head = signature(spec.task, args=(subject_id,), immutable=True)
+        head = self.step_signature(subject_id=subject_id, name=spec.name)
         children = [
             self.signature(subject_id=subject_id, start=c.name) for c in self.children(spec.name)
         ]

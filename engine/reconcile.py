@@ -14,14 +14,13 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, CharField, Model, OuterRef, Q, Subquery, Value, When
-from django.utils import timezone
 
 from engine.dispatch import steps_dispatch_on_commit
-from engine.liveness import claimer_alive
+from engine.liveness import database_now, holder_gone, lease_place
 from engine.lock_objects import step_by_pk_for_update
 from engine.models import StepRecord
 from engine.pipeline import pipeline
-from engine.steps import PoisonPill, step_mark_failed
+from engine.steps import PoisonPill, step_lease_alive, step_mark_failed
 
 logger = logging.getLogger(__name__)
 Status = StepRecord.Status
@@ -39,13 +38,22 @@ def ago(now: datetime, seconds: float) -> datetime:
 
 
 def lost_steps(*, now: datetime) -> list[tuple[int, tuple]]:
-    """Steps that should be moving and are not, as (pk, snapshot): stale running, queued
-    or retrying steps, and pending ones that nothing is going to publish."""
+    """Steps that should be moving and are not, as (pk, snapshot): running under a lease
+    that ran out, queued or retrying long past their time, and pending ones that nothing
+    is going to publish."""
     p = pipeline()
     steps = p.model.objects
+    published_before = ago(now, settings.RECONCILE_QUEUED_AFTER_S)
     stale = steps.filter(
-        Q(status=Status.RUNNING, started_at__lt=ago(now, settings.RECONCILE_RUNNING_AFTER_S))
-        | Q(status=Status.QUEUED, queued_at__lt=ago(now, settings.RECONCILE_QUEUED_AFTER_S))
+        Q(status=Status.RUNNING, lease_expires_at__lt=now)
+        # Claimed before steps had leases: running past every time limit.
+        | Q(
+            status=Status.RUNNING,
+            lease_holder="",
+            started_at__lt=ago(now, settings.RECONCILE_RUNNING_AFTER_S),
+        )
+        | Q(status=Status.QUEUED, published_at__lt=published_before)
+        | Q(status=Status.QUEUED, published_at__isnull=True, queued_at__lt=published_before)
         | Q(status=Status.RETRYING, retry_at__lt=ago(now, settings.RECONCILE_RETRYING_GRACE_S))
     )
     parent = Case(
@@ -75,51 +83,86 @@ def lost_steps(*, now: datetime) -> list[tuple[int, tuple]]:
     ]
 
 
+def dead_leases(*, now: datetime) -> list[tuple[int, tuple]]:
+    """Running steps whose run is over, as (pk, snapshot): their lease ran out (on the
+    database's clock), or its holder is a process of this machine that is gone."""
+    running = pipeline().model.objects.filter(status=Status.RUNNING)
+    found = running.filter(Q(lease_expires_at__lt=now) | Q(lease_holder__startswith=lease_place()))
+    rows = found.order_by("pk").values_list(*SNAPSHOT, "lease_holder", "lease_expires_at")
+    return [
+        (row[0], row[1 : len(SNAPSHOT)])
+        for row in rows[: settings.RECONCILE_BATCH]
+        if row[-1] is None
+        or row[-1] < now
+        or holder_gone(pk=row[0], holder=row[-2], token=row[SNAPSHOT.index("lease_token")])
+    ]
+
+
 # What must not have changed between finding a step lost and re-dispatching it.
-SNAPSHOT = ("pk", "status", "queued_at", "started_at", "retry_at")
+SNAPSHOT = ("pk", "status", "published_at", "started_at", "retry_at", "lease_token")
 
 
 def steps_reconcile(*, now: datetime | None = None) -> ReconcileReport:
     """Dispatch every lost step again; dead-letter steps whose worker keeps dying."""
-    now = now or timezone.now()
+    now = now or database_now()
+    report = _steps_redispatch(lost_steps(now=now), now=now)
+    report.settled = pipeline().hook("subjects_settle")(now=now)
+    _report_log(report, "reconciled")
+    return report
+
+
+def steps_sweep() -> ReconcileReport:
+    """Dispatch again the running steps whose lease is dead (engine/heartbeat.py runs it
+    in every worker process, every few seconds)."""
+    now = database_now()
+    report = _steps_redispatch(dead_leases(now=now), now=now)
+    _report_log(report, "swept")
+    return report
+
+
+def _steps_redispatch(found: list[tuple[int, tuple]], *, now: datetime) -> ReconcileReport:
     report = ReconcileReport()
-    for pk, snapshot in lost_steps(now=now):
+    for pk, snapshot in found:
         poisoned = _step_reconcile(pk=pk, snapshot=snapshot, now=now, report=report)
         if poisoned:
             step_mark_failed(step=poisoned, error=PoisonPill(poisoned))
-    report.settled = pipeline().hook("subjects_settle")(now=now)
+    return report
+
+
+def _report_log(report: ReconcileReport, verb: str) -> None:
     if report.redispatched or report.poisoned or report.settled:
         logger.warning(
-            "reconciled %d lost steps, dead-lettered %d poison pills, settled %d %ss",
+            "%s %d lost steps, dead-lettered %d poison pills, settled %d %ss",
+            verb,
             len(report.redispatched),
             len(report.poisoned),
             len(report.settled),
             pipeline().subject,
         )
-    return report
 
 
 @transaction.atomic
 def _step_reconcile(
     *, pk: int, snapshot: tuple, now: datetime, report: ReconcileReport
 ) -> Model | None:
-    """Re-dispatch one lost step; return it instead when it is a poison pill."""
+    """Re-dispatch one lost step, alone; return it instead when it is a poison pill."""
     p = pipeline()
     step = step_by_pk_for_update(pk=pk).first()
     if step is None or tuple(getattr(step, f) for f in SNAPSHOT[1:]) != snapshot:
         return None  # it moved since we looked: not lost
     was = step.status
     if was == Status.RUNNING:
-        if claimer_alive(step.claimed_by, claimed_at=step.started_at, now=now):
+        if step_lease_alive(step, now=now):
             return None  # slow, not lost
-        step.crashes += 1  # its worker died
+        step.crashes += 1  # its worker died, or its run gave up
         if step.crashes >= settings.STEP_MAX_CRASHES:
             step.save(update_fields=["crashes"])
             report.poisoned.append((str(p.subject_of(step)), step.name))
             return step
     step.status = Status.QUEUED
-    step.queued_at = now  # not picked again before its deadline comes round
-    step.save(update_fields=["status", "crashes", "queued_at"])
+    step.queued_at = step.queued_at or now  # the first time: the queue's true age
+    step.published_at = now  # not picked again before its deadline comes round
+    step.save(update_fields=["status", "crashes", "queued_at", "published_at"])
     steps_dispatch_on_commit(subject_id=p.subject_id_of(step), names=(step.name,))
     report.redispatched.append((str(p.subject_of(step)), step.name, was))
     return None

@@ -14,6 +14,7 @@ from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 
 from engine.breaker import breaker_wait
+from engine.dispatch import steps_publish_ready
 from engine.pipeline import pipeline
 from engine.steps import (
     Claim,
@@ -49,23 +50,42 @@ def step_run(*, task: Task, subject_id: int, name: str, work: StepWork) -> None:
         # A redelivery after a kill between recording the outcome and telling the
         # domain: tell it again (its hook is idempotent). Returning lets the canvas go on.
         p.hook("step_succeeded")(step=step)
+        _successors_publish(task, step)
         return
     if claim is Claim.POISON:
         step_mark_failed(step=step, error=PoisonPill(step))
     if claim in (Claim.STOP, Claim.POISON):
         raise Ignore()  # acks the message without running the steps after this one
+    # A write that finds the lease taken (a newer run holds the step) changes nothing:
+    # this run then stops there, without a retry message or the steps after it.
     try:
         result = work(p.subject_of(step))
     except PermanentError as exc:
-        step_mark_failed(step=step, error=exc)
+        if not step_mark_failed(step=step, error=exc):
+            raise Ignore() from exc
         raise
     except (Exception, SoftTimeLimitExceeded) as exc:
         # Timeouts, 5xx, dropped connections and unexpected errors (a database
         # hiccup, a bug being fixed) are retried; retries are bounded per step.
         countdown = spec.retry.countdown(step.attempts - 1)
         if countdown is None:
-            step_mark_failed(step=step, error=exc)
+            if not step_mark_failed(step=step, error=exc):
+                raise Ignore() from exc
             raise
-        step_mark_retrying(step=step, error=exc, countdown=countdown)
+        if not step_mark_retrying(step=step, error=exc, countdown=countdown):
+            raise Ignore() from exc
         raise task.retry(exc=exc, countdown=countdown) from exc
-    step_mark_succeeded(step=step, result=result)
+    if not step_mark_succeeded(step=step, result=result):
+        raise Ignore()
+    _successors_publish(task, step)
+
+
+def _successors_publish(task: Task, step) -> None:
+    """A step published alone (re-dispatched, retried by hand) carries no canvas: its
+    waiting successors are published from the step records, each alone too."""
+    if task.request.chain or task.request.callbacks:
+        return  # the canvas publishes them
+    p = pipeline()
+    names = [spec.name for spec in p.children(step.name)]
+    if names:
+        steps_publish_ready(subject_id=p.subject_id_of(step), names=tuple(names))

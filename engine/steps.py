@@ -7,15 +7,23 @@ each outcome through its pipeline's hooks.
 
 import enum
 import logging
+import time
 import traceback
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Model
-from django.utils import timezone
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import F, Model, QuerySet
+from django.db.models.functions import Coalesce, Now
 
-from engine.liveness import claimer_alive, this_process
+from engine.liveness import (
+    claimer_alive,
+    lease_alive,
+    lease_drop,
+    lease_hold,
+    lease_holder,
+    this_process,
+)
 from engine.lock_objects import step_for_update
 from engine.models import StepRecord
 from engine.pipeline import pipeline
@@ -32,8 +40,9 @@ class Claim(enum.Enum):
     POISON = "poison"  # workers keep dying on it: dead-letter it instead of running it again
 
 
-# Statuses a late outcome may overwrite; never a finished step's.
-OPEN = (Status.PENDING, Status.QUEUED, Status.RUNNING, Status.RETRYING)
+# Pauses between tries of an outcome write that lost its connection (a failover takes a
+# few seconds); then the run gives up and its lease lapses.
+OUTCOME_WRITE_DELAYS_S = (0.5, 1, 2, 4)
 
 
 def _log_extra(step: Model, **fields) -> dict:
@@ -43,12 +52,18 @@ def _log_extra(step: Model, **fields) -> dict:
 
 def step_mark_queued(*, subject_id: int, name: str, task_id: str) -> None:
     pipeline().steps_of(subject_id).filter(name=name, status=Status.PENDING).update(
-        status=Status.QUEUED, task_id=task_id, queued_at=timezone.now()
+        status=Status.QUEUED,
+        task_id=task_id,
+        queued_at=Coalesce(F("queued_at"), Now()),
+        published_at=Now(),
     )
 
 
 def step_defer(*, subject_id: int, name: str, seconds: float, reason: str) -> bool:
-    """Put a waiting step off without counting an attempt; False if it is not waiting."""
+    """Put a waiting step off without counting an attempt; False if it is not waiting.
+
+    Not fenced: it touches only a step no run holds (pending, queued, retrying), so
+    there is no lease to check; a running step is never deferred."""
     return bool(
         pipeline()
         .steps_of(subject_id)
@@ -56,16 +71,31 @@ def step_defer(*, subject_id: int, name: str, seconds: float, reason: str) -> bo
         .update(
             status=Status.RETRYING,
             last_error=f"deferred: {reason}",
-            retry_at=timezone.now() + timedelta(seconds=seconds),
+            retry_at=Now() + timedelta(seconds=seconds),
         )
     )
 
 
-@transaction.atomic
 def step_claim(*, subject_id: int, name: str, task_id: str) -> tuple[Claim, Model]:
-    """Decide whether this delivery of a step's message runs it, and if so mark it running."""
+    """Decide whether this delivery of a step's message runs it, and if so take its lease:
+    a new fencing token, this process as holder, an expiry on the database's clock."""
+    claimed: list[int] = []
+    try:
+        return _step_claim(subject_id=subject_id, name=name, task_id=task_id, claimed=claimed)
+    except BaseException:
+        for pk in claimed:  # the claim did not commit: there is no lease to renew
+            lease_drop(pk)
+        raise
+
+
+@transaction.atomic
+def _step_claim(
+    *, subject_id: int, name: str, task_id: str, claimed: list[int]
+) -> tuple[Claim, Model]:
     p = pipeline()
-    step = step_for_update(subject_id=subject_id, name=name).get()
+    # The database's clock comes with the row: every time this claim writes or compares.
+    step = step_for_update(subject_id=subject_id, name=name).annotate(db_now=Now()).get()
+    now = step.db_now
     if step.status == Status.SUCCEEDED:
         return Claim.DONE, step
     if step.status in (Status.FAILED, Status.CANCELLED):
@@ -75,17 +105,17 @@ def step_claim(*, subject_id: int, name: str, task_id: str) -> tuple[Claim, Mode
         # effect. A step that had started may have had its effect; it runs to the end
         # and its compensation undoes it.
         step.status = Status.CANCELLED
-        step.finished_at = timezone.now()
+        step.finished_at = now
         step.save(update_fields=["status", "finished_at"])
         return Claim.STOP, step
     parent = p.steps[name].after
     if parent and not p.steps_of(subject_id).filter(name=parent, status=Status.SUCCEEDED).exists():
         return Claim.STOP, step
     if step.status == Status.RUNNING:
-        if claimer_alive(step.claimed_by, claimed_at=step.started_at):
-            # A duplicate message while another process runs the step: that one finishes it.
+        if step_lease_alive(step, now=now):
+            # A duplicate message while another run holds the step: that one finishes it.
             return Claim.STOP, step
-        step.crashes += 1  # the process that was running it died
+        step.crashes += 1  # the run that held it died, or gave up
         if step.crashes >= settings.STEP_MAX_CRASHES:
             step.save(update_fields=["crashes"])
             return Claim.POISON, step
@@ -93,7 +123,10 @@ def step_claim(*, subject_id: int, name: str, task_id: str) -> tuple[Claim, Mode
     step.attempts += 1
     step.task_id = task_id
     step.claimed_by = this_process()
-    step.started_at = timezone.now()
+    step.lease_holder = lease_holder()
+    step.lease_token += 1  # the row is locked: no other claim reads it meanwhile
+    step.lease_expires_at = now + timedelta(seconds=settings.STEP_LEASE_S)
+    step.started_at = now
     step.retry_at = None
     step.save(
         update_fields=[
@@ -102,11 +135,32 @@ def step_claim(*, subject_id: int, name: str, task_id: str) -> tuple[Claim, Mode
             "crashes",
             "task_id",
             "claimed_by",
+            "lease_holder",
+            "lease_token",
+            "lease_expires_at",
             "started_at",
             "retry_at",
         ]
     )
+    # Held before the commit: a thread of this process that reads the row next must
+    # find the lease alive.
+    claimed.append(step.pk)
+    lease_hold(step.pk, step.lease_token)
     return Claim.RUN, step
+
+
+def step_lease_alive(step: Model, *, now) -> bool:
+    """Whether the run holding this running step lives; now is the database's clock."""
+    if not step.lease_holder:
+        # Claimed before steps had leases: judged as it was then.
+        return claimer_alive(step.claimed_by, claimed_at=step.started_at, now=now)
+    return lease_alive(
+        pk=step.pk,
+        holder=step.lease_holder,
+        token=step.lease_token,
+        expires_at=step.lease_expires_at,
+        now=now,
+    )
 
 
 class PoisonPill(Exception):
@@ -116,46 +170,108 @@ class PoisonPill(Exception):
         super().__init__(f"the worker died {step.crashes} times running this step")
 
 
-def step_mark_succeeded(*, step: Model, result: dict) -> None:
-    p = pipeline()
-    p.model.objects.filter(pk=step.pk, status__in=OPEN).update(
+class OutcomeNotWritten(Exception):
+    """The database kept refusing a step's outcome: the run gives up and its lease lapses,
+    so the step runs again (idempotently) elsewhere."""
+
+
+def step_mark_succeeded(*, step: Model, result: dict) -> bool:
+    """Record the run's success; False (and nothing changed) if its lease was taken."""
+    written = _outcome_write(
+        step,
+        "succeeded",
         status=Status.SUCCEEDED,
         result=result,
         last_error="",
         last_traceback="",
-        finished_at=timezone.now(),
+        finished_at=Now(),
     )
-    logger.info("step succeeded", extra=_log_extra(step))
-    p.hook("step_succeeded")(step=step)
+    if written:
+        logger.info("step succeeded", extra=_log_extra(step))
+        pipeline().hook("step_succeeded")(step=step)
+    return written
 
 
-def step_mark_retrying(*, step: Model, error: BaseException, countdown: float) -> None:
-    pipeline().model.objects.filter(pk=step.pk, status__in=OPEN).update(
+def step_mark_retrying(*, step: Model, error: BaseException, countdown: float) -> bool:
+    written = _outcome_write(
+        step,
+        "retrying",
         status=Status.RETRYING,
         last_error=_describe(error),
         last_traceback=_traceback(error),
-        retry_at=timezone.now() + timedelta(seconds=countdown),
+        retry_at=Now() + timedelta(seconds=countdown),
     )
-    logger.warning(
-        "step retrying in %.1fs: %s",
-        countdown,
-        error,
-        extra=_log_extra(step, attempt=step.attempts),
-    )
+    if written:
+        logger.warning(
+            "step retrying in %.1fs: %s",
+            countdown,
+            error,
+            extra=_log_extra(step, attempt=step.attempts),
+        )
+    return written
 
 
-def step_mark_failed(*, step: Model, error: BaseException) -> None:
+def step_mark_failed(*, step: Model, error: BaseException) -> bool:
     """Record a final failure (a dead letter) and tell the domain."""
-    p = pipeline()
-    p.model.objects.filter(pk=step.pk, status__in=OPEN).update(
+    written = _outcome_write(
+        step,
+        "failed",
         status=Status.FAILED,
         last_error=_describe(error),
         last_traceback=_traceback(error),
-        finished_at=timezone.now(),
+        finished_at=Now(),
         retry_at=None,
     )
-    logger.error("step failed: %s", error, extra=_log_extra(step, attempt=step.attempts))
-    p.hook("step_failed")(step=step)
+    if written:
+        logger.error("step failed: %s", error, extra=_log_extra(step, attempt=step.attempts))
+        pipeline().hook("step_failed")(step=step)
+    return written
+
+
+def _outcome_write(step: Model, outcome: str, **fields) -> bool:
+    """Write an outcome fenced by the run's token: only while the step is running under
+    the lease this run took. Retried when the connection fails (the write is idempotent);
+    the lease is dropped either way, so the heartbeat no longer renews it."""
+    rows = pipeline().model.objects.filter(
+        pk=step.pk, status=Status.RUNNING, lease_token=step.lease_token
+    )
+    try:
+        for delay in (*OUTCOME_WRITE_DELAYS_S, None):
+            try:
+                written = bool(_outcome_update(rows, fields))
+                break
+            except (OperationalError, InterfaceError) as exc:
+                if delay is None:
+                    logger.error(
+                        "step outcome %s not written, giving the step up to its lease: %s",
+                        outcome,
+                        exc,
+                        extra=_log_extra(step, lease_token=step.lease_token),
+                    )
+                    raise OutcomeNotWritten(f"{outcome} not written: {exc}") from exc
+                logger.warning(
+                    "step outcome %s not written, again in %.1fs: %s",
+                    outcome,
+                    delay,
+                    exc,
+                    extra=_log_extra(step, lease_token=step.lease_token),
+                )
+                if not connection.in_atomic_block:
+                    connection.close()  # the next query opens a new connection
+                time.sleep(delay)
+    finally:
+        lease_drop(step.pk)
+    if not written:
+        logger.warning(
+            "stale run: step outcome %s not written, a newer claim holds the step",
+            outcome,
+            extra=_log_extra(step, lease_token=step.lease_token),
+        )
+    return written
+
+
+def _outcome_update(rows: QuerySet, fields: dict) -> int:
+    return rows.update(**fields)
 
 
 class WaitingForStep(TransientError):

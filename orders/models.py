@@ -78,7 +78,11 @@ class Step(StepRecord):
         constraints = [
             models.UniqueConstraint(fields=["order", "name"], name="one_step_per_name_per_order")
         ]
-        indexes = [models.Index(fields=["status", "queued_at"])]
+        indexes = [
+            models.Index(fields=["status", "queued_at"]),
+            # The heartbeat's sweep: running steps whose lease ran out.
+            models.Index(fields=["status", "lease_expires_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.order_id}:{self.name}"
