@@ -5,9 +5,11 @@ delay before a killed step runs again. Reads the models: import it after Django 
 import os
 import signal
 import time
+from datetime import datetime
 
 from django.utils import timezone
 
+from engine.liveness import database_now
 from orders.models import Order, Step
 
 KINDS = ("pool process", "worker")
@@ -47,7 +49,7 @@ def rerun_delay_after_kill(rig, *, sku: str, kind: str) -> tuple[float, str]:
     order has settled."""
     number = rig.checkout([(sku, 1)])["number"]
     step = payment_running_wait(number)
-    pid = int(step.claimed_by.rsplit(":", 1)[1])
+    pid = claimer_pid(step)
     holder = next(w for w in rig.workers if pid in w.pool_pids())
     killed_at = timezone.now()
     if kind == "worker":
@@ -66,11 +68,50 @@ def rerun_delay_after_kill(rig, *, sku: str, kind: str) -> tuple[float, str]:
     return (started_at - killed_at).total_seconds(), number
 
 
+def claimer_pid(step: Step) -> int:
+    """The pid in the step's claim, "host:pid" or "host:pid/thread"."""
+    return int(step.claimed_by.rsplit(":", 1)[1].partition("/")[0])
+
+
+def rerun_delay_after_worker_kill(rig, *, sku: str, machine: str | None) -> tuple[float, str]:
+    """Start the Procfile's worker_high on `machine` (a host name of its own) or on this
+    host, beside the rig's; check out orders until one's payment step runs on it, then
+    SIGKILL that whole worker. Return the seconds from the kill to the step starting
+    again elsewhere, both read on the database's clock, and the order's number, once the
+    order has settled."""
+    victim = rig.procfile_start("worker_high", machine=machine)[0]
+    try:
+        while True:
+            number = rig.checkout([(sku, 1)])["number"]
+            step = payment_running_wait(number)
+            if claimer_pid(step) == victim.pid:
+                break
+            orders_wait_settled([number], timeout=60)  # the other worker took it: again
+        killed_at = database_now()
+        victim.kill()
+    finally:
+        rig.workers.remove(victim)
+        victim.stop()
+    started_at = step_restart_wait(step, timeout=120)
+    orders_wait_settled([number], timeout=120)
+    return (started_at - killed_at).total_seconds(), number
+
+
+def step_restart_wait(step: Step, *, timeout: float) -> datetime:
+    """The step's new started_at (the database's clock) once another run claimed it."""
+    deadline = time.monotonic() + timeout
+    while (started_at := Step.objects.get(pk=step.pk).started_at) == step.started_at:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{step} did not run again within {timeout} s")
+        time.sleep(0.02)
+    return started_at
+
+
 def payment_running_wait(number: str, timeout: float = 30) -> Step:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         step = Step.objects.filter(
-            order__number=number, status=Step.Status.RUNNING, name="payment"
+            order__number=number, status=Step.Status.RUNNING, name="payment_capture"
         ).first()
         if step:
             return step

@@ -178,6 +178,7 @@ class Worker(Child):
         log_path: Path,
         include: tuple[str, ...] = (),
         name: str = "worker",
+        machine: str | None = None,
     ) -> None:
         self.spec = worker_spec(argv)
         self.node = f"{name}-{uuid.uuid4().hex[:8]}@localhost"
@@ -188,9 +189,16 @@ class Worker(Child):
         ]  # fmt: skip
         if include:
             command += ["--include", ",".join(include)]
+        command = interpreted(command)
+        if machine:
+            # "Another machine": a UTS namespace of its own with another host name (root
+            # only), so nothing can tell it is this one by comparing host names.
+            command = [
+                "unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', machine, *command
+            ]  # fmt: skip
         super().__init__(
             name,
-            interpreted(command),
+            command,
             env=env,
             log_path=log_path,
             ready=lambda: f"{self.node} ready." in self.log(),
@@ -218,16 +226,22 @@ def queues_worker(
 
 
 def procfile_worker(
-    name: str, *, env: dict[str, str], log_dir: Path, include: tuple[str, ...] = ()
+    name: str,
+    *,
+    env: dict[str, str],
+    log_dir: Path,
+    include: tuple[str, ...] = (),
+    machine: str | None = None,
 ) -> Worker:
     """The Procfile's worker line `name` as it is written (its pool and concurrency), not
-    started."""
+    started; on `machine`, a host name of its own (Worker)."""
     return Worker(
         procfile_lines()[name],
         env=env,
-        log_path=log_dir / f"{name}.log",
+        log_path=log_dir / (f"{name}@{machine}.log" if machine else f"{name}.log"),
         include=include,
         name=name,
+        machine=machine,
     )
 
 

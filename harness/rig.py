@@ -22,6 +22,7 @@ from harness.processes import (
     children_start,
     children_stop,
     process_env,
+    procfile_worker,
     queues_worker,
 )
 from harness.redis import redis_start
@@ -100,6 +101,21 @@ class Rig:
             self.processes.append(self._child("reconcile", "reconcile", "--every", "1"))
         children_start([*self.workers, *self.processes])
         return self
+
+    def procfile_start(
+        self, *names: str, machine: str | None = None, include: tuple[str, ...] = ()
+    ) -> list[Worker]:
+        """Start the Procfile's worker lines `names` as written (their pools and
+        concurrency), on `machine` (a host name of their own) when given."""
+        log_dir = self.tmp / f"workers-{uuid.uuid4().hex[:6]}"  # two of one line, two logs
+        log_dir.mkdir()
+        started = [
+            procfile_worker(name, env=self.env, log_dir=log_dir, include=include, machine=machine)
+            for name in names
+        ]
+        children_start(started)
+        self.workers += started
+        return started
 
     def redis_up(self) -> None:
         self.redis = redis_start(port=self.redis_port, workdir=self.tmp / "redis", appendonly=True)
