@@ -84,7 +84,7 @@ def pickups_ms(numbers: list[str]) -> tuple[list[float], int]:
     could not be measured (started before the publisher had marked them queued)."""
     from orders.models import Step
 
-    rows = Step.objects.filter(order__number__in=numbers, name="payment").values_list(
+    rows = Step.objects.filter(order__number__in=numbers, name="payment_capture").values_list(
         "queued_at", "started_at"
     )
     measured = [

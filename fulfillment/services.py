@@ -4,24 +4,19 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from fpdf import FPDF
 
+import partners
 from engine.steps import step_effect_await
 from fulfillment.models import Invoice, Shipment
 from kit.money import money_format as money
 from orders.models import Order
-from partners import (
-    carrier_label_buy,
-    carrier_label_void,
-    erp_order_cancel,
-    erp_order_push,
-)
 
 
-def erp_order_sync(order: Order) -> dict[str, Any]:
+def order_erp_sync(order: Order) -> dict[str, Any]:
     """Push the order to the ERP once and keep its reference on the order."""
     if order.erp_reference:
         return {"erp_reference": order.erp_reference}
     lines = list(order.lines.values("sku", "quantity", "unit_price_cents"))
-    reference = erp_order_push(
+    reference = partners.erp_sync(
         order_number=order.number, lines=lines, total_cents=order.total_cents
     )
     Order.objects.filter(pk=order.pk).update(erp_reference=reference)
@@ -82,7 +77,7 @@ def _lines_table(pdf: FPDF, rows: list[tuple[str, ...]]) -> None:
             table.row(row)
 
 
-def invoice_render(order: Order) -> dict[str, Any]:
+def order_invoice_render(order: Order) -> dict[str, Any]:
     """Render and store the invoice PDF once per order."""
     existing = Invoice.objects.filter(order=order).first()
     if existing:
@@ -99,12 +94,12 @@ def invoice_render(order: Order) -> dict[str, Any]:
     return {"file": invoice.file.name}
 
 
-def label_purchase(order: Order) -> dict[str, Any]:
+def order_label_purchase(order: Order) -> dict[str, Any]:
     """Buy the shipping label once (the carrier dedupes by key) and store it."""
     existing = Shipment.objects.filter(order=order).first()
     if existing:
         return {"tracking_number": existing.tracking_number}
-    tracking_number, label_zpl = carrier_label_buy(
+    tracking_number, label_zpl = partners.label_purchase(
         order_number=order.number,
         erp_reference=order.erp_reference,
         address=order.shipping_address,
@@ -120,19 +115,19 @@ def label_purchase(order: Order) -> dict[str, Any]:
     return {"tracking_number": shipment.tracking_number}
 
 
-def erp_order_cancel_sync(order: Order) -> dict[str, Any]:
+def order_erp_cancel(order: Order) -> dict[str, Any]:
     """Cancel a cancelled order in the ERP, once, after its sync has finished."""
     if not step_effect_await(subject=order, name="erp_sync"):
         return {"skipped": "never synced"}
     order.refresh_from_db(fields=["erp_reference"])
-    erp_order_cancel(order_number=order.number, erp_reference=order.erp_reference)
+    partners.erp_cancel(order_number=order.number, erp_reference=order.erp_reference)
     return {"cancelled": order.erp_reference}
 
 
-def label_void(order: Order) -> dict[str, Any]:
+def order_label_void(order: Order) -> dict[str, Any]:
     """Void a cancelled order's shipping label, once, after its purchase has finished."""
-    if not step_effect_await(subject=order, name="label"):
+    if not step_effect_await(subject=order, name="label_purchase"):
         return {"skipped": "no label bought"}
     tracking_number = Shipment.objects.values_list("tracking_number", flat=True).get(order=order)
-    carrier_label_void(order_number=order.number, tracking_number=tracking_number)
+    partners.label_void(order_number=order.number, tracking_number=tracking_number)
     return {"voided": tracking_number}

@@ -111,7 +111,7 @@ def payment_running_wait(number: str, timeout: float = 30) -> Step:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         step = Step.objects.filter(
-            order__number=number, status=Step.Status.RUNNING, name="payment"
+            order__number=number, status=Step.Status.RUNNING, name="payment_capture"
         ).first()
         if step:
             return step

@@ -4,8 +4,22 @@ domain what happened. Queues come from the routing table in config/queues.py.
 
 Payment gates everything. After it the steps fan out in parallel, except the
 shipping label, which needs the ERP reference and so waits for the ERP sync.
+
+Names: each step has one stem, `<noun>_<verb>` like every service (`payment_capture`,
+`label_void`, `confirmation_email_send`), and every name of the step is made from it:
+
+    step (StepSpec.name, the step record's name, metrics and logs)   payment_capture
+    task, in <app>/tasks.py, under the same name                     orders.payment_capture
+    service doing the step's work on the order                       order_payment_capture
+    the partner client's call, for a step that calls a partner      partners.payment_capture
+
+Two things keep the names they had before the stems, because they left this process
+before it: the step part of a partner call's idempotency key (`<order>:payment`; see
+partners.idempotency_key), and, for one release, the old task names of messages already
+queued (config/queues.py, RENAMED_TASKS).
 """
 
+from config.queues import RENAMED_TASKS
 from engine.pipeline import Hooks, Pipeline, StepSpec
 from kit.retry import RetryPolicy
 
@@ -16,35 +30,64 @@ COMPENSATION = RetryPolicy(delays=(2, 5, 10, 30, 60, 120, 600))
 
 
 PIPELINE: tuple[StepSpec, ...] = (
-    StepSpec("payment", "orders.capture_payment", URGENT, fails_subject=True, partner="payment"),
     StepSpec(
-        "confirmation_email", "notifications.send_order_confirmation", URGENT, after="payment"
-    ),
-    StepSpec("erp_sync", "fulfillment.sync_erp", SLOW_PARTNER, after="payment", partner="erp"),
-    StepSpec("invoice", "fulfillment.render_invoice", URGENT, after="payment"),
-    StepSpec(
-        "label", "fulfillment.purchase_label", SLOW_PARTNER, after="erp_sync", partner="carrier"
+        "payment_capture",
+        "orders.payment_capture",
+        URGENT,
+        fails_subject=True,
+        partner="payment",
     ),
     StepSpec(
-        "analytics", "orders.track_analytics", SLOW_PARTNER, after="payment", partner="analytics"
+        "confirmation_email_send",
+        "orders.confirmation_email_send",
+        URGENT,
+        after="payment_capture",
+    ),
+    StepSpec(
+        "erp_sync", "fulfillment.erp_sync", SLOW_PARTNER, after="payment_capture", partner="erp"
+    ),
+    StepSpec("invoice_render", "fulfillment.invoice_render", URGENT, after="payment_capture"),
+    StepSpec(
+        "label_purchase",
+        "fulfillment.label_purchase",
+        SLOW_PARTNER,
+        after="erp_sync",
+        partner="carrier",
+    ),
+    StepSpec(
+        "analytics_track",
+        "orders.analytics_track",
+        SLOW_PARTNER,
+        after="payment_capture",
+        partner="analytics",
     ),
 )
 
 # Added to an order that is cancelled: undo what the partners did, tell the customer.
 # Emails, the invoice and analytics have nothing a partner can take back.
 CANCELLATION: tuple[StepSpec, ...] = (
-    StepSpec("refund", "orders.refund_payment", COMPENSATION, partner="payment", undoes="payment"),
     StepSpec(
-        "erp_cancel", "fulfillment.cancel_erp", COMPENSATION, partner="erp", undoes="erp_sync"
+        "payment_refund",
+        "orders.payment_refund",
+        COMPENSATION,
+        partner="payment",
+        undoes="payment_capture",
     ),
     StepSpec(
-        "label_void", "fulfillment.void_label", COMPENSATION, partner="carrier", undoes="label"
+        "erp_cancel", "fulfillment.erp_cancel", COMPENSATION, partner="erp", undoes="erp_sync"
     ),
-    StepSpec("cancellation_email", "notifications.send_order_cancelled", URGENT),
+    StepSpec(
+        "label_void",
+        "fulfillment.label_void",
+        COMPENSATION,
+        partner="carrier",
+        undoes="label_purchase",
+    ),
+    StepSpec("cancellation_email_send", "orders.cancellation_email_send", URGENT),
 )
 # Added to an order whose payment failed for good: tell the customer.
 PAYMENT_FAILURE: tuple[StepSpec, ...] = (
-    StepSpec("payment_failed_email", "notifications.send_payment_failed", URGENT),
+    StepSpec("payment_failed_email_send", "orders.payment_failed_email_send", URGENT),
 )
 
 _HOOKS = "orders.services.pipeline"
@@ -64,6 +107,9 @@ ORDER_PIPELINE = Pipeline(
 
 ALL_STEPS = ORDER_PIPELINE.all_steps
 STEPS = ORDER_PIPELINE.steps
-STEP_BY_TASK = ORDER_PIPELINE.by_task
+# A message under a task's old name is its step's too (its log lines, its retry counts).
+STEP_BY_TASK = ORDER_PIPELINE.by_task | {
+    old: ORDER_PIPELINE.by_task[new] for old, new in RENAMED_TASKS.items()
+}
 POSITION = ORDER_PIPELINE.position
 FORWARD_NAMES = ORDER_PIPELINE.forward_names

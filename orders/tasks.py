@@ -3,64 +3,82 @@ from celery import shared_task
 from engine.reconcile import steps_reconcile
 from engine.runner import STEP_TASK, step_run
 from kit.leases import once_per_tick
+from kit.tasks import renamed_shared_task
 from orders.services.analytics import order_analytics_track
 from orders.services.backfill import sales_backfill
 from orders.services.cleanup import records_cleanup
 from orders.services.emails import (
-    order_cancelled_send,
-    order_confirmation_send,
-    payment_failed_send,
+    order_cancellation_email_send,
+    order_confirmation_email_send,
+    order_payment_failed_email_send,
 )
 from orders.services.exports import order_export_run
 from orders.services.follow_ups import follow_ups_due_run
 from orders.services.payment import order_payment_capture, order_payment_refund
 from orders.services.payment_report import payments_reconcile
 
+# Each step's task bears its step's name stem (orders/pipeline.py); renamed_shared_task
+# also registers it under the name it had before, for one release (RENAMED_TASKS in
+# config/queues.py).
+
 
 # The gateway may take seconds under load; 30 s soft limit leaves room for a
 # 5 s timeout plus retries of the connection inside httpx.
-@shared_task(name="orders.capture_payment", soft_time_limit=30, time_limit=60, **STEP_TASK)
-def capture_payment(self, order_id: int) -> None:
+@renamed_shared_task(name="orders.payment_capture", soft_time_limit=30, time_limit=60, **STEP_TASK)
+def payment_capture(self, order_id: int) -> None:
     """Idempotent: outcome recorded on the step; the gateway dedupes by order:payment key."""
-    step_run(task=self, subject_id=order_id, name="payment", work=order_payment_capture)
+    step_run(task=self, subject_id=order_id, name="payment_capture", work=order_payment_capture)
 
 
-@shared_task(name="orders.track_analytics", soft_time_limit=30, time_limit=60, **STEP_TASK)
-def track_analytics(self, order_id: int) -> None:
+@renamed_shared_task(name="orders.analytics_track", soft_time_limit=30, time_limit=60, **STEP_TASK)
+def analytics_track(self, order_id: int) -> None:
     """Idempotent: outcome recorded on the step; the collector dedupes by order:analytics key."""
-    step_run(task=self, subject_id=order_id, name="analytics", work=order_analytics_track)
+    step_run(task=self, subject_id=order_id, name="analytics_track", work=order_analytics_track)
 
 
-@shared_task(name="orders.refund_payment", soft_time_limit=30, time_limit=60, **STEP_TASK)
-def refund_payment(self, order_id: int) -> None:
+@renamed_shared_task(name="orders.payment_refund", soft_time_limit=30, time_limit=60, **STEP_TASK)
+def payment_refund(self, order_id: int) -> None:
     """Idempotent: outcome recorded on the step; the gateway dedupes by order:refund key."""
-    step_run(task=self, subject_id=order_id, name="refund", work=order_payment_refund)
+    step_run(task=self, subject_id=order_id, name="payment_refund", work=order_payment_refund)
 
 
-# The order's emails keep their "notifications." task names: the routes and the
-# pipeline name them, and messages already queued under them still find their task.
-@shared_task(
-    name="notifications.send_order_confirmation", soft_time_limit=30, time_limit=60, **STEP_TASK
+@renamed_shared_task(
+    name="orders.confirmation_email_send", soft_time_limit=30, time_limit=60, **STEP_TASK
 )
-def send_order_confirmation(self, order_id: int) -> None:
+def confirmation_email_send(self, order_id: int) -> None:
     """Idempotent: the outbox row is unique per (order, kind); a sent email is not resent."""
-    step_run(task=self, subject_id=order_id, name="confirmation_email", work=order_confirmation_send)
+    step_run(
+        task=self,
+        subject_id=order_id,
+        name="confirmation_email_send",
+        work=order_confirmation_email_send,
+    )
 
 
-@shared_task(
-    name="notifications.send_order_cancelled", soft_time_limit=30, time_limit=60, **STEP_TASK
+@renamed_shared_task(
+    name="orders.cancellation_email_send", soft_time_limit=30, time_limit=60, **STEP_TASK
 )
-def send_order_cancelled(self, order_id: int) -> None:
+def cancellation_email_send(self, order_id: int) -> None:
     """Idempotent: the outbox row is unique per (order, kind); a sent email is not resent."""
-    step_run(task=self, subject_id=order_id, name="cancellation_email", work=order_cancelled_send)
+    step_run(
+        task=self,
+        subject_id=order_id,
+        name="cancellation_email_send",
+        work=order_cancellation_email_send,
+    )
 
 
-@shared_task(
-    name="notifications.send_payment_failed", soft_time_limit=30, time_limit=60, **STEP_TASK
+@renamed_shared_task(
+    name="orders.payment_failed_email_send", soft_time_limit=30, time_limit=60, **STEP_TASK
 )
-def send_payment_failed(self, order_id: int) -> None:
+def payment_failed_email_send(self, order_id: int) -> None:
     """Idempotent: the outbox row is unique per (order, kind); a sent email is not resent."""
-    step_run(task=self, subject_id=order_id, name="payment_failed_email", work=payment_failed_send)
+    step_run(
+        task=self,
+        subject_id=order_id,
+        name="payment_failed_email_send",
+        work=order_payment_failed_email_send,
+    )
 
 
 # Bounded by RECONCILE_BATCH per run; the next tick picks up the rest.

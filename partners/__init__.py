@@ -1,9 +1,10 @@
 """The four partners' clients, in one place: payment gateway, ERP, carrier, analytics.
 Model-free: orders, fulfillment and the shop call them with plain values.
 
-Every effectful call carries an Idempotency-Key made from the order and the step,
-so a retried or redelivered step never repeats the effect at the partner. Errors
-are sorted into transient (retry) and permanent (fail now).
+Each effectful call is named by the stem of the step that makes it (orders/pipeline.py)
+and carries an Idempotency-Key made from the order and the step, so a retried or
+redelivered step never repeats the effect at the partner. Errors are sorted into
+transient (retry) and permanent (fail now).
 """
 
 import os
@@ -94,6 +95,12 @@ def _post(partner: str, path: str, *, payload: dict[str, Any], key: str) -> dict
 
 
 def idempotency_key(order_number: str, step: str) -> str:
+    """The key of a step's call: `<order number>:<step>`, where <step> is the name the
+    step had when its calls were first sent (`payment`, not `payment_capture`).
+
+    Partners dedupe by key, so the key of a call never changes: a step retried after
+    issue 12 renamed it must send the key its first attempt sent, or the gateway would
+    charge the order again. A new step's key takes its stem."""
     return f"{order_number}:{step}"
 
 
@@ -115,7 +122,7 @@ def payment_capture(
     return body["capture_id"]
 
 
-def erp_order_push(*, order_number: str, lines: list[dict[str, Any]], total_cents: int) -> str:
+def erp_sync(*, order_number: str, lines: list[dict[str, Any]], total_cents: int) -> str:
     """Send the order to the ERP and return its reference."""
     body = partner_post(
         "erp",
@@ -126,7 +133,7 @@ def erp_order_push(*, order_number: str, lines: list[dict[str, Any]], total_cent
     return body["erp_reference"]
 
 
-def carrier_label_buy(
+def label_purchase(
     *, order_number: str, erp_reference: str, address: dict[str, Any]
 ) -> tuple[str, str]:
     """Buy a shipping label; return (tracking number, label in ZPL)."""
@@ -139,7 +146,7 @@ def carrier_label_buy(
     return body["tracking_number"], body["label_zpl"]
 
 
-def analytics_event_send(*, order_number: str, event: str, properties: dict[str, Any]) -> None:
+def analytics_track(*, order_number: str, event: str, properties: dict[str, Any]) -> None:
     partner_post(
         "analytics",
         "/events",
@@ -159,7 +166,7 @@ def payment_refund(*, order_number: str, capture_id: str, amount_cents: int) -> 
     return body["refund_id"]
 
 
-def erp_order_cancel(*, order_number: str, erp_reference: str) -> None:
+def erp_cancel(*, order_number: str, erp_reference: str) -> None:
     partner_post(
         "erp",
         f"/orders/{erp_reference}/cancel",
@@ -168,7 +175,7 @@ def erp_order_cancel(*, order_number: str, erp_reference: str) -> None:
     )
 
 
-def carrier_label_void(*, order_number: str, tracking_number: str) -> None:
+def label_void(*, order_number: str, tracking_number: str) -> None:
     partner_post(
         "carrier",
         f"/labels/{tracking_number}/void",

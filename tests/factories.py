@@ -24,15 +24,15 @@ def order_place(*items: tuple[Product, int], **overrides: Any) -> CheckoutResult
 
 def run_pipeline(order) -> None:
     """Run every pipeline step of the order in this process, in pipeline order."""
-    from fulfillment.tasks import purchase_label, render_invoice, sync_erp
-    from orders.tasks import capture_payment, send_order_confirmation, track_analytics
+    from fulfillment.tasks import erp_sync, invoice_render, label_purchase
+    from orders.tasks import analytics_track, confirmation_email_send, payment_capture
 
     for task in (
-        capture_payment,
-        send_order_confirmation,
-        sync_erp,
-        render_invoice,
-        purchase_label,
-        track_analytics,
+        payment_capture,
+        confirmation_email_send,
+        erp_sync,
+        invoice_render,
+        label_purchase,
+        analytics_track,
     ):
         task.apply(args=(order.pk,))

@@ -54,7 +54,7 @@ def order_failed_at(moment: datetime) -> Order:
     """An order created at `moment` whose analytics step became a dead letter then."""
     order = order_place((product_create(), 1)).order
     Order.objects.filter(pk=order.pk).update(created_at=moment)
-    Step.objects.filter(order=order, name="analytics").update(
+    Step.objects.filter(order=order, name="analytics_track").update(
         status=Step.Status.FAILED, finished_at=moment, last_error="boom"
     )
     return order

@@ -30,7 +30,14 @@ pytestmark = pytest.mark.django_db
 # The small stock of the cap makes "not enough stock" (409) happen within a run.
 INITIAL_STOCK = {"FUZZ-MUG": 1000, "FUZZ-TEE": 1000, "FUZZ-CAP": 60}
 SKUS = tuple(INITIAL_STOCK)
-PIPELINE_STEPS = ("payment", "confirmation_email", "erp_sync", "invoice", "label", "analytics")
+PIPELINE_STEPS = (
+    "payment_capture",
+    "confirmation_email_send",
+    "erp_sync",
+    "invoice_render",
+    "label_purchase",
+    "analytics_track",
+)
 # Orders that ended early: their units are back in stock and they may have
 # compensation (follow-up) steps besides the pipeline's.
 ENDED = ("cancelled", "payment_failed")

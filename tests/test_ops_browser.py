@@ -8,7 +8,7 @@ from playwright.sync_api import expect, sync_playwright
 from config.celery import app
 from harness.browser import INSTALL_HINT, chromium_find
 from orders.models import Step
-from orders.tasks import capture_payment
+from orders.tasks import payment_capture
 from tests.factories import order_place, product_create
 
 pytestmark = pytest.mark.browser
@@ -45,8 +45,8 @@ def order_with_a_dead_letter(sandbox, settings):
     app.control.purge()
     User.objects.create_superuser(LOGIN[0], "operator@shopflow.example", LOGIN[1])
     order = order_place((product_create(), 1)).order
-    capture_payment.apply(args=(order.pk,))
-    Step.objects.filter(order=order, name="analytics").update(
+    payment_capture.apply(args=(order.pk,))
+    Step.objects.filter(order=order, name="analytics_track").update(
         status=Step.Status.FAILED,
         attempts=4,
         last_error="PartnerUnavailable: analytics answered 503",
@@ -96,12 +96,12 @@ def test_an_operator_logs_in_and_reads_the_dashboard_and_an_orders_timeline(
         (row.locator("td.field-name").inner_text(), row.locator("td.field-status").inner_text())
         for row in rows.all()
     ] == [
-        ("payment", "succeeded"),
-        ("confirmation_email", "pending"),
+        ("payment_capture", "succeeded"),
+        ("confirmation_email_send", "pending"),
         ("erp_sync", "pending"),
-        ("invoice", "pending"),
-        ("label", "pending"),
-        ("analytics", "failed"),
+        ("invoice_render", "pending"),
+        ("label_purchase", "pending"),
+        ("analytics_track", "failed"),
     ]
     expect(rows.last.locator("td.field-last_error")).to_have_text(
         "PartnerUnavailable: analytics answered 503"

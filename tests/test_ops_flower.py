@@ -55,7 +55,7 @@ def test_an_empty_basic_credential_is_refused_by_a_configured_flower(flower):
 
     answers = [
         httpx.get(f"{flower}/api/workers", headers=empty),
-        httpx.post(f"{flower}/api/task/async-apply/orders.refund_payment", headers=empty),
+        httpx.post(f"{flower}/api/task/async-apply/orders.payment_refund", headers=empty),
         httpx.get(f"{flower}/api/workers", headers=colon_only),
     ]
 

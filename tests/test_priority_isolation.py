@@ -52,12 +52,12 @@ def test_a_checkout_completes_while_a_deep_bulk_backlog_still_waits(client, work
         order.steps.values_list("name", "status", "last_error")
     )
     assert dict(order.steps.values_list("name", "status")) == {
-        "payment": "succeeded",
-        "confirmation_email": "succeeded",
+        "payment_capture": "succeeded",
+        "confirmation_email_send": "succeeded",
         "erp_sync": "succeeded",
-        "invoice": "succeeded",
-        "label": "succeeded",
-        "analytics": "succeeded",
+        "invoice_render": "succeeded",
+        "label_purchase": "succeeded",
+        "analytics_track": "succeeded",
     }
     assert still_waiting > 0.9 * BACKLOG
     runs = bulk_runs_by_worker(redis_url=app.conf.broker_url)

@@ -61,13 +61,13 @@ def test_a_declined_payment_stops_the_pipeline_and_returns_the_stock(client, wor
     order = Order.objects.get(number=number)
     assert order.status == "payment_failed"
     assert dict(order.steps.values_list("name", "status")) == {
-        "payment": "failed",
-        "confirmation_email": "cancelled",
+        "payment_capture": "failed",
+        "confirmation_email_send": "cancelled",
         "erp_sync": "cancelled",
-        "invoice": "cancelled",
-        "label": "cancelled",
-        "analytics": "cancelled",
-        "payment_failed_email": "succeeded",
+        "invoice_render": "cancelled",
+        "label_purchase": "cancelled",
+        "analytics_track": "cancelled",
+        "payment_failed_email_send": "succeeded",
     }
     product.refresh_from_db()
     assert product.stock == 10
@@ -89,8 +89,8 @@ def test_steps_record_queued_running_and_finished_times_in_order(client, worker,
     for step in Step.objects.filter(order__number=number):
         assert step.queued_at <= step.started_at <= step.finished_at, step.name
         assert step.task_id
-    payment = Step.objects.get(order__number=number, name="payment")
-    label = Step.objects.get(order__number=number, name="label")
+    payment = Step.objects.get(order__number=number, name="payment_capture")
+    label = Step.objects.get(order__number=number, name="label_purchase")
     erp = Step.objects.get(order__number=number, name="erp_sync")
     assert payment.finished_at <= erp.started_at
     assert erp.finished_at <= label.started_at

@@ -9,7 +9,7 @@ import pytest
 from harness.orders import orders_wait_settled
 from harness.processes import queues_worker, wait_for
 from orders.models import Order, Step
-from orders.tasks import capture_payment
+from orders.tasks import payment_capture
 from tests.factories import checkout_body, product_create
 
 pytestmark = pytest.mark.system
@@ -61,19 +61,19 @@ def test_a_duplicate_message_taken_by_another_thread_while_the_step_runs_does_no
     order = Order.objects.get(number=response.json()["number"])
     orders_wait_settled([order.number], timeout=60)
     sandbox.post("/control", json={"latency_ms": [800, 800]}).raise_for_status()
-    Step.objects.filter(order=order, name="payment").update(status=Step.Status.QUEUED)
+    Step.objects.filter(order=order, name="payment_capture").update(status=Step.Status.QUEUED)
     Order.objects.filter(pk=order.pk).update(status=Order.Status.PLACED)
 
     task_id = str(uuid.uuid4())
     for _ in range(2):  # the same message twice at once: two threads of one process take it
-        capture_payment.s(order.pk).set(task_id=task_id, queue="high").apply_async()
+        payment_capture.s(order.pk).set(task_id=task_id, queue="high").apply_async()
     wait_for(
         lambda: threads_worker.deliveries_ended(task_id) == 2,
         timeout=30,
         what="both deliveries run to their end",
     )
 
-    step = Step.objects.get(order=order, name="payment")
+    step = Step.objects.get(order=order, name="payment_capture")
     # One more run than the first: the second delivery saw the first thread's claim alive
     # (before, a claim of the same process counted as over: it ran again, as a crash).
     assert (step.status, step.attempts, step.crashes) == ("succeeded", 2, 0)

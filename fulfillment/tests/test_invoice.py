@@ -4,8 +4,8 @@ import pytest
 from pypdf import PdfReader
 
 from fulfillment.models import Invoice
-from fulfillment.tasks import render_invoice
-from orders.tasks import capture_payment
+from fulfillment.tasks import invoice_render
+from orders.tasks import payment_capture
 from tests.factories import order_place, product_create
 
 pytestmark = pytest.mark.django_db
@@ -15,9 +15,9 @@ def test_invoice_is_a_real_pdf_with_the_order_number_lines_and_total(sandbox, cl
     mug = product_create(price_cents=1490)
     tee = product_create(price_cents=2900)
     order = order_place((mug, 2), (tee, 1)).order
-    capture_payment.apply(args=(order.pk,))
+    payment_capture.apply(args=(order.pk,))
 
-    render_invoice.apply(args=(order.pk,))
+    invoice_render.apply(args=(order.pk,))
 
     response = client.get(f"/orders/{order.token}/invoice.pdf")
     assert response.status_code == 200
@@ -30,10 +30,10 @@ def test_invoice_is_a_real_pdf_with_the_order_number_lines_and_total(sandbox, cl
 
 def test_rendering_the_invoice_twice_keeps_one_file(sandbox, media_root):
     order = order_place((product_create(), 1)).order
-    capture_payment.apply(args=(order.pk,))
+    payment_capture.apply(args=(order.pk,))
 
-    render_invoice.apply(args=(order.pk,))
-    render_invoice.apply(args=(order.pk,))
+    invoice_render.apply(args=(order.pk,))
+    invoice_render.apply(args=(order.pk,))
 
     assert Invoice.objects.filter(order=order).count() == 1
     assert [p.name for p in (media_root / "invoices").iterdir()] == [f"{order.number}.pdf"]

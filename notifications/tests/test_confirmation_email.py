@@ -4,7 +4,7 @@ from django.core import mail
 from notifications.models import OutboxEmail
 from notifications.services import EmailInFlight
 from orders.services.emails import order_email_send
-from orders.tasks import capture_payment, send_order_confirmation
+from orders.tasks import confirmation_email_send, payment_capture
 from tests.factories import order_place, product_create
 
 pytestmark = pytest.mark.django_db
@@ -12,9 +12,9 @@ pytestmark = pytest.mark.django_db
 
 def test_confirmation_email_has_text_and_html_with_the_order_and_its_page(sandbox):
     order = order_place((product_create(price_cents=1490), 2)).order
-    capture_payment.apply(args=(order.pk,))
+    payment_capture.apply(args=(order.pk,))
 
-    send_order_confirmation.apply(args=(order.pk,))
+    confirmation_email_send.apply(args=(order.pk,))
 
     [message] = mail.outbox
     assert message.to == ["ada@example.com"]
@@ -30,10 +30,10 @@ def test_confirmation_email_has_text_and_html_with_the_order_and_its_page(sandbo
 
 def test_confirmation_is_sent_once_however_often_the_step_runs(sandbox):
     order = order_place((product_create(), 1)).order
-    capture_payment.apply(args=(order.pk,))
+    payment_capture.apply(args=(order.pk,))
 
-    send_order_confirmation.apply(args=(order.pk,))
-    send_order_confirmation.apply(args=(order.pk,))
+    confirmation_email_send.apply(args=(order.pk,))
+    confirmation_email_send.apply(args=(order.pk,))
     order_email_send(order=order, kind=OutboxEmail.Kind.ORDER_CONFIRMATION)
 
     assert len(mail.outbox) == 1

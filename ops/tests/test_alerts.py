@@ -24,7 +24,7 @@ def empty_queues():
 def fail_steps(count: int) -> None:
     for _ in range(count):
         order = order_place((product_create(), 1)).order
-        Step.objects.filter(order=order, name="analytics").update(status=Step.Status.FAILED)
+        Step.objects.filter(order=order, name="analytics_track").update(status=Step.Status.FAILED)
 
 
 def test_dead_letters_past_the_threshold_email_ops_once_per_incident(settings, empty_queues):
@@ -66,7 +66,7 @@ def test_a_queue_backlog_and_an_old_waiting_step_raise_alerts_for_that_queue(
     for _ in range(3):
         app.send_task("shopflow.nothing", queue="bulk")
     order = order_place((product_create(), 1)).order
-    Step.objects.filter(order=order, name="payment").update(
+    Step.objects.filter(order=order, name="payment_capture").update(
         status=Step.Status.QUEUED, queued_at=timezone.now() - timedelta(seconds=90)
     )
 

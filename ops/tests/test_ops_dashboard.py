@@ -60,13 +60,13 @@ def test_the_dashboard_shows_queues_steps_dead_letters_breakers_and_jobs_with_th
     now = timezone.now()
     for _ in range(2):
         order = order_place((product_create(), 1)).order
-        Step.objects.filter(order=order, name="analytics").update(
+        Step.objects.filter(order=order, name="analytics_track").update(
             status=Step.Status.FAILED, finished_at=now
         )
-    Step.objects.filter(name="payment").update(
+    Step.objects.filter(name="payment_capture").update(
         status=Step.Status.QUEUED, queued_at=now - timedelta(seconds=90)
     )
-    Step.objects.filter(name="invoice").update(status=Step.Status.SUCCEEDED, finished_at=now)
+    Step.objects.filter(name="invoice_render").update(status=Step.Status.SUCCEEDED, finished_at=now)
     breaker_record("carrier", ok=False)
 
     response = staff_client.get(DASHBOARD)
@@ -77,8 +77,8 @@ def test_the_dashboard_shows_queues_steps_dead_letters_breakers_and_jobs_with_th
         "Queues queue depth oldest waiting done last hour failed last hour "
         "high 0 90s 0 0 medium 0 0s 2 0 low 0 0s 0 2 bulk 0 0s 0 0"
     )
-    assert section(html, "ops-dead-letters") == "Dead letters all dead letters 2 analytics 2"
-    assert 'href="/admin/orders/deadletter/?name=analytics"' in html
+    assert section(html, "ops-dead-letters") == "Dead letters all dead letters 2 analytics_track 2"
+    assert 'href="/admin/orders/deadletter/?name=analytics_track"' in html
     assert re.fullmatch(
         r"Partner circuit breakers partner state recent failures calls resume in "
         r"payment closed 0 – erp closed 0 – carrier open 0 \d+\.\ds analytics closed 0 –",
@@ -93,8 +93,9 @@ def test_the_dashboard_shows_queues_steps_dead_letters_breakers_and_jobs_with_th
     )
     assert section(html, "ops-steps") == (
         "Steps by status step pending queued running retrying succeeded failed cancelled "
-        "payment 0 2 0 0 0 0 0 confirmation_email 2 0 0 0 0 0 0 erp_sync 2 0 0 0 0 0 0 "
-        "invoice 0 0 0 0 2 0 0 label 2 0 0 0 0 0 0 analytics 0 0 0 0 0 2 0"
+        "payment_capture 0 2 0 0 0 0 0 confirmation_email_send 2 0 0 0 0 0 0 "
+        "erp_sync 2 0 0 0 0 0 0 invoice_render 0 0 0 0 2 0 0 label_purchase 2 0 0 0 0 0 0 "
+        "analytics_track 0 0 0 0 0 2 0"
     )
     # Past ALERT_*: the high queue's age, low's failures, the dead letters, the open
     # breaker, the late job, the failed analytics steps.
@@ -144,7 +145,7 @@ def test_the_activity_chart_has_a_bar_per_hour_scaled_to_the_busiest_hour():
             Order.objects.filter(pk=order.pk).update(
                 created_at=now - timedelta(minutes=minutes_ago)
             )
-    Step.objects.filter(name="label").update(
+    Step.objects.filter(name="label_purchase").update(
         status=Step.Status.FAILED, finished_at=now - timedelta(minutes=70)
     )
 

@@ -14,7 +14,7 @@ from kit.logs import (
     log_context_bind,
     log_context_clear,
 )
-from orders.tasks import capture_payment, track_analytics
+from orders.tasks import analytics_track, payment_capture
 from tests.factories import order_place, product_create
 
 pytestmark = pytest.mark.django_db
@@ -39,23 +39,23 @@ def test_every_line_logged_inside_a_retried_step_carries_its_order_step_and_atte
 ):
     settings.BREAKER_FAILURE_THRESHOLD = 100
     order = order_place((product_create(), 1)).order
-    capture_payment.apply(args=(order.pk,))
+    payment_capture.apply(args=(order.pk,))
     sandbox.post("/control", json={"failure_rate": 1.0}).raise_for_status()
     logs.clear()
 
-    track_analytics.apply(args=(order.pk,))
+    analytics_track.apply(args=(order.pk,))
     records = logs.records
 
     # Celery's own lines (retry, failure) carry it as well as ours.
     assert [(r.name, r.order, r.step, r.attempt) for r in records] == [
-        ("engine.steps", order.number, "analytics", 1),
-        ("celery.app.trace", order.number, "analytics", 1),
-        ("engine.steps", order.number, "analytics", 2),
-        ("celery.app.trace", order.number, "analytics", 2),
-        ("engine.steps", order.number, "analytics", 3),
-        ("celery.app.trace", order.number, "analytics", 3),
-        ("engine.steps", order.number, "analytics", 4),
-        ("celery.app.trace", order.number, "analytics", 4),
+        ("engine.steps", order.number, "analytics_track", 1),
+        ("celery.app.trace", order.number, "analytics_track", 1),
+        ("engine.steps", order.number, "analytics_track", 2),
+        ("celery.app.trace", order.number, "analytics_track", 2),
+        ("engine.steps", order.number, "analytics_track", 3),
+        ("celery.app.trace", order.number, "analytics_track", 3),
+        ("engine.steps", order.number, "analytics_track", 4),
+        ("celery.app.trace", order.number, "analytics_track", 4),
     ]
     assert "retry: Retry in" in records[1].getMessage()
     assert "raised unexpected: PartnerUnavailable" in records[-1].getMessage()
@@ -63,7 +63,7 @@ def test_every_line_logged_inside_a_retried_step_carries_its_order_step_and_atte
 
 def test_a_line_logged_after_the_task_carries_no_task_context(logs, sandbox):
     order = order_place((product_create(), 1)).order
-    capture_payment.apply(args=(order.pk,))
+    payment_capture.apply(args=(order.pk,))
 
     logging.getLogger("shopflow.test").info("after the task")
 
@@ -75,7 +75,7 @@ def test_a_line_logged_after_the_task_carries_no_task_context(logs, sandbox):
 
 
 def test_json_lines_hold_the_message_the_context_and_the_extras():
-    log_context_bind(order="SF-TEST0001", step="invoice", attempt=2)
+    log_context_bind(order="SF-TEST0001", step="invoice_render", attempt=2)
     record = logging.makeLogRecord(
         {"name": "orders.x", "levelname": "WARNING", "msg": "took %.1fs", "args": (1.25,)}
     )
@@ -91,7 +91,7 @@ def test_json_lines_hold_the_message_the_context_and_the_extras():
         "logger": "orders.x",
         "message": "took 1.2s",
         "order": "SF-TEST0001",
-        "step": "invoice",
+        "step": "invoice_render",
         "attempt": 2,
         "partner": "erp",
     }
@@ -100,12 +100,12 @@ def test_json_lines_hold_the_message_the_context_and_the_extras():
 def test_text_lines_end_with_the_task_context_when_there_is_one():
     formatter = TextFormatter("%(levelname)s %(name)s %(message)s")
     inside = logging.makeLogRecord({"name": "a", "levelname": "INFO", "msg": "sent"})
-    inside.order, inside.step, inside.attempt = "SF-TEST0001", "confirmation_email", 1
+    inside.order, inside.step, inside.attempt = "SF-TEST0001", "confirmation_email_send", 1
     outside = logging.makeLogRecord({"name": "a", "levelname": "INFO", "msg": "idle"})
 
     assert (
         formatter.format(inside)
-        == "INFO a sent [order=SF-TEST0001 step=confirmation_email attempt=1]"
+        == "INFO a sent [order=SF-TEST0001 step=confirmation_email_send attempt=1]"
     )
     assert formatter.format(outside) == "INFO a idle"
 

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from config.celery import app
 from engine.breaker import breaker_record
 from orders.models import Step
-from orders.tasks import capture_payment, reconcile_steps, track_analytics
+from orders.tasks import analytics_track, payment_capture, reconcile_steps
 from tests.factories import checkout_body, order_place, product_create
 
 # Reads and writes counters, breakers and job leases in Redis.
@@ -72,38 +72,41 @@ def test_metrics_carry_steps_dead_letters_retries_breakers_and_jobs_after_known_
     product = product_create(stock=10)
 
     paid = order_place((product, 1)).order
-    capture_payment.apply(args=(paid.pk,))
+    payment_capture.apply(args=(paid.pk,))
     declined = order_place((product, 1), payment_token="tok_decline").order
-    capture_payment.apply(args=(declined.pk,))
+    payment_capture.apply(args=(declined.pk,))
     dead_analytics = order_place((product, 1)).order
-    capture_payment.apply(args=(dead_analytics.pk,))
+    payment_capture.apply(args=(dead_analytics.pk,))
     sandbox.post("/control", json={"failure_rate": 1.0}).raise_for_status()
-    track_analytics.apply(args=(dead_analytics.pk,))
+    analytics_track.apply(args=(dead_analytics.pk,))
     settings.BREAKER_FAILURE_THRESHOLD = 2
     breaker_record("erp", ok=False)
     breaker_record("erp", ok=False)
     metrics = scrape(client)
 
     assert nonzero(metrics, "shopflow_steps", "step", "status") == {
-        ("payment", "succeeded"): 2,
-        ("payment", "failed"): 1,
-        ("payment_failed_email", "pending"): 1,
+        ("payment_capture", "succeeded"): 2,
+        ("payment_capture", "failed"): 1,
+        ("payment_failed_email_send", "pending"): 1,
         # the declined order's other steps stop; the others' wait for workers that never ran
-        ("confirmation_email", "cancelled"): 1,
+        ("confirmation_email_send", "cancelled"): 1,
         ("erp_sync", "cancelled"): 1,
-        ("invoice", "cancelled"): 1,
-        ("label", "cancelled"): 1,
-        ("analytics", "cancelled"): 1,
-        ("confirmation_email", "pending"): 2,
+        ("invoice_render", "cancelled"): 1,
+        ("label_purchase", "cancelled"): 1,
+        ("analytics_track", "cancelled"): 1,
+        ("confirmation_email_send", "pending"): 2,
         ("erp_sync", "pending"): 2,
-        ("invoice", "pending"): 2,
-        ("label", "pending"): 2,
-        ("analytics", "pending"): 1,
-        ("analytics", "failed"): 1,
+        ("invoice_render", "pending"): 2,
+        ("label_purchase", "pending"): 2,
+        ("analytics_track", "pending"): 1,
+        ("analytics_track", "failed"): 1,
     }
-    assert nonzero(metrics, "shopflow_dead_letters", "step") == {"payment": 1, "analytics": 1}
+    assert nonzero(metrics, "shopflow_dead_letters", "step") == {
+        "payment_capture": 1,
+        "analytics_track": 1,
+    }
     assert nonzero(metrics, "shopflow_step_retries_total", "step", "partner") == {
-        ("analytics", "analytics"): 3
+        ("analytics_track", "analytics"): 3
     }
     assert metrics["shopflow_breaker_open"] == {
         (("partner", "payment"),): 0,
@@ -144,12 +147,12 @@ def test_step_duration_and_queue_wait_histograms_count_the_steps_of_the_window(c
             finished_at=now - timedelta(seconds=finished),
         )
 
-    times("payment", queued=10, started=9.9, finished=9.4)  # waited 0.1 s, ran 0.5 s
+    times("payment_capture", queued=10, started=9.9, finished=9.4)  # waited 0.1 s, ran 0.5 s
     times("erp_sync", queued=9, started=3, finished=1)  # waited 6 s, ran 2 s
-    times("invoice", queued=9, started=8.8, finished=8.7)  # waited 0.2 s, ran 0.1 s
+    times("invoice_render", queued=9, started=8.8, finished=8.7)  # waited 0.2 s, ran 0.1 s
     # A retry starts after its backoff: its wait is not a queue wait, its run time counts.
-    times("label", queued=9, started=7, finished=4, attempts=2)  # ran 3 s
-    times("analytics", queued=7300, started=7250, finished=7200)  # outside the 900 s window
+    times("label_purchase", queued=9, started=7, finished=4, attempts=2)  # ran 3 s
+    times("analytics_track", queued=7300, started=7250, finished=7200)  # outside the 900 s window
     metrics = scrape(client)
 
     durations = metrics["shopflow_step_duration_seconds_bucket"]
@@ -157,18 +160,18 @@ def test_step_duration_and_queue_wait_histograms_count_the_steps_of_the_window(c
         step: [
             durations[(("le", le), ("step", step))] for le in ("0.1", "0.5", "1.0", "2.5", "5.0")
         ]
-        for step in ("payment", "erp_sync", "invoice", "label")
+        for step in ("payment_capture", "erp_sync", "invoice_render", "label_purchase")
     } == {
-        "payment": [0, 1, 1, 1, 1],
+        "payment_capture": [0, 1, 1, 1, 1],
         "erp_sync": [0, 0, 0, 1, 1],
-        "invoice": [1, 1, 1, 1, 1],
-        "label": [0, 0, 0, 0, 1],
+        "invoice_render": [1, 1, 1, 1, 1],
+        "label_purchase": [0, 0, 0, 0, 1],
     }
     assert metrics["shopflow_step_duration_seconds_gcount"] == {
-        (("step", "payment"),): 1,
+        (("step", "payment_capture"),): 1,
         (("step", "erp_sync"),): 1,
-        (("step", "invoice"),): 1,
-        (("step", "label"),): 1,
+        (("step", "invoice_render"),): 1,
+        (("step", "label_purchase"),): 1,
     }
     assert metrics["shopflow_step_duration_seconds_gsum"][(("step", "erp_sync"),)] == 2.0
     waits = metrics["shopflow_step_queue_wait_seconds_bucket"]
@@ -191,7 +194,7 @@ def test_queue_depth_comes_from_the_broker_and_oldest_wait_from_the_step_records
     for _ in range(3):
         app.send_task("ops.test.never_consumed", queue="bulk")
     order = order_place((product_create(), 1)).order
-    Step.objects.filter(order=order, name="analytics").update(
+    Step.objects.filter(order=order, name="analytics_track").update(
         status=Step.Status.QUEUED, queued_at=timezone.now() - timedelta(seconds=120)
     )
 

@@ -24,13 +24,13 @@ def order_email_send(*, order: Order, kind: str) -> dict[str, Any]:
     return {"email": email.pk, "sent_at": email.sent_at and email.sent_at.isoformat()}
 
 
-def order_confirmation_send(order: Order) -> dict[str, Any]:
+def order_confirmation_email_send(order: Order) -> dict[str, Any]:
     return order_email_send(order=order, kind=OutboxEmail.Kind.ORDER_CONFIRMATION)
 
 
-def order_cancelled_send(order: Order) -> dict[str, Any]:
+def order_cancellation_email_send(order: Order) -> dict[str, Any]:
     return order_email_send(order=order, kind=OutboxEmail.Kind.ORDER_CANCELLED)
 
 
-def payment_failed_send(order: Order) -> dict[str, Any]:
+def order_payment_failed_email_send(order: Order) -> dict[str, Any]:
     return order_email_send(order=order, kind=OutboxEmail.Kind.PAYMENT_FAILED)

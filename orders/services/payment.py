@@ -1,14 +1,14 @@
 from typing import Any
 
+import partners
 from engine.steps import step_effect_await
 from orders.models import Order
 from orders.services.orders import order_mark_paid
-from partners import payment_capture, payment_refund
 
 
 def order_payment_capture(order: Order) -> dict[str, Any]:
     """Capture the order's payment once (the gateway dedupes by idempotency key)."""
-    capture_id = payment_capture(
+    capture_id = partners.payment_capture(
         order_number=order.number,
         amount_cents=order.total_cents,
         currency=order.currency,
@@ -20,10 +20,10 @@ def order_payment_capture(order: Order) -> dict[str, Any]:
 
 def order_payment_refund(order: Order) -> dict[str, Any]:
     """Refund a cancelled order's capture, once, after the capture step has finished."""
-    if not step_effect_await(subject=order, name="payment"):
+    if not step_effect_await(subject=order, name="payment_capture"):
         return {"skipped": "nothing was captured"}
     order.refresh_from_db(fields=["capture_id"])
-    refund_id = payment_refund(
+    refund_id = partners.payment_refund(
         order_number=order.number, capture_id=order.capture_id, amount_cents=order.total_cents
     )
     return {"refund_id": refund_id}

@@ -92,7 +92,7 @@ def test_cleanup_deletes_only_what_is_past_retention_and_keeps_dead_letters(sett
     done = order_place((product_create(), 1)).order
     Order.objects.filter(pk=done.pk).update(status="completed")
     Step.objects.filter(order=done).update(status="succeeded", finished_at=old)
-    Step.objects.filter(order=done, name="label").update(status="failed")  # a dead letter
+    Step.objects.filter(order=done, name="label_purchase").update(status="failed")  # a dead letter
     running = order_place((product_create(), 1), email="bob@example.com").order
     Step.objects.filter(order=running).update(
         status="succeeded", finished_at=old
@@ -129,7 +129,7 @@ def test_cleanup_deletes_only_what_is_past_retention_and_keeps_dead_letters(sett
     }
     assert set(again.deleted.values()) == {0}
     assert list(Step.objects.filter(order=done).values_list("name", "status")) == [
-        ("label", "failed")
+        ("label_purchase", "failed")
     ]
     assert Step.objects.filter(order=running).count() == 6
     assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["new"]

@@ -8,42 +8,42 @@ from celery.exceptions import Retry
 from django.core import mail
 
 from engine.steps import step_claim, step_mark_succeeded
-from fulfillment.services import erp_order_sync, invoice_render, label_purchase
-from fulfillment.tasks import cancel_erp, purchase_label, render_invoice, sync_erp, void_label
+from fulfillment.services import order_erp_sync, order_invoice_render, order_label_purchase
+from fulfillment.tasks import erp_cancel, erp_sync, invoice_render, label_purchase, label_void
 from orders.models import Order, Step
 from orders.pipeline import PIPELINE
 from orders.services.analytics import order_analytics_track
-from orders.services.emails import order_confirmation_send
+from orders.services.emails import order_confirmation_email_send
 from orders.services.orders import order_cancel
 from orders.services.payment import order_payment_capture
 from orders.tasks import (
-    capture_payment,
-    refund_payment,
-    send_order_cancelled,
-    send_order_confirmation,
-    track_analytics,
+    analytics_track,
+    cancellation_email_send,
+    confirmation_email_send,
+    payment_capture,
+    payment_refund,
 )
 from tests.factories import order_place, product_create
 
 pytestmark = pytest.mark.django_db
 
 FORWARD_TASKS = {
-    "payment": capture_payment,
-    "confirmation_email": send_order_confirmation,
-    "erp_sync": sync_erp,
-    "invoice": render_invoice,
-    "label": purchase_label,
-    "analytics": track_analytics,
+    "payment_capture": payment_capture,
+    "confirmation_email_send": confirmation_email_send,
+    "erp_sync": erp_sync,
+    "invoice_render": invoice_render,
+    "label_purchase": label_purchase,
+    "analytics_track": analytics_track,
 }
 WORK = {
-    "payment": order_payment_capture,
-    "confirmation_email": order_confirmation_send,
-    "erp_sync": erp_order_sync,
-    "invoice": invoice_render,
-    "label": label_purchase,
-    "analytics": order_analytics_track,
+    "payment_capture": order_payment_capture,
+    "confirmation_email_send": order_confirmation_email_send,
+    "erp_sync": order_erp_sync,
+    "invoice_render": order_invoice_render,
+    "label_purchase": order_label_purchase,
+    "analytics_track": order_analytics_track,
 }
-COMPENSATION_TASKS = (refund_payment, cancel_erp, void_label, send_order_cancelled)
+COMPENSATION_TASKS = (payment_refund, erp_cancel, label_void, cancellation_email_send)
 # The partner effect each forward step has, and the effect that undoes it.
 UNDO = {"capture": "refund", "order_sync": "order_cancel", "label": "label_void"}
 
@@ -82,9 +82,10 @@ def test_cancel_while_a_step_runs_compensates_exactly_what_was_done_once(sandbox
     assert {n: s for n, s in statuses.items() if n in FORWARD_TASKS} == {
         name: "succeeded" if name in started else "cancelled" for name in FORWARD_TASKS
     }
-    assert [statuses[n] for n in ("refund", "erp_cancel", "label_void", "cancellation_email")] == [
-        "succeeded"
-    ] * 4
+    assert [
+        statuses[n]
+        for n in ("payment_refund", "erp_cancel", "label_void", "cancellation_email_send")
+    ] == ["succeeded"] * 4
     order.refresh_from_db()
     product.refresh_from_db()
     assert (order.status, order.stock_state, product.stock) == ("cancelled", "released", 5)
@@ -94,25 +95,28 @@ def test_cancel_while_a_step_runs_compensates_exactly_what_was_done_once(sandbox
 
 def test_a_compensation_waits_while_the_step_it_undoes_is_running(sandbox):
     order = order_place((product_create(), 1)).order
-    step_claim(subject_id=order.pk, name="payment", task_id="still-running")
+    step_claim(subject_id=order.pk, name="payment_capture", task_id="still-running")
     order_cancel(order_id=order.pk)
 
-    with mock.patch.object(refund_payment, "retry", side_effect=Retry("later")) as retry:
-        refund_payment.apply(args=(order.pk,))
+    with mock.patch.object(payment_refund, "retry", side_effect=Retry("later")) as retry:
+        payment_refund.apply(args=(order.pk,))
 
-    refund = order.steps.get(name="refund")
+    refund = order.steps.get(name="payment_refund")
     assert (refund.status, refund.attempts) == ("retrying", 1)
-    assert refund.last_error == "WaitingForStep: waiting for payment to finish before undoing it"
+    assert (
+        refund.last_error
+        == "WaitingForStep: waiting for payment_capture to finish before undoing it"
+    )
     assert retry.call_args.kwargs["countdown"] == pytest.approx(2 * 0.001, rel=0.2)  # scaled
     assert sandbox.get("/ledger").json()["payment"]["effects"] == []
 
 
 def test_a_step_that_starts_after_the_cancel_stops_without_effect(sandbox):
     order = order_place((product_create(), 1)).order
-    capture_payment.apply(args=(order.pk,))
+    payment_capture.apply(args=(order.pk,))
     order_cancel(order_id=order.pk)
 
-    sync_erp.apply(args=(order.pk,))
+    erp_sync.apply(args=(order.pk,))
 
     erp = order.steps.get(name="erp_sync")
     assert (erp.status, erp.attempts) == ("cancelled", 0)
@@ -131,10 +135,10 @@ def test_cancel_api_cancels_once_and_answers_the_same_again(client, sandbox):
     assert (first.status_code, second.status_code) == (200, 200)
     assert first.json()["status"] == second.json()["status"] == "cancelled"
     assert [s["name"] for s in second.json()["steps"]][-4:] == [
-        "refund",
+        "payment_refund",
         "erp_cancel",
         "label_void",
-        "cancellation_email",
+        "cancellation_email_send",
     ]
     order.refresh_from_db()
     assert order.cancel_reason == "ordered twice"
@@ -143,7 +147,7 @@ def test_cancel_api_cancels_once_and_answers_the_same_again(client, sandbox):
 
 def test_cancel_api_refuses_an_order_whose_payment_failed(client, sandbox):
     order = order_place((product_create(), 1), payment_token="tok_decline").order
-    capture_payment.apply(args=(order.pk,))
+    payment_capture.apply(args=(order.pk,))
 
     response = client.post(f"/api/v1/orders/{order.token}/cancel", content_type="application/json")
 

@@ -14,7 +14,7 @@ from engine.liveness import lease_drop, leases_held
 from engine.reconcile import steps_reconcile, steps_sweep
 from engine.steps import Claim, step_claim, step_mark_retrying, step_mark_succeeded
 from orders.models import Step
-from orders.tasks import capture_payment
+from orders.tasks import payment_capture
 from tests.factories import order_place, product_create
 
 pytestmark = pytest.mark.django_db
@@ -45,9 +45,9 @@ def lease_expire(step) -> None:
 def test_each_claim_takes_a_new_token_and_an_expiry_on_the_databases_clock(settings):
     order = order_place((product_create(), 1)).order
 
-    claim, first = step_claim(subject_id=order.pk, name="payment", task_id="first")
+    claim, first = step_claim(subject_id=order.pk, name="payment_capture", task_id="first")
     lease_expire(first)
-    again, second = step_claim(subject_id=order.pk, name="payment", task_id="second")
+    again, second = step_claim(subject_id=order.pk, name="payment_capture", task_id="second")
 
     assert (claim, again) == (Claim.RUN, Claim.RUN)
     assert second.lease_token == first.lease_token + 1
@@ -59,9 +59,9 @@ def test_each_claim_takes_a_new_token_and_an_expiry_on_the_databases_clock(setti
 
 def test_a_duplicate_delivery_under_a_live_lease_is_refused():
     order = order_place((product_create(), 1)).order
-    step_claim(subject_id=order.pk, name="payment", task_id="first")
+    step_claim(subject_id=order.pk, name="payment_capture", task_id="first")
 
-    claim, step = step_claim(subject_id=order.pk, name="payment", task_id="duplicate")
+    claim, step = step_claim(subject_id=order.pk, name="payment_capture", task_id="duplicate")
 
     assert claim is Claim.STOP
     assert (step.task_id, step.attempts) == ("first", 1)
@@ -69,9 +69,9 @@ def test_a_duplicate_delivery_under_a_live_lease_is_refused():
 
 def test_a_stale_runs_late_outcome_changes_nothing():
     order = order_place((product_create(), 1)).order
-    _, stale = step_claim(subject_id=order.pk, name="payment", task_id="stale")
+    _, stale = step_claim(subject_id=order.pk, name="payment_capture", task_id="stale")
     lease_expire(stale)  # its worker stalled past its lease
-    _, live = step_claim(subject_id=order.pk, name="payment", task_id="live")
+    _, live = step_claim(subject_id=order.pk, name="payment_capture", task_id="live")
 
     written = step_mark_retrying(step=stale, error=TimeoutError("late"), countdown=1)
 
@@ -87,7 +87,7 @@ def test_the_heartbeat_renews_every_lease_this_process_holds_in_one_statement(
     settings, django_assert_num_queries
 ):
     orders = [order_place((product_create(), 1)).order for _ in range(2)]
-    steps = [step_claim(subject_id=o.pk, name="payment", task_id="t")[1] for o in orders]
+    steps = [step_claim(subject_id=o.pk, name="payment_capture", task_id="t")[1] for o in orders]
     Step.objects.filter(pk__in=[s.pk for s in steps]).update(
         lease_expires_at=Now() + timedelta(seconds=1)
     )
@@ -108,15 +108,15 @@ def test_an_outcome_write_that_fails_leaves_the_step_to_be_taken_again_not_held_
     with mock.patch(
         "engine.steps._outcome_update", side_effect=OperationalError("server closed the connection")
     ) as update:
-        first = capture_payment.apply(args=(order.pk,))
+        first = payment_capture.apply(args=(order.pk,))
 
     assert update.call_count > 1  # the write was retried before the run gave up
-    step = Step.objects.get(order=order, name="payment")
+    step = Step.objects.get(order=order, name="payment_capture")
     assert (first.state, step.status) == ("FAILURE", "running")
     assert step.pk not in leases_held()
     assert leases_renew() == 0  # the heartbeat no longer renews it
     lease_expire(step)  # left alone, it lapses
-    capture_payment.apply(args=(order.pk,))  # the message again, or the sweep's re-dispatch
+    payment_capture.apply(args=(order.pk,))  # the message again, or the sweep's re-dispatch
     step.refresh_from_db()
     assert (step.status, step.attempts, step.lease_token) == ("succeeded", 2, 2)
     ledger = sandbox.get("/ledger").json()
@@ -137,9 +137,9 @@ def test_an_outcome_write_that_fails_once_is_written_on_its_retry(sandbox):
         return real(rows, fields)
 
     with mock.patch("engine.steps._outcome_update", side_effect=flaky):
-        capture_payment.apply(args=(order.pk,))
+        payment_capture.apply(args=(order.pk,))
 
-    assert Step.objects.get(order=order, name="payment").status == "succeeded"
+    assert Step.objects.get(order=order, name="payment_capture").status == "succeeded"
 
 
 def test_a_worker_with_a_clock_minutes_off_causes_no_early_redispatch(published, settings):
@@ -147,7 +147,7 @@ def test_a_worker_with_a_clock_minutes_off_causes_no_early_redispatch(published,
     behind = timezone.now() - timedelta(minutes=10)
 
     with mock.patch("django.utils.timezone.now", return_value=behind):
-        _, step = step_claim(subject_id=order.pk, name="payment", task_id="slow-clock")
+        _, step = step_claim(subject_id=order.pk, name="payment_capture", task_id="slow-clock")
     reconciled, swept = steps_reconcile(), steps_sweep()
 
     assert (reconciled.redispatched, swept.redispatched) == ([], [])
@@ -163,15 +163,15 @@ def test_an_expired_lease_is_swept_and_its_step_alone_published_again_keeping_it
 ):
     order = order_place((product_create(), 1)).order
     first_queued = timezone.now() - timedelta(minutes=3)
-    Step.objects.filter(order=order, name="payment").update(queued_at=first_queued)
-    _, step = step_claim(subject_id=order.pk, name="payment", task_id="dead-elsewhere")
+    Step.objects.filter(order=order, name="payment_capture").update(queued_at=first_queued)
+    _, step = step_claim(subject_id=order.pk, name="payment_capture", task_id="dead-elsewhere")
     lease_drop(step.pk)  # as if another process held it and died
     lease_expire(step)
 
     with django_capture_on_commit_callbacks(execute=True):
         report = steps_sweep()
 
-    assert report.redispatched == [(order.number, "payment", "running")]
-    published.assert_called_once_with(order.pk, ("payment",))
+    assert report.redispatched == [(order.number, "payment_capture", "running")]
+    published.assert_called_once_with(order.pk, ("payment_capture",))
     row = Step.objects.get(pk=step.pk)
     assert (row.status, row.crashes, row.queued_at) == ("queued", 1, first_queued)

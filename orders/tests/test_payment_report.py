@@ -6,7 +6,7 @@ from django.utils import timezone
 import partners
 from orders.models import Discrepancy, Order
 from orders.services.payment_report import payments_reconcile
-from orders.tasks import capture_payment
+from orders.tasks import payment_capture
 from tests.factories import order_place, product_create
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +22,7 @@ def open_discrepancies() -> list[tuple[str, str, str]]:
 
 def test_a_capture_without_a_paid_order_and_a_day_old_unfulfilled_order_are_reported(sandbox):
     paid = order_place((product_create(), 1)).order
-    capture_payment.apply(args=(paid.pk,))
+    payment_capture.apply(args=(paid.pk,))
     Order.objects.filter(pk=paid.pk).update(created_at=timezone.now() - timedelta(hours=25))
     # A capture whose step died before recording it; the order then failed its payment.
     lost = order_place((product_create(), 1)).order
@@ -42,21 +42,21 @@ def test_a_capture_without_a_paid_order_and_a_day_old_unfulfilled_order_are_repo
         (
             "paid_unfulfilled",
             paid.number,
-            "unfinished steps: confirmation_email (pending), erp_sync (pending), "
-            "invoice (pending), label (pending), analytics (pending)",
+            "unfinished steps: confirmation_email_send (pending), erp_sync (pending), "
+            "invoice_render (pending), label_purchase (pending), analytics_track (pending)",
         ),
     ]
 
 
 def test_a_discrepancy_is_recorded_once_and_resolved_when_it_no_longer_holds(sandbox):
     order = order_place((product_create(), 1)).order
-    capture_payment.apply(args=(order.pk,))
+    payment_capture.apply(args=(order.pk,))
     Order.objects.filter(pk=order.pk).update(capture_id="cap_other")
 
     payments_reconcile()
     payments_reconcile()
     Order.objects.filter(pk=order.pk).update(
-        capture_id=order.steps.get(name="payment").result["capture_id"]
+        capture_id=order.steps.get(name="payment_capture").result["capture_id"]
     )
     payments_reconcile()
 

@@ -5,12 +5,12 @@ from orders.pipeline import ORDER_PIPELINE, PIPELINE, SLOW_PARTNER, URGENT
 
 def test_the_pipeline_has_six_steps_on_their_queues():
     assert [(s.name, s.task, s.queue) for s in PIPELINE] == [
-        ("payment", "orders.capture_payment", "high"),
-        ("confirmation_email", "notifications.send_order_confirmation", "high"),
-        ("erp_sync", "fulfillment.sync_erp", "medium"),
-        ("invoice", "fulfillment.render_invoice", "medium"),
-        ("label", "fulfillment.purchase_label", "medium"),
-        ("analytics", "orders.track_analytics", "low"),
+        ("payment_capture", "orders.payment_capture", "high"),
+        ("confirmation_email_send", "orders.confirmation_email_send", "high"),
+        ("erp_sync", "fulfillment.erp_sync", "medium"),
+        ("invoice_render", "fulfillment.invoice_render", "medium"),
+        ("label_purchase", "fulfillment.label_purchase", "medium"),
+        ("analytics_track", "orders.analytics_track", "low"),
     ]
 
 
@@ -18,22 +18,22 @@ def test_payment_gates_everything_and_the_label_waits_for_the_erp_sync():
     canvas = ORDER_PIPELINE.signature(subject_id=7)
 
     payment, fan_out = canvas.tasks
-    assert (payment.task, payment.args, payment.immutable) == ("orders.capture_payment", (7,), True)
+    assert (payment.task, payment.args, payment.immutable) == ("orders.payment_capture", (7,), True)
     branches = [
         [t.task for t in b.tasks] if hasattr(b, "tasks") else [b.task] for b in fan_out.tasks
     ]
     assert branches == [
-        ["notifications.send_order_confirmation"],
-        ["fulfillment.sync_erp", "fulfillment.purchase_label"],
-        ["fulfillment.render_invoice"],
-        ["orders.track_analytics"],
+        ["orders.confirmation_email_send"],
+        ["fulfillment.erp_sync", "fulfillment.label_purchase"],
+        ["fulfillment.invoice_render"],
+        ["orders.analytics_track"],
     ]
 
 
 def test_a_partial_pipeline_starts_at_the_given_step():
     canvas = ORDER_PIPELINE.signature(subject_id=7, start="erp_sync")
 
-    assert [t.task for t in canvas.tasks] == ["fulfillment.sync_erp", "fulfillment.purchase_label"]
+    assert [t.task for t in canvas.tasks] == ["fulfillment.erp_sync", "fulfillment.label_purchase"]
 
 
 def test_retry_policies_follow_the_design_seeds():

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from engine.reconcile import steps_reconcile
 from orders.models import Step
-from orders.tasks import capture_payment
+from orders.tasks import payment_capture
 from tests.factories import order_place, product_create
 
 pytestmark = pytest.mark.django_db
@@ -33,9 +33,9 @@ def test_a_payment_step_whose_dispatch_was_lost_is_dispatched_again(
     with django_capture_on_commit_callbacks(execute=True):
         report = steps_reconcile(now=later(61))
 
-    assert report.redispatched == [(order.number, "payment", "pending")]
-    published.assert_called_once_with(order.pk, ("payment",))
-    assert order.steps.get(name="payment").status == "queued"
+    assert report.redispatched == [(order.number, "payment_capture", "pending")]
+    published.assert_called_once_with(order.pk, ("payment_capture",))
+    assert order.steps.get(name="payment_capture").status == "queued"
 
 
 def test_a_fresh_pending_step_is_left_alone(published):
@@ -50,7 +50,7 @@ def test_a_step_pending_behind_a_finished_parent_is_dispatched_but_not_one_behin
     sandbox, published
 ):
     order = order_place((product_create(), 1)).order
-    capture_payment.apply(args=(order.pk,))
+    payment_capture.apply(args=(order.pk,))
     Step.objects.filter(order=order, name="erp_sync").update(
         status=Step.Status.RUNNING, started_at=timezone.now()
     )
@@ -58,31 +58,31 @@ def test_a_step_pending_behind_a_finished_parent_is_dispatched_but_not_one_behin
     report = steps_reconcile(now=later(61))
 
     assert sorted(name for _, name, _ in report.redispatched) == [
-        "analytics",
-        "confirmation_email",
-        "invoice",
+        "analytics_track",
+        "confirmation_email_send",
+        "invoice_render",
     ]
-    assert order.steps.get(name="label").status == "pending"
+    assert order.steps.get(name="label_purchase").status == "pending"
 
 
 def test_a_step_running_past_every_time_limit_is_counted_as_a_crash_and_dispatched_again(published):
     order = order_place((product_create(), 1)).order
-    Step.objects.filter(order=order, name="payment").update(
+    Step.objects.filter(order=order, name="payment_capture").update(
         status=Step.Status.RUNNING, started_at=timezone.now(), attempts=1
     )
 
     first = steps_reconcile(now=later(181))
     second = steps_reconcile(now=later(182))
 
-    assert first.redispatched == [(order.number, "payment", "running")]
+    assert first.redispatched == [(order.number, "payment_capture", "running")]
     assert second.redispatched == []  # queued again just now: not lost yet
-    step = order.steps.get(name="payment")
+    step = order.steps.get(name="payment_capture")
     assert (step.status, step.crashes) == ("queued", 1)
 
 
 def test_a_step_whose_worker_keeps_dying_becomes_a_dead_letter(published, settings):
     order = order_place((product_create(stock=5), 2)).order
-    Step.objects.filter(order=order, name="payment").update(
+    Step.objects.filter(order=order, name="payment_capture").update(
         status=Step.Status.RUNNING,
         started_at=timezone.now(),
         attempts=3,
@@ -91,8 +91,8 @@ def test_a_step_whose_worker_keeps_dying_becomes_a_dead_letter(published, settin
 
     report = steps_reconcile(now=later(181))
 
-    assert report.poisoned == [(order.number, "payment")]
-    step = order.steps.get(name="payment")
+    assert report.poisoned == [(order.number, "payment_capture")]
+    step = order.steps.get(name="payment_capture")
     assert (step.status, step.crashes) == ("failed", settings.STEP_MAX_CRASHES)
     assert step.last_error == "PoisonPill: the worker died 3 times running this step"
     order.refresh_from_db()
@@ -101,13 +101,13 @@ def test_a_step_whose_worker_keeps_dying_becomes_a_dead_letter(published, settin
 
 def test_a_retry_whose_message_was_lost_is_dispatched_again(published):
     order = order_place((product_create(), 1)).order
-    Step.objects.filter(order=order, name="payment").update(
+    Step.objects.filter(order=order, name="payment_capture").update(
         status=Step.Status.RETRYING, retry_at=timezone.now(), attempts=1
     )
 
     report = steps_reconcile(now=later(121))
 
-    assert report.redispatched == [(order.number, "payment", "retrying")]
+    assert report.redispatched == [(order.number, "payment_capture", "retrying")]
 
 
 def stuck_paid(order, *, finished: bool):
@@ -115,7 +115,7 @@ def stuck_paid(order, *, finished: bool):
     (all of them, or all but analytics)."""
     from orders.models import Order
 
-    steps = order.steps.all() if finished else order.steps.exclude(name="analytics")
+    steps = order.steps.all() if finished else order.steps.exclude(name="analytics_track")
     steps.update(status="succeeded", finished_at=timezone.now())
     Order.objects.filter(pk=order.pk).update(status="paid", updated_at=later(-120))
 
@@ -138,7 +138,7 @@ def test_a_redelivered_step_that_finds_its_outcome_recorded_completes_its_order(
     order = order_place((product_create(), 1)).order
     stuck_paid(order, finished=True)
 
-    capture_payment.apply(args=(order.pk,))
+    payment_capture.apply(args=(order.pk,))
 
     order.refresh_from_db()
     assert order.status == "completed"

@@ -8,10 +8,10 @@ from django.core import mail
 
 import partners
 from engine.breaker import breaker_states
-from fulfillment.tasks import purchase_label, sync_erp
+from fulfillment.tasks import erp_sync, label_purchase
 from notifications.models import Alert, OutboxEmail
 from orders.models import Order, Step
-from orders.tasks import capture_payment, send_payment_failed, track_analytics
+from orders.tasks import analytics_track, payment_capture, payment_failed_email_send
 from partners import PartnerUnavailable
 from tests.factories import order_place, product_create, run_pipeline
 
@@ -75,38 +75,38 @@ def test_running_every_step_a_second_time_changes_nothing(sandbox):
 def test_a_redelivered_step_whose_outcome_was_lost_charges_once(sandbox):
     """The worker died after the gateway captured but before the step was recorded."""
     order = order_place((product_create(), 1)).order
-    capture_payment.apply(args=(order.pk,))
-    Step.objects.filter(order=order, name="payment").update(status=Step.Status.QUEUED)
+    payment_capture.apply(args=(order.pk,))
+    Step.objects.filter(order=order, name="payment_capture").update(status=Step.Status.QUEUED)
     Order.objects.filter(pk=order.pk).update(status=Order.Status.PLACED, capture_id="")
 
-    capture_payment.apply(args=(order.pk,))
+    payment_capture.apply(args=(order.pk,))
 
     assert effects(sandbox, "payment") == [("capture", order.number)]
     order.refresh_from_db()
     assert order.status == Order.Status.PAID
-    assert order.steps.get(name="payment").attempts == 2
+    assert order.steps.get(name="payment_capture").attempts == 2
 
 
 def test_declined_payment_fails_the_order_cancels_later_steps_and_releases_stock_once(sandbox):
     product = product_create(stock=5)
     order = order_place((product, 2), payment_token="tok_decline").order
 
-    capture_payment.apply(args=(order.pk,))
-    capture_payment.apply(args=(order.pk,))
-    sync_erp.apply(args=(order.pk,))
+    payment_capture.apply(args=(order.pk,))
+    payment_capture.apply(args=(order.pk,))
+    erp_sync.apply(args=(order.pk,))
 
     order.refresh_from_db()
     product.refresh_from_db()
     assert order.status == Order.Status.PAYMENT_FAILED
     assert order.stock_state == Order.StockState.RELEASED
     assert product.stock == 5
-    payment = order.steps.get(name="payment")
+    payment = order.steps.get(name="payment_capture")
     assert (payment.status, payment.attempts) == ("failed", 1)
     assert (
         payment.last_error
         == "PartnerRejected: payment refused (402 card_declined): The card was declined."
     )
-    later = order.steps.exclude(name__in=["payment", "payment_failed_email"])
+    later = order.steps.exclude(name__in=["payment_capture", "payment_failed_email_send"])
     assert set(later.values_list("status", flat=True)) == {"cancelled"}
     assert effects(sandbox, "payment") == []
     assert effects(sandbox, "erp") == []
@@ -114,14 +114,14 @@ def test_declined_payment_fails_the_order_cancels_later_steps_and_releases_stock
 
 def test_the_customer_is_told_once_that_the_payment_failed(sandbox):
     order = order_place((product_create(), 1), payment_token="tok_decline").order
-    capture_payment.apply(args=(order.pk,))
+    payment_capture.apply(args=(order.pk,))
 
-    send_payment_failed.apply(args=(order.pk,))
-    send_payment_failed.apply(args=(order.pk,))
+    payment_failed_email_send.apply(args=(order.pk,))
+    payment_failed_email_send.apply(args=(order.pk,))
 
     [message] = mail.outbox
     assert message.subject == f"We could not take payment for order {order.number}"
-    assert order.steps.get(name="payment_failed_email").status == "succeeded"
+    assert order.steps.get(name="payment_failed_email_send").status == "succeeded"
 
 
 def test_transient_failures_retry_up_to_the_step_policy_then_fail(sandbox, settings):
@@ -129,9 +129,9 @@ def test_transient_failures_retry_up_to_the_step_policy_then_fail(sandbox, setti
     order = order_place((product_create(), 1)).order
     sandbox.post("/control", json={"failure_rate": 1.0}).raise_for_status()
 
-    capture_payment.apply(args=(order.pk,))
+    payment_capture.apply(args=(order.pk,))
 
-    step = order.steps.get(name="payment")
+    step = order.steps.get(name="payment_capture")
     assert (step.status, step.attempts) == ("failed", 6)  # the first try and five retries
     assert step.last_error == "PartnerUnavailable: payment answered 503"
     assert sandbox.get("/ledger").json()["payment"]["calls"] == 6
@@ -141,13 +141,13 @@ def test_transient_failures_retry_up_to_the_step_policy_then_fail(sandbox, setti
 
 def test_a_transient_failure_then_success_is_recorded_as_retried(sandbox):
     order = order_place((product_create(), 1)).order
-    capture_payment.apply(args=(order.pk,))
+    payment_capture.apply(args=(order.pk,))
     flaky = [PartnerUnavailable("analytics answered 503"), None]
 
-    with mock.patch("orders.services.analytics.analytics_event_send", side_effect=flaky):
-        track_analytics.apply(args=(order.pk,))
+    with mock.patch("partners.analytics_track", side_effect=flaky):
+        analytics_track.apply(args=(order.pk,))
 
-    step = order.steps.get(name="analytics")
+    step = order.steps.get(name="analytics_track")
     assert (step.status, step.attempts, step.last_error) == ("succeeded", 2, "")
 
 
@@ -155,12 +155,12 @@ def test_responses_lost_to_timeouts_never_repeat_the_effect(sandbox, settings):
     settings.PARTNERS["analytics"]["timeout_s"] = 0.3
     partners._clients.clear()
     order = order_place((product_create(), 1)).order
-    capture_payment.apply(args=(order.pk,))
+    payment_capture.apply(args=(order.pk,))
     sandbox.post("/control", json={"timeout_rate": 1.0, "timeout_s": 1}).raise_for_status()
 
-    track_analytics.apply(args=(order.pk,))
+    analytics_track.apply(args=(order.pk,))
 
-    step = order.steps.get(name="analytics")
+    step = order.steps.get(name="analytics_track")
     assert (step.status, step.attempts) == ("failed", 4)  # the first try and three retries
     assert step.last_error == "PartnerUnavailable: analytics unreachable: ReadTimeout timed out"
     analytics = sandbox.get("/ledger").json()["analytics"]
@@ -172,11 +172,11 @@ def test_responses_lost_to_timeouts_never_repeat_the_effect(sandbox, settings):
 
 def test_label_waits_for_the_erp_reference(sandbox):
     order = order_place((product_create(), 1)).order
-    capture_payment.apply(args=(order.pk,))
+    payment_capture.apply(args=(order.pk,))
 
-    purchase_label.apply(args=(order.pk,))
+    label_purchase.apply(args=(order.pk,))
 
-    label = order.steps.get(name="label")
+    label = order.steps.get(name="label_purchase")
     assert (label.status, label.attempts) == ("pending", 0)
     assert effects(sandbox, "carrier") == []
 
@@ -192,10 +192,10 @@ def test_an_open_breaker_defers_the_step_without_calling_or_counting_an_attempt(
             )
     calls_before = sandbox.get("/ledger").json()["payment"]["calls"]
 
-    with mock.patch.object(capture_payment, "retry", side_effect=Retry("deferred")) as retry:
-        capture_payment.apply(args=(order.pk,))
+    with mock.patch.object(payment_capture, "retry", side_effect=Retry("deferred")) as retry:
+        payment_capture.apply(args=(order.pk,))
 
-    step = order.steps.get(name="payment")
+    step = order.steps.get(name="payment_capture")
     assert (step.status, step.attempts) == ("retrying", 0)
     assert step.last_error == "deferred: payment circuit open"
     assert 25 <= retry.call_args.kwargs["countdown"] <= 32
@@ -212,7 +212,7 @@ def test_a_breaker_opening_emails_ops_once_per_incident(
     with django_capture_on_commit_callbacks(execute=True):
         for _ in range(settings.BREAKER_FAILURE_THRESHOLD * 3):
             with pytest.raises(PartnerUnavailable):
-                partners.erp_order_push(order_number="SF-X", lines=[], total_cents=1)
+                partners.erp_sync(order_number="SF-X", lines=[], total_cents=1)
 
     [alert] = Alert.objects.all()
     assert (alert.kind, alert.subject, alert.resolved_at) == ("breaker_open", "erp", None)

@@ -161,7 +161,7 @@ def test_order_status_shows_every_step_with_its_times(client):
     ]
     assert [step["name"] for step in body["steps"]] == [spec.name for spec in PIPELINE]
     assert body["steps"][0] == {
-        "name": "payment",
+        "name": "payment_capture",
         "queue": "high",
         "status": "pending",
         "attempts": 0,

@@ -45,4 +45,4 @@ def test_checkout_of_a_two_line_order_takes_eleven_queries_with_the_publish_afte
         "COMMIT", "UPDATE",
     ]  # fmt: skip
     order = Order.objects.get(number=response.json()["number"])
-    assert order.steps.get(name="payment").status == "queued"
+    assert order.steps.get(name="payment_capture").status == "queued"

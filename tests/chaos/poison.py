@@ -18,4 +18,4 @@ def _die(order):
 @shared_task(name="tests.poison_invoice", **STEP_TASK)
 def poison_invoice(self, order_id: int) -> None:
     """Runs the order's invoice step with work that kills its own process."""
-    step_run(task=self, subject_id=order_id, name="invoice", work=_die)
+    step_run(task=self, subject_id=order_id, name="invoice_render", work=_die)

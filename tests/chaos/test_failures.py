@@ -53,19 +53,19 @@ def test_redis_restarted_mid_run_loses_no_order(rig, sandbox):
 
 
 def test_the_same_step_message_delivered_twice_at_once_has_one_effect(rig, sandbox):
-    from orders.tasks import capture_payment
+    from orders.tasks import payment_capture
 
     rig.start(workers=2, concurrency=2)
     sandbox.post("/control", json={"latency_ms": [800, 800]}).raise_for_status()
     order = Order.objects.get(number=rig.checkout([(product_create().sku, 1)])["number"])
     orders_wait_settled([order.number], timeout=60)
-    Step.objects.filter(order=order, name="payment").update(status=Step.Status.QUEUED)
+    Step.objects.filter(order=order, name="payment_capture").update(status=Step.Status.QUEUED)
     Order.objects.filter(pk=order.pk).update(status=Order.Status.PLACED)
 
     task_id = str(uuid.uuid4())
     with rig.producer() as send:
         for _ in range(2):  # the same message, twice, at the same moment
-            send(capture_payment.s(order.pk).set(task_id=task_id, queue="high"))
+            send(payment_capture.s(order.pk).set(task_id=task_id, queue="high"))
     wait_for(
         lambda: sum(worker.deliveries_ended(task_id) for worker in rig.workers) == 2,
         timeout=30,
@@ -74,7 +74,7 @@ def test_the_same_step_message_delivered_twice_at_once_has_one_effect(rig, sandb
 
     payment = sandbox.get("/ledger").json()["payment"]
     assert [e["order"] for e in payment["effects"]] == [order.number]
-    step = Step.objects.get(order=order, name="payment")
+    step = Step.objects.get(order=order, name="payment_capture")
     assert (step.status, step.attempts) == ("succeeded", 2)
 
 
@@ -111,7 +111,7 @@ def test_a_poison_pill_is_dead_lettered_and_other_orders_keep_flowing(rig, sandb
     rig.start(workers=2, concurrency=2, include=("tests.chaos.poison",), reconcile=False)
     victim = Order.objects.get(number=rig.checkout([(products[0].sku, 1)])["number"])
     orders_wait_settled([victim.number], timeout=60)
-    Step.objects.filter(order=victim, name="invoice").update(status=Step.Status.QUEUED)
+    Step.objects.filter(order=victim, name="invoice_render").update(status=Step.Status.QUEUED)
 
     with rig.producer() as send:
         send(poison_invoice.s(victim.pk).set(queue="medium"))
@@ -121,7 +121,7 @@ def test_a_poison_pill_is_dead_lettered_and_other_orders_keep_flowing(rig, sandb
         DeadLetter.objects.filter(order=victim).exists, timeout=60, what="the victim dead-lettered"
     )
 
-    invoice = Step.objects.get(order=victim, name="invoice")
+    invoice = Step.objects.get(order=victim, name="invoice_render")
     assert (invoice.status, invoice.crashes) == ("failed", settings.STEP_MAX_CRASHES)
     assert invoice.last_error == "PoisonPill: the worker died 3 times running this step"
     assert Counter(
@@ -170,7 +170,7 @@ def test_time_from_a_worker_death_to_its_step_running_again(rig, sandbox):
         numbers.append(number)
 
     # Each payment ran twice (the killed run and the re-run) and captured once.
-    payments = Step.objects.filter(order__number__in=numbers, name="payment")
+    payments = Step.objects.filter(order__number__in=numbers, name="payment_capture")
     assert (
         sorted(payments.values_list("status", "attempts", "crashes")) == [("succeeded", 2, 1)] * 4
     )

@@ -30,7 +30,7 @@ def test_a_whole_worker_killed_on_another_machine_has_its_steps_run_again_by_a_s
     (elsewhere,) = rig.procfile_start("worker_high", machine="other-host")
     sandbox.post("/control", json={"latency_ms": [10_000, 10_000]}).raise_for_status()
     numbers = [rig.checkout([(product.sku, 1)])["number"] for _ in range(ORDERS)]
-    payments = Step.objects.filter(order__number__in=numbers, name="payment")
+    payments = Step.objects.filter(order__number__in=numbers, name="payment_capture")
 
     def all_running() -> list[Step] | None:
         running = list(payments.filter(status=Step.Status.RUNNING))
