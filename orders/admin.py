@@ -257,10 +257,19 @@ class DiscrepancyAdmin(admin.ModelAdmin):
 
 @admin.register(FollowUp)
 class FollowUpAdmin(admin.ModelAdmin):
-    list_display = ("order", "kind", "due_at", "status", "done_at")
+    list_display = ("order", "kind", "due_at", "status", "finished_at")
     list_filter = ("kind", "status")
     search_fields = ("order__number",)
-    readonly_fields = ("order", "kind", "due_at", "status", "claimed_at", "done_at")
+    readonly_fields = (
+        "order",
+        "kind",
+        "due_at",
+        "status",
+        "claimed_at",
+        "attempts",
+        "last_error",
+        "finished_at",
+    )
 
     def has_add_permission(self, request) -> bool:
         return False

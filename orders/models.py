@@ -2,6 +2,7 @@ from django.conf import settings
 from django.db import models
 
 from bulkjobs.models import BulkJob
+from engine.due_rows import DueRow
 from engine.models import StepRecord
 
 
@@ -193,24 +194,15 @@ class Discrepancy(models.Model):
         return f"{self.kind} {self.order_number}"
 
 
-class FollowUp(models.Model):
+class FollowUp(DueRow):
     """Work due some days after an order completed: a row with a due time, not a countdown."""
 
     class Kind(models.TextChoices):
         REVIEW_REQUEST = "review_request", "review request"
         LOYALTY_POINTS = "loyalty_points", "loyalty points"
 
-    class Status(models.TextChoices):
-        PENDING = "pending", "pending"
-        DONE = "done", "done"
-        CANCELLED = "cancelled", "cancelled"
-
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="follow_ups")
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    due_at = models.DateTimeField()
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    done_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -26,7 +26,7 @@ class LifecycleInline(admin.TabularInline):
     model = LifecycleStep
     extra = 0
     can_delete = False
-    fields = readonly_fields = ("cycle", "kind", "due_at", "status", "done_at")
+    fields = readonly_fields = ("cycle", "kind", "due_at", "status", "finished_at")
     ordering = ("-cycle", "due_at")
     verbose_name_plural = "lifecycle timeline (times in UTC)"
 

@@ -6,9 +6,9 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.utils import timezone
 
-from orders.pipeline import RetryPolicy
+from engine.due_rows import DueRows
+from kit.retry import RetryPolicy
 from safefetch import FetchRefused, fetch, image_normalize
 from shop.models import ProductImage
 
@@ -16,8 +16,6 @@ DOWNLOAD_RETRY = RetryPolicy(delays=(300, 900, 3600, 6 * 3600))  # then broken
 MAX_BYTES = 10 * 1024 * 1024
 # The whole download, not each read: a server dripping bytes cannot hold the bulk worker.
 DEADLINE_S = 10
-# A claimed image is not picked again before this; a download never takes this long.
-CLAIM = timedelta(minutes=10)
 
 
 def image_fetch(url: str) -> bytes:
@@ -55,18 +53,19 @@ def image_download(*, image: ProductImage, now: datetime) -> str:
 
 def images_download_due(*, now: datetime | None = None, limit: int = 200) -> dict[str, int]:
     """Download every image that is due; return how many ended in each status."""
-    now = now or timezone.now()
-    due = ProductImage.objects.filter(
-        status__in=[ProductImage.Status.PENDING, ProductImage.Status.FAILED],
-        next_attempt_at__lte=now,
-    ).values_list("pk", "next_attempt_at")[:limit]
-    outcomes: dict[str, int] = {}
-    for pk, next_attempt_at in due:
-        # Claim with a conditional update: of two workers, one downloads it.
-        if ProductImage.objects.filter(pk=pk, next_attempt_at=next_attempt_at).update(
-            next_attempt_at=now + CLAIM
-        ):
-            image = ProductImage.objects.select_related("product").get(pk=pk)
-            status = image_download(image=image, now=now)
-            outcomes[status] = outcomes.get(status, 0) + 1
-    return outcomes
+    return DUE_IMAGES.run(now=now, limit=limit)
+
+
+def _image_download_claimed(pk: int, now: datetime) -> str:
+    return image_download(image=ProductImage.objects.select_related("product").get(pk=pk), now=now)
+
+
+# Its status says what became of the last try (a failed one waits for its next), so the
+# claim writes only claimed_at; image_download counts the attempts.
+DUE_IMAGES = DueRows(
+    model=ProductImage,
+    work=_image_download_claimed,
+    waiting=(ProductImage.Status.PENDING, ProductImage.Status.FAILED),
+    due_field="next_attempt_at",
+    claim={},
+)

@@ -6,6 +6,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from bulkjobs.models import BulkJob
+from engine.due_rows import DueRow
 
 
 class Product(models.Model):
@@ -58,7 +59,7 @@ class Subscription(models.Model):
         return f"{self.email} {self.product.sku}"
 
 
-class LifecycleStep(models.Model):
+class LifecycleStep(DueRow):
     """One scheduled step of a cancelled subscription: a row with a due time, not a countdown."""
 
     class Kind(models.TextChoices):
@@ -68,21 +69,11 @@ class LifecycleStep(models.Model):
         SUSPEND = "suspend", "day 30 suspend"
         ARCHIVE = "archive", "day 90 archive"
 
-    class Status(models.TextChoices):
-        PENDING = "pending", "pending"
-        RUNNING = "running", "running"
-        DONE = "done", "done"
-        CANCELLED = "cancelled", "cancelled"
-
     subscription = models.ForeignKey(
         Subscription, on_delete=models.CASCADE, related_name="lifecycle"
     )
     cycle = models.PositiveIntegerField()
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    due_at = models.DateTimeField()
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    done_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["subscription", "cycle", "due_at"]
@@ -112,6 +103,8 @@ class ProductImage(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
+    # When the download run that holds it claimed it (engine/due_rows.py); cleared after.
+    claimed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     downloaded_at = models.DateTimeField(null=True, blank=True)
 

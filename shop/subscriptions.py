@@ -11,9 +11,9 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
+from engine.due_rows import DueRows, due_row_finish
 from notifications.services import email_enqueue
 from shop.models import LifecycleStep, Subscription
 
@@ -30,8 +30,6 @@ NEW_STATUS = {
     LifecycleStep.Kind.SUSPEND: Subscription.Status.SUSPENDED,
     LifecycleStep.Kind.ARCHIVE: Subscription.Status.ARCHIVED,
 }
-# A claim this old belongs to a run that died; the row may be taken again.
-STALE_CLAIM = timedelta(minutes=10)
 
 
 def lifecycle_due_at(*, cancelled_at: datetime, zone: str, days: int) -> datetime:
@@ -79,53 +77,22 @@ def subscription_reactivate(*, subscription_id: int) -> int:
 
 def lifecycle_due_run(*, now: datetime | None = None, limit: int = 500) -> int:
     """Run the lifecycle steps that are due (or whose run died); return how many ran."""
-    now = now or timezone.now()
-    due = (
-        LifecycleStep.objects.filter(
-            Q(status=LifecycleStep.Status.PENDING)
-            | Q(status=LifecycleStep.Status.RUNNING, claimed_at__lt=now - STALE_CLAIM),
-            due_at__lte=now,
-        )
-        .order_by("due_at")
-        .values_list("pk", "status", "claimed_at")[:limit]
-    )
-    ran = 0
-    for pk, status, claimed_at in due:
-        if _claim(pk=pk, status=status, claimed_at=claimed_at, now=now):
-            _execute(pk=pk, now=now)
-            ran += 1
-    return ran
+    return sum(DUE_LIFECYCLE_STEPS.run(now=now, limit=limit).values())
 
 
-def _claim(*, pk: int, status: str, claimed_at: datetime | None, now: datetime) -> bool:
-    """Take the row with a conditional update: of two workers, one wins."""
-    return bool(
-        LifecycleStep.objects.filter(pk=pk, status=status, claimed_at=claimed_at).update(
-            status=LifecycleStep.Status.RUNNING, claimed_at=now
-        )
-    )
-
-
-def _execute(*, pk: int, now: datetime) -> None:
+def _lifecycle_step_run(pk: int, now: datetime) -> str:
     with transaction.atomic():
         step = LifecycleStep.objects.select_for_update().get(pk=pk)
         subscription = Subscription.objects.select_for_update().get(pk=step.subscription_id)
         if subscription.status == Subscription.Status.ACTIVE or step.cycle != subscription.cycle:
             # Reactivated (perhaps while this row was claimed): nothing more happens.
-            step.status = LifecycleStep.Status.CANCELLED
-            step.save(update_fields=["status"])
-            return
+            return due_row_finish(row=step, status=LifecycleStep.Status.CANCELLED, now=now)
         if step.kind in NEW_STATUS:
             subscription.status = NEW_STATUS[step.kind]
             subscription.save(update_fields=["status"])
-            _done(step, now)
-            return
+            return due_row_finish(row=step, status=LifecycleStep.Status.DONE, now=now)
     _email_send(step=step, subscription=subscription)  # outside the locks: SMTP is slow
-    _done(step, now)
-
-
-def _done(step: LifecycleStep, now: datetime) -> None:
-    LifecycleStep.objects.filter(pk=step.pk).update(status=LifecycleStep.Status.DONE, done_at=now)
+    return due_row_finish(row=step, status=LifecycleStep.Status.DONE, now=now)
 
 
 def _email_send(*, step: LifecycleStep, subscription: Subscription) -> None:
@@ -135,3 +102,6 @@ def _email_send(*, step: LifecycleStep, subscription: Subscription) -> None:
         to=subscription.email,
         context={"name": subscription.name, "product": subscription.product.name},
     )
+
+
+DUE_LIFECYCLE_STEPS = DueRows(model=LifecycleStep, work=_lifecycle_step_run)

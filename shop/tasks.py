@@ -15,7 +15,7 @@ FEED_RETRIES_S = (10, 60, 300)
 @shared_task(name="shop.run_subscription_lifecycle", soft_time_limit=240, time_limit=280)
 @once_per_tick("run_subscription_lifecycle", lease_s=240)
 def run_subscription_lifecycle() -> int:
-    """Idempotent: each due row is claimed with a conditional update and runs once."""
+    """Idempotent: each due row is claimed (locked, skipped by other runs) and runs once."""
     return lifecycle_due_run()
 
 
@@ -23,7 +23,7 @@ def run_subscription_lifecycle() -> int:
 @shared_task(name="shop.retry_image_downloads", soft_time_limit=280, time_limit=300)
 @once_per_tick("retry_image_downloads", lease_s=240)
 def retry_image_downloads() -> dict:
-    """Idempotent: each due image is claimed with a conditional update and tried once."""
+    """Idempotent: each due image is claimed (locked, skipped by other runs) and tried once."""
     return images_download_due()
 
 

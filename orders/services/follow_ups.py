@@ -6,9 +6,9 @@ the 14-day return window has passed. A cancel before then cancels them."""
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import F, Q
-from django.utils import timezone
+from django.db.models import F
 
+from engine.due_rows import DueRows, due_row_finish
 from notifications.models import OutboxEmail
 from orders.models import FollowUp, LoyaltyAccount, LoyaltyEntry, Order
 from orders.services.emails import order_email_send
@@ -17,8 +17,6 @@ DELAYS = {
     FollowUp.Kind.REVIEW_REQUEST: timedelta(days=7),
     FollowUp.Kind.LOYALTY_POINTS: timedelta(days=14),
 }
-# A claim this old belongs to a run that died; the row may be taken again.
-STALE_CLAIM = timedelta(minutes=10)
 
 
 def follow_ups_schedule(*, order_id: int, completed_at: datetime) -> None:
@@ -38,34 +36,23 @@ def follow_ups_cancel(*, order_id: int) -> int:
 
 
 def follow_ups_due_run(*, now: datetime | None = None, limit: int = 500) -> int:
-    """Run the follow-ups that are due; return how many ran."""
-    now = now or timezone.now()
-    due = FollowUp.objects.filter(
-        Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - STALE_CLAIM),
-        status=FollowUp.Status.PENDING,
-        due_at__lte=now,
-    ).values_list("pk", "claimed_at")[:limit]
-    ran = 0
-    for pk, claimed_at in due:
-        # Claim with a conditional update: of two workers, one runs it.
-        if FollowUp.objects.filter(pk=pk, claimed_at=claimed_at).update(claimed_at=now):
-            _follow_up_run(FollowUp.objects.select_related("order").get(pk=pk), now)
-            ran += 1
-    return ran
+    """Run the follow-ups that are due (or whose run died); return how many ran."""
+    return sum(DUE_FOLLOW_UPS.run(now=now, limit=limit).values())
 
 
-def _follow_up_run(follow_up: FollowUp, now: datetime) -> None:
+def _follow_up_run(pk: int, now: datetime) -> str:
+    follow_up = FollowUp.objects.select_related("order").get(pk=pk)
     order = follow_up.order
     if order.status != Order.Status.COMPLETED:
-        follow_up.status = FollowUp.Status.CANCELLED
-    elif follow_up.kind == FollowUp.Kind.REVIEW_REQUEST:
+        return due_row_finish(row=follow_up, status=FollowUp.Status.CANCELLED, now=now)
+    if follow_up.kind == FollowUp.Kind.REVIEW_REQUEST:
         order_email_send(order=order, kind=OutboxEmail.Kind.REVIEW_REQUEST)
-        follow_up.status = FollowUp.Status.DONE
     else:
         loyalty_points_award(order=order)
-        follow_up.status = FollowUp.Status.DONE
-    follow_up.done_at = now
-    follow_up.save(update_fields=["status", "done_at"])
+    return due_row_finish(row=follow_up, status=FollowUp.Status.DONE, now=now)
+
+
+DUE_FOLLOW_UPS = DueRows(model=FollowUp, work=_follow_up_run)
 
 
 @transaction.atomic
