@@ -4,9 +4,8 @@ any of them writes it, each on its own thread and database connection."""
 import threading
 from collections.abc import Callable
 
-from django.db import connection
-
 from notifications.models import OutboxEmail
+from tests.threads import at_once
 
 
 def senders_race(monkeypatch, work: Callable[[], object], *, senders: int) -> list[object]:
@@ -20,19 +19,11 @@ def senders_race(monkeypatch, work: Callable[[], object], *, senders: int) -> li
         save(self, *args, **kwargs)
 
     monkeypatch.setattr(OutboxEmail, "save", save_together)
-    outcomes: list[object] = []
 
-    def sender():
+    def work_or_error() -> object:
         try:
-            outcomes.append(work())
+            return work()
         except Exception as exc:
-            outcomes.append(type(exc).__name__)
-        finally:
-            connection.close()
+            return type(exc).__name__
 
-    threads = [threading.Thread(target=sender) for _ in range(senders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return outcomes
+    return at_once(work_or_error, threads=senders)

@@ -1,6 +1,5 @@
 """The cancellation lifecycle: due rows in the customer's time zone, run once each."""
 
-import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -16,6 +15,7 @@ from shop.subscriptions import (
     subscription_reactivate,
 )
 from shop.tasks import run_subscription_lifecycle
+from tests.threads import at_once
 
 
 def utc(*args) -> datetime:
@@ -144,21 +144,7 @@ def test_three_workers_picking_up_the_same_due_row_send_one_email():
     assert connection.vendor == "postgresql", "row claims are tested on PostgreSQL"
     subscription = subscription_create()
     subscription_cancel(subscription_id=subscription.pk, now=utc(2026, 1, 5, 12, 0))
-    barrier = threading.Barrier(3)
-    ran = []
-
-    def worker():
-        try:
-            barrier.wait()
-            ran.append(lifecycle_due_run(now=utc(2026, 1, 8, 9, 0)))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    ran = at_once(lambda: lifecycle_due_run(now=utc(2026, 1, 8, 9, 0)), threads=3)
 
     assert sorted(ran) == [0, 0, 1]
     assert len(mail.outbox) == 1
