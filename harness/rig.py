@@ -167,5 +167,7 @@ class Rig:
         with ThreadPoolExecutor(concurrency) as pool:
             return list(pool.map(self.checkout, bodies))
 
-    def cancel(self, token: str) -> httpx.Response:
-        return self.http.post(f"/api/v1/orders/{token}/cancel", json={"reason": "chaos"})
+    def cancel(self, token: str, *, cancel_key: str) -> httpx.Response:
+        return self.http.post(
+            f"/api/v1/orders/{token}/cancel", json={"cancel_key": cancel_key, "reason": "chaos"}
+        )

@@ -21,7 +21,12 @@ from orders.models import (
 from orders.pipeline import STEPS
 from orders.selectors import ORDER_SEARCH_FIELDS
 from orders.services.exports import ExportInvalid, export_filters_describe, order_export_create
-from orders.services.orders import OrderNotCancellable, order_cancel
+from orders.services.orders import (
+    OrderNotCancellable,
+    OrderNotReturnable,
+    order_cancel,
+    order_return_receive,
+)
 
 # The admin index with a link to the operations dashboard (ops/) above the apps.
 admin.site.index_template = "admin/shopflow_index.html"
@@ -102,10 +107,14 @@ class OrderAdmin(admin.ModelAdmin):
     list_display = ("number", "email", "status", "total_cents", "currency", "created_at")
     list_filter = ("status", "channel", "created_at")
     search_fields = ORDER_SEARCH_FIELDS
+    # The lifecycle changes only through the actions below, which call the services.
     readonly_fields = (
         "number",
         "status",
         "stock_state",
+        "channel",
+        "cancelled_at",
+        "cancel_reason",
         "email",
         "shipping_address",
         "currency",
@@ -118,21 +127,41 @@ class OrderAdmin(admin.ModelAdmin):
     )
     exclude = ("token", "payment_token")
     inlines = (OrderLineInline, StepInline)
-    actions = ("cancel_orders", "export_orders")
+    actions = ("cancel_orders", "receive_returns", "export_orders")
 
-    @admin.action(description="Cancel selected orders (and compensate what was done)")
+    @admin.action(
+        description="Cancel selected orders (refund; shipped units stay off sale)",
+        permissions=["change"],
+    )
     def cancel_orders(self, request, queryset) -> None:
+        """Staff may cancel after fulfilment began, unlike the customer (order_cancel)."""
         cancelled, refused = 0, []
         for order in queryset:
             try:
-                cancelled += order_cancel(order_id=order.pk, reason=f"cancelled by {request.user}")[
-                    1
-                ]
+                _, done = order_cancel(
+                    order_id=order.pk, reason=f"cancelled by {request.user}", by_staff=True
+                )
             except OrderNotCancellable as exc:
                 refused.append(f"{order.number}: {exc}")
+            else:
+                cancelled += done
         self.message_user(request, f"Cancelled {cancelled} orders.", messages.SUCCESS)
         if refused:
             self.message_user(request, "Not cancelled: " + "; ".join(refused), messages.WARNING)
+
+    @admin.action(
+        description="Record returns as received (units back on sale)", permissions=["change"]
+    )
+    def receive_returns(self, request, queryset) -> None:
+        restocked, refused = 0, []
+        for order in queryset:
+            try:
+                restocked += order_return_receive(order_id=order.pk)
+            except OrderNotReturnable as exc:
+                refused.append(f"{order.number}: {exc}")
+        self.message_user(request, f"Restocked {restocked} orders.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, "Not restocked: " + "; ".join(refused), messages.WARNING)
 
     @admin.action(description="Export orders (CSV, emailed link)", permissions=["view"])
     def export_orders(self, request, queryset) -> None:
@@ -223,7 +252,7 @@ class DeadLetterAdmin(admin.ModelAdmin):
     def arguments(self, step: Step) -> str:
         return f"{STEPS[step.name].task}(order_id={step.order_id})"
 
-    @admin.action(description="Retry selected dead letters")
+    @admin.action(description="Retry selected dead letters", permissions=["change"])
     def retry(self, request, queryset) -> None:
         report = dead_letters_retry(step_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"Retried {len(report.retried)} dead letters.", messages.SUCCESS)

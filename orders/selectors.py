@@ -4,8 +4,10 @@ from typing import Any
 
 from amqp.exceptions import ChannelError
 from celery import current_app as celery_app
+from django.conf import settings
 from django.db.models import Exists, Min, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.text import smart_split, unescape_string_literal
 
 from config.queues import QUEUE_NAMES
@@ -13,6 +15,7 @@ from orders.models import Order, OrderLine, Step
 
 # What the admin's order search box looks in; an export of a search does the same.
 ORDER_SEARCH_FIELDS = ("number", "email", "capture_id", "erp_reference")
+_CANCEL_KEY_SALT = "shopflow.orders.cancel-key"
 
 
 def order_get_by_token(*, token: str) -> Order | None:
@@ -23,6 +26,25 @@ def order_get_by_token(*, token: str) -> Order | None:
         .prefetch_related("lines", Prefetch("steps", queryset=Step.objects.order_by("position")))
         .filter(token=token)
         .first()
+    )
+
+
+def order_cancel_key(*, order: Order) -> str:
+    """The order's cancel key: sent only in the confirmation email, never with the token.
+
+    Derived from the token with the server's SECRET_KEY, so the database does not hold it
+    and whoever can read the order (its token) cannot cancel it.
+    """
+    return salted_hmac(_CANCEL_KEY_SALT, order.token).hexdigest()
+
+
+def order_cancel_key_check(*, order: Order, key: str) -> bool:
+    """Whether `key` is the order's cancel key (under the current or a fallback SECRET_KEY)."""
+    return key.isascii() and any(
+        constant_time_compare(
+            key, salted_hmac(_CANCEL_KEY_SALT, order.token, secret=secret).hexdigest()
+        )
+        for secret in (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS)
     )
 
 

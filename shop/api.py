@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from orders.selectors import order_get_by_token, order_status_payload
+from orders.selectors import order_cancel_key_check, order_get_by_token, order_status_payload
 from orders.services.orders import OrderNotCancellable, order_cancel
 from shop.selectors import product_list
 from shop.services import UNSTORABLE, CheckoutError, checkout_parse, checkout_place, storable
@@ -71,17 +71,33 @@ def order_detail(request: HttpRequest, token: str) -> JsonResponse:
     return JsonResponse(order_status_payload(order=order))
 
 
-@csrf_exempt  # see checkout
+NOT_JSON = {"body": ["Send a JSON object with Content-Type: application/json."]}
+WRONG_CANCEL_KEY = {
+    "cancel_key": ["The cancel key from the order's confirmation email is required."]
+}
+
+
+@csrf_exempt  # see checkout; a JSON content type also keeps browsers' simple requests out
 @require_POST
 def order_cancel_view(request: HttpRequest, token: str) -> JsonResponse:
-    """Cancel the order; steps not yet run stop, steps done are compensated. Repeatable."""
+    """Cancel the order with its cancel key (the token alone only reads it). Repeatable.
+
+    Refused with 409 once fulfilment has begun (orders.services.orders.order_cancel).
+    """
     order = order_get_by_token(token=token)
     if order is None:
         return JsonResponse(NO_SUCH_ORDER, status=404)
+    # A cross-site form or a body-less or text/plain fetch is sent without a CORS
+    # preflight; a JSON content type is not.
+    if request.content_type != "application/json":
+        return JsonResponse({"errors": NOT_JSON}, status=415)
     try:
-        data = _json_body(request, empty={})
+        data = _json_body(request, empty=None)
         if not isinstance(data, dict):
             raise CheckoutError({"body": ["Expected a JSON object."]})
+        key = data.get("cancel_key")
+        if not isinstance(key, str) or not order_cancel_key_check(order=order, key=key):
+            return JsonResponse({"errors": WRONG_CANCEL_KEY}, status=403)
         reason = data.get("reason", "")
         if not isinstance(reason, str) or len(reason) > 500:
             raise CheckoutError({"reason": ["Must be a string of at most 500 characters."]})

@@ -2,6 +2,9 @@
 
 Whatever the body, headers and Idempotency-Key: never a 5xx, never a partial order,
 and every rejection is `{"errors": {field: [message, ...]}}` with known field names.
+A cancel also draws its cancel key (the right one, none, or junk) and content type:
+only the right key in a JSON body cancels, and only an order not yet sent to the
+warehouse.
 
 Plain `django_db` on purpose: the whole test is one transaction, so the pipeline
 dispatch (`on_commit`) never fires and nothing is published to Redis. Products and
@@ -21,7 +24,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from orders.models import Order, OrderLine, Step
-from orders.services.orders import order_payment_fail
+from orders.selectors import order_cancel_key
+from orders.services.orders import order_fulfilment_begun, order_payment_fail
 from shop.models import Product
 from tests.factories import checkout_body, order_place, product_create
 
@@ -45,7 +49,7 @@ ENDED = ("cancelled", "payment_failed")
 ERROR_FIELD = re.compile(
     r"body|email|items|items\[\d+\](\.(sku|quantity))?"
     r"|shipping_address(\.(name|line1|line2|city|postal_code|country))?"
-    r"|payment_token|Idempotency-Key|reason|status|token"
+    r"|payment_token|Idempotency-Key|reason|status|token|cancel_key"
 )
 OUT_OF_STOCK = re.compile(r"Only \d+ left of 'FUZZ-(MUG|TEE|CAP)'\.")
 VALID_KEY = re.compile(r"[!-~]{1,255}")
@@ -291,7 +295,7 @@ def _with_control_character(text: tuple[str, str, str]) -> str:
 
 
 good_cancel_bodies = st.one_of(
-    st.sampled_from([CancelBody(b"", True, ()), CancelBody(b"{}", True, ())]),
+    st.just(CancelBody(b"{}", True, ())),
     _cancel_bodies(
         st.fixed_dictionaries(
             {"reason": st.text(st.characters(exclude_categories=["Cc", "Cs"]), max_size=500)}
@@ -320,6 +324,7 @@ other_cancel_bodies = st.one_of(
             CancelBody(b'{"reason": "\\ud800"}', None, ("body", "reason")),
             CancelBody(b'{"reason": null}', None, ("reason",)),
             CancelBody(b"null", None, ("body",)),
+            CancelBody(b"", False, ("body",)),  # a cancel needs its key: no body, no cancel
         ]
     ),
     _cancel_bodies(
@@ -368,6 +373,9 @@ random_tokens = st.sampled_from(["\x00", "tok\x00en", "%00", "..", " ", "x" * 10
 )
 
 
+RIGHT_KEY = "the order's cancel key"
+
+
 @dataclass(frozen=True)
 class CancelAttempt:
     order: int | None  # index into the fixture's orders, or None for `token`
@@ -375,15 +383,25 @@ class CancelAttempt:
     body: CancelBody
     key: str | None
     headers: dict[str, str]
+    # Put into a body that is a JSON object: RIGHT_KEY, a wrong value, or left out (None).
+    cancel_key: object = RIGHT_KEY
+    content_type: str = "application/json"
 
 
 cancel_attempts = st.builds(
     CancelAttempt,
-    order=st.none() | st.integers(0, 4),
+    order=st.none() | st.integers(0, 5),
     token=random_tokens,
     body=cancel_bodies,
     key=idempotency_keys,
     headers=extra_headers,
+    cancel_key=st.one_of(
+        st.just(RIGHT_KEY),
+        st.none(),
+        st.sampled_from(["", "0" * 64, "\x00", "\ud800", "é" * 64]) | json_values,
+    ),
+    content_type=st.sampled_from(["application/json", "application/json; charset=utf-8"])
+    | content_types,
 )
 
 
@@ -504,22 +522,43 @@ def checkout_checked(client, attempt: CheckoutAttempt, keys_used: dict[str, str]
     return response
 
 
+def with_cancel_key(body: bytes, value: object) -> bytes:
+    """The body with `"cancel_key": value` first, if it is a JSON object (its bytes kept)."""
+    if value is None or not body.startswith(b"{") or not isinstance(_loads(body), dict):
+        return body
+    field = b'"cancel_key": ' + json.dumps(value).encode("utf-8", "surrogatepass")
+    return b"{" + field + (b"" if body == b"{}" else b", ") + body[1:]
+
+
+def _loads(body: bytes) -> object:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+
+
 def cancel_checked(client, attempt: CancelAttempt, token: str):
     """Send the cancel, check the answer against the order's state, then the whole database."""
     # PostgreSQL cannot even compare with a NUL character; no token holds one.
     known = None if "\x00" in token else Order.objects.filter(token=token).first()
+    right_key = known is not None and attempt.cancel_key == RIGHT_KEY
     if known is None:
         deserved = 404
-    elif known.status == "payment_failed":
+    elif not attempt.content_type.startswith("application/json"):
+        deserved = 415  # a form, text/plain or no type: what a browser sends unasked
+    elif not right_key:
+        deserved = 403
+    elif known.status == "payment_failed" or order_fulfilment_begun(order_id=known.pk):
         deserved = 409
     else:
         deserved = 200
+    value = order_cancel_key(order=known) if right_key else attempt.cancel_key
     # The cancel contract does not mention Idempotency-Key: ignoring it or refusing a
     # malformed one both do.
     refusable = set(attempt.body.fields)
     if attempt.key is not None and not VALID_KEY.fullmatch(attempt.key):
         refusable.add("Idempotency-Key")
-    if attempt.body.accepted and not refusable:
+    if attempt.body.accepted and not refusable or deserved in (404, 415):
         allowed = {deserved}
     elif attempt.body.accepted is False:
         # Which check comes first, the token's or the body's, is the endpoint's choice.
@@ -529,12 +568,12 @@ def cancel_checked(client, attempt: CancelAttempt, token: str):
 
     response = client.post(
         cancel_url(token),
-        data=attempt.body.body,
-        content_type="application/json",
+        data=with_cancel_key(attempt.body.body, value),
+        content_type=attempt.content_type,
         headers=request_headers(attempt.key, attempt.headers),
     )
 
-    assert response.status_code in allowed
+    assert response.status_code in allowed, (response.status_code, response.content)
     if response.status_code == 200:
         payload = response.json()
         assert payload["status"] == "cancelled"
@@ -546,6 +585,12 @@ def cancel_checked(client, attempt: CancelAttempt, token: str):
             assert set(errors) <= refusable, errors
         elif response.status_code == 404:
             assert errors == {"token": ["No order with this token."]}
+        elif response.status_code == 403:
+            assert errors == {
+                "cancel_key": ["The cancel key from the order's confirmation email is required."]
+            }
+        elif response.status_code == 415:
+            assert errors == {"body": ["Send a JSON object with Content-Type: application/json."]}
         else:
             assert list(errors) == ["status"]
     assert_no_partial_order()
@@ -554,13 +599,19 @@ def cancel_checked(client, attempt: CancelAttempt, token: str):
 
 @pytest.fixture
 def orders(products):
-    """Four orders that can be cancelled and, last, one whose payment failed."""
+    """Four orders that can be cancelled, one whose payment failed and, last, one sent to
+    the warehouse (its ERP sync has had an attempt)."""
     mug, tee, cap = products
     placed = [order_place((mug, 2)), order_place((tee, 1), (cap, 3)), order_place((cap, 1))]
     placed.append(order_place((mug, 100), (tee, 100), (cap, 5)))
     failed = order_place((tee, 4)).order
     order_payment_fail(order_id=failed.pk)
-    return [result.order for result in placed] + [Order.objects.get(pk=failed.pk)]
+    shipped = order_place((mug, 1)).order
+    Step.objects.filter(order=shipped, name="erp_sync").update(status="retrying", attempts=1)
+    return [result.order for result in placed] + [
+        Order.objects.get(pk=failed.pk),
+        Order.objects.get(pk=shipped.pk),
+    ]
 
 
 # --- regressions: inputs that once answered 500 or broke the error contract, tried first
@@ -571,9 +622,9 @@ def checkout_regression(data: bytes | None = None, **fields) -> CheckoutAttempt:
     return CheckoutAttempt(CheckoutBody(data, False), None, {}, "application/json")
 
 
-def cancel_regression(token: str, data: bytes, accepted: bool | None, *fields: str):
+def cancel_regression(token: str, data: bytes, accepted: bool | None, *fields: str, **new):
     return CancelAttempt(
-        0 if token == "order" else None, token, CancelBody(data, accepted, fields), None, {}
+        0 if token == "order" else None, token, CancelBody(data, accepted, fields), None, {}, **new
     )
 
 
@@ -608,6 +659,14 @@ def test_fuzzed_checkouts_never_answer_5xx_nor_leave_a_partial_order_and_replay_
 @example(attempt=cancel_regression("order", b"[" * 1_000 + b"]" * 1_000, False, "body"))
 @example(attempt=cancel_regression("order", b'{"reason": "\\ud800"}', None, "body", "reason"))
 @example(attempt=cancel_regression("order", b'{"reason": "\\u0000"}', None, "reason"))
+# The cancel key and content type of issue 15: an empty or text/plain POST, a lone
+# surrogate or a non-string for a key, a key inside a body of the wrong type.
+@example(attempt=cancel_regression("order", b"", False, "body", content_type="text/plain"))
+@example(attempt=cancel_regression("order", b"{}", True, content_type="text/plain"))
+@example(attempt=cancel_regression("order", b"{}", True, cancel_key="\ud800"))
+@example(attempt=cancel_regression("order", b"{}", True, cancel_key=["x"]))
+@example(attempt=cancel_regression("order", b"{}", True, cancel_key=None))
+@example(attempt=cancel_regression("order", b'{"reason": 5}', False, "reason", cancel_key=""))
 @given(attempt=cancel_attempts)
 def test_fuzzed_cancels_never_answer_5xx_and_a_repeat_answers_the_same_and_changes_nothing(
     client, orders, attempt

@@ -7,6 +7,7 @@ from django.conf import settings
 from notifications.models import OutboxEmail
 from notifications.services import email_enqueue
 from orders.models import Order
+from orders.selectors import order_cancel_key
 
 
 def order_email_send(*, order: Order, kind: str) -> dict[str, Any]:
@@ -19,6 +20,8 @@ def order_email_send(*, order: Order, kind: str) -> dict[str, Any]:
             "order": order,
             "lines": order.lines.order_by("pk"),
             "status_url": f"{settings.SHOP_BASE_URL}/orders/{order.token}/",
+            "cancel_url": f"{settings.SHOP_BASE_URL}/api/v1/orders/{order.token}/cancel",
+            "cancel_key": order_cancel_key(order=order),
         },
     )
     return {"email": email.pk, "sent_at": email.sent_at and email.sent_at.isoformat()}

@@ -16,9 +16,16 @@ from orders.signals import order_stock_released
 _NUMBER_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 # An order whose forward steps must not start: it was cancelled or its payment failed.
 ENDED_ORDER = (Order.Status.PAYMENT_FAILED, Order.Status.CANCELLED)
+# Fulfilment begins with the ERP sync: its first attempt may already have handed the
+# order to the warehouse (a timed-out call can have arrived), and the label follows it.
+FULFILMENT_STEP = "erp_sync"
 
 
 class OrderNotCancellable(Exception):
+    pass
+
+
+class OrderNotReturnable(Exception):
     pass
 
 
@@ -99,8 +106,16 @@ def _stock_release(order: Order) -> None:
     order.save(update_fields=["stock_state", "updated_at"])
 
 
-def _order_end(order: Order, *, status: str, reason: str, followups: tuple[StepSpec, ...]) -> None:
-    """End an order: stop its waiting steps, release its stock, add and dispatch follow-ups.
+def _order_end(
+    order: Order,
+    *,
+    status: str,
+    reason: str,
+    followups: tuple[StepSpec, ...],
+    release_stock: bool = True,
+) -> None:
+    """End an order: stop its waiting steps, release its stock (unless it may have
+    shipped), add and dispatch follow-ups.
 
     A step that started is left to finish; a step that starts later sees the order's
     status and stops; a follow-up that undoes a step waits for it to finish.
@@ -114,7 +129,8 @@ def _order_end(order: Order, *, status: str, reason: str, followups: tuple[StepS
     ).update(
         status=Step.Status.CANCELLED, last_error=f"cancelled: {reason}", finished_at=timezone.now()
     )
-    _stock_release(order)
+    if release_stock:
+        _stock_release(order)
     follow_ups_cancel(order_id=order.pk)
     steps_create(order=order, specs=followups)
     steps_dispatch_on_commit(subject_id=order.pk, names=tuple(spec.name for spec in followups))
@@ -138,9 +154,20 @@ def order_payment_fail(*, order_id: int) -> bool:
     return True
 
 
+def order_fulfilment_begun(*, order_id: int) -> bool:
+    """Whether the order went to the warehouse: its ERP sync has had an attempt."""
+    return Step.objects.filter(order_id=order_id, name=FULFILMENT_STEP, attempts__gt=0).exists()
+
+
 @transaction.atomic
-def order_cancel(*, order_id: int, reason: str = "") -> tuple[Order, bool]:
-    """Cancel an order mid-pipeline and compensate what its partners already did, once.
+def order_cancel(*, order_id: int, reason: str = "", by_staff: bool = False) -> tuple[Order, bool]:
+    """Cancel an order and compensate what its partners already did, once.
+
+    The customer may cancel until fulfilment begins, that is until the ERP sync's first
+    attempt (FULFILMENT_STEP); after that only staff may (`by_staff`): the payment is
+    refunded and the ERP order and label are undone where the partners still can, but
+    the units stay off sale, since they may have shipped; they come back to stock when
+    staff record the return as received (order_return_receive).
 
     Returns the order and whether this call cancelled it (a repeat changes nothing).
     """
@@ -149,13 +176,38 @@ def order_cancel(*, order_id: int, reason: str = "") -> tuple[Order, bool]:
         return order, False
     if order.status == Order.Status.PAYMENT_FAILED:
         raise OrderNotCancellable("An order whose payment failed cannot be cancelled.")
+    shipped = order_fulfilment_begun(order_id=order.pk)
+    if shipped and not by_staff:
+        raise OrderNotCancellable(
+            "The order has been sent to the warehouse and can no longer be cancelled; "
+            "contact us to return it."
+        )
     order.cancel_reason = reason
     order.cancelled_at = timezone.now()
     order.save(update_fields=["cancel_reason", "cancelled_at"])
     _order_end(
-        order, status=Order.Status.CANCELLED, reason="order cancelled", followups=CANCELLATION
+        order,
+        status=Order.Status.CANCELLED,
+        reason="order cancelled",
+        followups=CANCELLATION,
+        release_stock=not shipped,
     )
     return order, True
+
+
+@transaction.atomic
+def order_return_receive(*, order_id: int) -> bool:
+    """Put a cancelled order's returned units back on sale, once; staff record the return.
+
+    Returns whether this call restocked them (a repeat finds them back already).
+    """
+    order = order_for_update(order_id=order_id).get()
+    if order.status != Order.Status.CANCELLED:
+        raise OrderNotReturnable("Only a cancelled order's goods can be received back.")
+    if order.stock_state == Order.StockState.RELEASED:
+        return False
+    _stock_release(order)
+    return True
 
 
 def order_status_refresh(*, order_id: int) -> None:

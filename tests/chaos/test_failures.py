@@ -13,6 +13,8 @@ import pytest
 from harness.orders import KINDS, orders_wait_settled, rerun_delay_after_kill
 from harness.processes import wait_for
 from orders.models import DeadLetter, Order, Step
+from orders.selectors import order_cancel_key
+from shop.models import Product
 from tests.chaos.helpers import duplicates, effects_per_order
 from tests.factories import product_create
 
@@ -136,24 +138,31 @@ def test_cancels_at_random_moments_are_compensated_exactly_once(rig, sandbox):
     rng = random.Random(3)
 
     placed = rig.checkout_many([[(products[n % 2].sku, 1)] for n in range(30)])
+    answers = {}
     for order in placed:
         time.sleep(rng.uniform(0, 0.15))
-        assert rig.cancel(order["token"]).status_code == 200
+        key = order_cancel_key(order=Order.objects.get(number=order["number"]))
+        answers[order["number"]] = rig.cancel(order["token"], cancel_key=key).status_code
     numbers = [p["number"] for p in placed]
     orders_wait_settled(numbers, timeout=120)
 
+    # A customer's cancel is refused (409) once the ERP sync started: that order ships.
+    assert set(answers.values()) <= {200, 409}
+    cancelled = {number for number, code in answers.items() if code == 200}
     ledger = sandbox.get("/ledger").json()
     assert duplicates(ledger) == []
     for (partner, kind), undo in UNDO.items():
         done = effects_per_order(ledger, partner, kind)
         undone = effects_per_order(ledger, partner, undo)
-        assert undone == done, (partner, kind)
-    assert set(Order.objects.values_list("status", flat=True)) == {"cancelled"}
-    for product in products:
-        product.refresh_from_db()
-        assert product.stock == 10_000
+        assert undone == Counter({n: c for n, c in done.items() if n in cancelled})
+    assert dict(Order.objects.values_list("number", "status")) == {
+        number: "cancelled" if number in cancelled else "completed" for number in numbers
+    }
+    assert sum(p.stock for p in Product.objects.filter(pk__in=[p.pk for p in products])) == (
+        20_000 - (len(numbers) - len(cancelled))
+    )
     compensated = sum(effects_per_order(ledger, p, k).total() for p, k in UNDO)
-    print(f"\ncancel chaos: orders=30 compensations={compensated}")
+    print(f"\ncancel chaos: orders=30 cancelled={len(cancelled)} compensations={compensated}")
 
 
 def test_time_from_a_worker_death_to_its_step_running_again(rig, sandbox):
