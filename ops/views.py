@@ -4,6 +4,7 @@ import hmac
 
 from django.conf import settings
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
@@ -14,10 +15,19 @@ from ops.dashboard import dashboard_overview
 from ops.health import readiness
 from ops.metrics import REGISTRY
 
+# What the operations pages show is the steps' state: who may view steps may see it.
+OPS_PERMISSION = "orders.view_step"
+
+
+def _ops_staff(request: HttpRequest) -> bool:
+    user = request.user
+    return user.is_active and user.is_staff and user.has_perm(OPS_PERMISSION)
+
 
 def _metrics_allowed(request: HttpRequest) -> bool:
-    """A staff session, or `Authorization: Bearer <METRICS_TOKEN>` when a token is set."""
-    if request.user.is_active and request.user.is_staff:
+    """A staff session that may view steps, or `Authorization: Bearer <METRICS_TOKEN>`
+    when a token is set."""
+    if _ops_staff(request):
         return True
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     return (
@@ -66,7 +76,10 @@ def readyz(request: HttpRequest) -> JsonResponse:
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """The operations dashboard; config/urls.py wraps it in the admin's staff-only check."""
+    """The operations dashboard; config/urls.py wraps it in the admin's staff-only check
+    (which sends others to the login), and staff need the permission to view steps."""
+    if not _ops_staff(request):
+        raise PermissionDenied
     return render(
         request,
         "admin/ops/dashboard.html",

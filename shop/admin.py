@@ -2,6 +2,7 @@ import csv
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
@@ -43,12 +44,17 @@ class SubscriptionAdmin(admin.ModelAdmin):
     inlines = (LifecycleInline,)
     actions = ("cancel", "reactivate")
 
-    @admin.action(description="Cancel selected subscriptions (starts the lifecycle)")
+    @admin.action(
+        description="Cancel selected subscriptions (starts the lifecycle)", permissions=["change"]
+    )
     def cancel(self, request, queryset) -> None:
         done = sum(subscription_cancel(subscription_id=s.pk) for s in queryset)
         self.message_user(request, f"Cancelled {done} subscriptions.", messages.SUCCESS)
 
-    @admin.action(description="Reactivate selected subscriptions (cancels pending steps)")
+    @admin.action(
+        description="Reactivate selected subscriptions (cancels pending steps)",
+        permissions=["change"],
+    )
     def reactivate(self, request, queryset) -> None:
         for subscription in queryset:
             subscription_reactivate(subscription_id=subscription.pk)
@@ -167,6 +173,8 @@ class CatalogJobAdmin(BulkJobAdminMixin, admin.ModelAdmin):
 
     def errors_csv(self, request, job_id: int) -> StreamingHttpResponse:
         job = get_object_or_404(CatalogJob, pk=job_id)
+        if not self.has_view_permission(request, job):
+            raise PermissionDenied
         writer = csv.writer(Echo())
         response = StreamingHttpResponse(
             (writer.writerow(row) for row in catalog_job_error_report(job)), content_type="text/csv"

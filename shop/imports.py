@@ -25,6 +25,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from kit.spreadsheet import csv_cell
 from notifications.models import OutboxEmail
 from notifications.services import email_enqueue
 from safefetch import FetchRefused, url_check
@@ -283,4 +284,4 @@ def catalog_job_error_report(job: CatalogJob) -> Iterator[list[str]]:
     """The rejected rows as CSV rows: row number, SKU, reason."""
     yield ["row", "sku", "reason"]
     for rejection in job.rejections.iterator():
-        yield [str(rejection.row), rejection.sku, rejection.reason]
+        yield [str(rejection.row), csv_cell(rejection.sku), csv_cell(rejection.reason)]

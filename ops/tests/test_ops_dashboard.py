@@ -2,7 +2,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
@@ -21,7 +21,10 @@ DASHBOARD = "/admin/operations/"
 
 @pytest.fixture
 def staff_client(client):
-    client.force_login(User.objects.create_user("ops", password="x", is_staff=True))
+    """Staff who may view steps: what the operations pages ask (ops.views.OPS_PERMISSION)."""
+    user = User.objects.create_user("ops", password="x", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_step"))
+    client.force_login(user)
     return client
 
 

@@ -2,7 +2,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
@@ -264,13 +264,17 @@ def test_a_scraper_asking_for_openmetrics_gets_the_step_histograms_typed_as_gaug
     }
 
 
-def test_metrics_answer_a_staff_session_but_not_another_user(client):
+def test_metrics_answer_a_staff_session_that_may_view_steps_but_not_another_user(client):
     client.force_login(User.objects.create_user("shopper", password="x"))
     shopper = client.get("/metrics")
-    client.force_login(User.objects.create_user("ops", password="x", is_staff=True))
+    client.force_login(User.objects.create_user("clerk", password="x", is_staff=True))
+    clerk = client.get("/metrics")
+    ops = User.objects.create_user("ops", password="x", is_staff=True)
+    ops.user_permissions.add(Permission.objects.get(codename="view_step"))
+    client.force_login(ops)
     staff = client.get("/metrics")
 
-    assert (shopper.status_code, staff.status_code) == (401, 200)
+    assert (shopper.status_code, clerk.status_code, staff.status_code) == (401, 401, 200)
 
 
 def test_without_a_configured_token_no_bearer_gets_in(client, settings):

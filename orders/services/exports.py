@@ -26,10 +26,11 @@ from django.db.models import Count, Max, Prefetch, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from engine.liveness import claimer_alive, this_process
 from kit.options import moment_parse
+from kit.spreadsheet import csv_cell
 from notifications.models import OutboxEmail
 from notifications.services import email_enqueue
-from engine.liveness import claimer_alive, this_process
 from orders.models import Order, OrderExport, OrderLine
 from orders.selectors import orders_for_export
 
@@ -258,18 +259,13 @@ def _append(file, rows: Iterable[Iterable[Any]]) -> int:
     return len(data)
 
 
-def _cell(text: str) -> str:
-    """Keep a spreadsheet from reading customer text as a formula (CSV injection)."""
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def _order_rows(order: Order) -> Iterable[list[Any]]:
     head = [
         order.number,
         order.created_at.astimezone(UTC).isoformat(timespec="seconds"),
         order.status,
         order.channel,
-        _cell(order.email),
+        csv_cell(order.email),
         order.currency,
         order.total_cents,
     ]
@@ -277,7 +273,7 @@ def _order_rows(order: Order) -> Iterable[list[Any]]:
     if not lines:
         yield [*head, "", "", "", ""]
     for line in lines:
-        yield [*head, _cell(line.sku), _cell(line.name), line.quantity, line.unit_price_cents]
+        yield [*head, csv_cell(line.sku), csv_cell(line.name), line.quantity, line.unit_price_cents]
 
 
 def _fail(export_id: int, exc: BaseException) -> None:
