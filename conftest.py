@@ -59,3 +59,16 @@ def shared_state_in_test_redis(settings):
     client = shared_redis()
     for key in client.scan_iter("shopflow:*"):
         client.delete(key)
+
+
+@pytest.fixture
+def abuse_limits(settings, shared_state_in_test_redis):
+    """The real abuse limiter (kit/limits.py), which the suite's settings turn off, on
+    the tests' Redis with its counters at zero; a test sets the limits it needs in
+    settings.RATE_LIMITS."""
+    settings.RATE_LIMITS_ENABLED = True
+    settings.CACHES = {
+        **settings.CACHES,
+        "limits": {**settings.CACHES["limits"], "LOCATION": app.conf.broker_url},
+    }
+    return settings

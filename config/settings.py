@@ -273,6 +273,38 @@ SHOPFLOW_REDIS_URL = os.environ.get(
     CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "redis://127.0.0.1:6379/0",
 )
 
+# Abuse limits (kit/limits.py), counted in Redis through this cache so every process shares
+# them. Each scope is "count/seconds", from RATE_LIMIT_<SCOPE> (":" as "_"): checkouts and
+# cancels per client address and per email, and emails of a kind to one recipient.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "limits": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": SHOPFLOW_REDIS_URL,
+        "KEY_PREFIX": "shopflow:limit",
+        # A Redis that does not answer lets the request through (kit/limits.py), quickly.
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    },
+}
+RATE_LIMITS_ENABLED = env_bool("RATE_LIMITS_ENABLED", True)
+RATE_LIMITS = {
+    scope: os.environ.get(f"RATE_LIMIT_{scope.upper().replace(':', '_')}", default)
+    for scope, default in {
+        "checkout_address": "20/600",
+        "checkout_email": "10/3600",
+        "cancel_address": "20/600",
+        "cancel_email": "10/3600",
+        "email:payment_failed": "3/3600",
+        "email:order_cancelled": "5/3600",
+    }.items()
+}
+# Proxies in front of the web process that append the client to X-Forwarded-For: the
+# limits count the address the nearest of them saw. 0: REMOTE_ADDR, the header ignored.
+RATE_LIMIT_PROXIES = int(os.environ.get("RATE_LIMIT_PROXIES", "0"))
+# An order whose payment has not succeeded this long after checkout is cancelled by the
+# reconciliation and its stock released (orders/services/pipeline.py).
+UNPAID_ORDER_DEADLINE_S = float(os.environ.get("UNPAID_ORDER_DEADLINE_S", "1800"))
+
 # "host:port" pairs the safe fetcher (safefetch/) may reach though they are internal:
 # only the tests' own image servers. Production leaves it empty.
 SAFE_FETCH_ALLOWED = [a for a in os.environ.get("SAFE_FETCH_ALLOWED", "").split(",") if a]

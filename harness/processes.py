@@ -39,8 +39,9 @@ def process_env(
     retry_delay_scale: float = 0.01,
 ) -> dict[str, str]:
     """Environment for the processes a test or benchmark starts: its database, broker,
-    sandbox, media and mail directories. The defaults suit a test run: no connection
-    kept open to hold up the database's teardown, retries a hundred times quicker."""
+    sandbox, media and mail directories, abuse limits off. The defaults suit a test run: no
+    connection kept open to hold up the database's teardown, retries a hundred times
+    quicker."""
     return {
         "SHOPFLOW_ENV": "test",
         "DATABASE_URL": database_url,
@@ -52,6 +53,8 @@ def process_env(
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(tmp_path / "mail"),
         "PIPELINE_RETRY_DELAY_SCALE": str(retry_delay_scale),
+        # Tests and benchmarks check out many times from 127.0.0.1.
+        "RATE_LIMITS_ENABLED": "0",
     }
 
 

@@ -52,6 +52,9 @@ class OutboxEmail(models.Model):
         PENDING = "pending", "pending"
         SENDING = "sending", "sending"
         SENT = "sent", "sent"
+        # Past the per-recipient limit of its kind (settings.RATE_LIMITS "email:<kind>"):
+        # recorded, never sent.
+        SUPPRESSED = "suppressed", "suppressed (too many to this address)"
 
     # The sender's name for what the email is about, which also makes it unique; it
     # names its subject too ("order-export:12"), so notifications needs no foreign key

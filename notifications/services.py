@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from engine.liveness import claimer_alive, this_process
 from kit.errors import TransientError
+from kit.limits import RateLimited, limit_hit
 from notifications.models import OutboxEmail
 
 logger = logging.getLogger(__name__)
@@ -50,11 +51,19 @@ def email_enqueue(*, key: str, template: str, to: str, context: dict[str, Any]) 
 
     Delivery follows the commit of the caller's transaction, or happens now when there is
     none; then a failure to send raises here (EmailInFlight when another run is sending
-    it), so a step retries. After a commit it is logged and the email stays pending."""
+    it), so a step retries. After a commit it is logged and the email stays pending.
+
+    A kind with a per-recipient limit (settings.RATE_LIMITS "email:<template>") past it
+    for `to` is recorded as suppressed and never sent: checkouts with anyone's address
+    cannot make the shop mail them without end."""
     email = OutboxEmail.objects.filter(key=key).first()
     if email is None:
         email = _create(
-            key=key, kind=template, to=to, **email_render(template=template, context=context)
+            key=key,
+            kind=template,
+            to=to,
+            status=_status_for(template=template, to=to),
+            **email_render(template=template, context=context),
         )
     elif not email.body and email.status != OutboxEmail.Status.SENT:
         # Rows from before migration 0007 rendered order emails when sending them.
@@ -67,6 +76,15 @@ def email_enqueue(*, key: str, template: str, to: str, context: dict[str, Any]) 
     else:
         outbox_email_deliver(email=email)
     return email
+
+
+def _status_for(*, template: str, to: str) -> str:
+    try:
+        limit_hit(scope=f"email:{template}", key=to.strip().lower())
+    except RateLimited:
+        logger.warning("email suppressed: too many to one address", extra={"kind": template})
+        return OutboxEmail.Status.SUPPRESSED
+    return OutboxEmail.Status.PENDING
 
 
 def _create(**fields: str) -> OutboxEmail:
@@ -109,9 +127,12 @@ def outbox_email_claim(*, email: OutboxEmail) -> bool:
 
 
 def outbox_email_deliver(*, email: OutboxEmail) -> dict[str, Any]:
-    """Send an outbox email at most once at a time; a sent one is never sent again."""
+    """Send an outbox email at most once at a time; a sent one is never sent again, a
+    suppressed one never."""
     if email.status == OutboxEmail.Status.SENT:
         return {"email": email.pk, "sent_at": email.sent_at.isoformat()}
+    if email.status == OutboxEmail.Status.SUPPRESSED:
+        return {"email": email.pk, "suppressed": True}
     if not outbox_email_claim(email=email):
         email.refresh_from_db()
         if email.status == OutboxEmail.Status.SENT:

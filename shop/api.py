@@ -8,8 +8,10 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from kit.limits import RateLimited
 from orders.selectors import order_cancel_key_check, order_get_by_token, order_status_payload
 from orders.services.orders import OrderNotCancellable, order_cancel
+from shop.limits import address_limit_hit, email_limit_hit, rate_limited_message
 from shop.selectors import product_list
 from shop.services import UNSTORABLE, CheckoutError, checkout_parse, checkout_place, storable
 
@@ -21,6 +23,12 @@ def errors_response(error: CheckoutError) -> JsonResponse:
     return JsonResponse({"errors": error.errors}, status=error.status)
 
 
+def rate_limited_response(limited: RateLimited) -> JsonResponse:
+    response = JsonResponse({"errors": {"rate_limit": [rate_limited_message(limited)]}}, status=429)
+    response["Retry-After"] = str(limited.retry_after)
+    return response
+
+
 @csrf_exempt  # an API for integrators, not a browser form; no session cookie is used
 @require_POST
 def checkout(request: HttpRequest) -> JsonResponse:
@@ -30,10 +38,15 @@ def checkout(request: HttpRequest) -> JsonResponse:
             raise CheckoutError(
                 {"Idempotency-Key": ["Must be 1 to 255 printable ASCII characters without spaces."]}
             )
+        address_limit_hit(action="checkout", request=request)
         data = _json_body(request, empty=None)
-        result = checkout_place(request=checkout_parse(data), idempotency_key=key)
+        parsed = checkout_parse(data)
+        email_limit_hit(action="checkout", email=parsed.email)
+        result = checkout_place(request=parsed, idempotency_key=key)
     except CheckoutError as error:
         return errors_response(error)
+    except RateLimited as limited:
+        return rate_limited_response(limited)
     order = result.order
     response = JsonResponse(
         {
@@ -84,7 +97,14 @@ def order_cancel_view(request: HttpRequest, token: str) -> JsonResponse:
 
     Refused with 409 once fulfilment has begun (orders.services.orders.order_cancel).
     """
-    order = order_get_by_token(token=token)
+    try:
+        # Before the lookup: guessing tokens counts too.
+        address_limit_hit(action="cancel", request=request)
+        order = order_get_by_token(token=token)
+        if order is not None:
+            email_limit_hit(action="cancel", email=order.email)
+    except RateLimited as limited:
+        return rate_limited_response(limited)
     if order is None:
         return JsonResponse(NO_SUCH_ORDER, status=404)
     # A cross-site form or a body-less or text/plain fetch is sent without a CORS

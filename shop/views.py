@@ -4,8 +4,10 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from kit.limits import RateLimited
 from orders.models import Order
 from orders.selectors import order_get_by_token, order_status_payload
+from shop.limits import address_limit_hit, email_limit_hit, rate_limited_message
 from shop.selectors import product_list
 from shop.services import ADDRESS_FIELDS, CheckoutError, checkout_parse, checkout_place
 
@@ -70,6 +72,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
         return redirect("cart")
     form = {"payment_token": PAYMENT_CHOICES[0][0]}
     errors: dict[str, list[str]] = {}
+    limited: RateLimited | None = None
     if request.method == "POST":
         form = request.POST.dict()
         data = {
@@ -79,9 +82,14 @@ def checkout(request: HttpRequest) -> HttpResponse:
             "payment_token": form.get("payment_token", ""),
         }
         try:
-            result = checkout_place(request=checkout_parse(data), channel=Order.Channel.WEB)
+            address_limit_hit(action="checkout", request=request)
+            parsed = checkout_parse(data)
+            email_limit_hit(action="checkout", email=parsed.email)
+            result = checkout_place(request=parsed, channel=Order.Channel.WEB)
         except CheckoutError as error:
             errors = error.errors
+        except RateLimited as exc:
+            limited, errors = exc, {"rate_limit": [rate_limited_message(exc)]}
         else:
             request.session[CART] = {}
             return redirect("order", token=result.order.token)
@@ -97,7 +105,12 @@ def checkout(request: HttpRequest) -> HttpResponse:
         },
         "payment_choices": PAYMENT_CHOICES,
     }
-    return render(request, "shop/checkout.html", context, status=400 if errors else 200)
+    response = render(
+        request, "shop/checkout.html", context, status=429 if limited else 400 if errors else 200
+    )
+    if limited:
+        response["Retry-After"] = str(limited.retry_after)
+    return response
 
 
 @require_GET

@@ -1,4 +1,5 @@
 import secrets
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -150,6 +151,27 @@ def order_payment_fail(*, order_id: int) -> bool:
         status=Order.Status.PAYMENT_FAILED,
         reason="payment failed",
         followups=PAYMENT_FAILURE,
+    )
+    return True
+
+
+@transaction.atomic
+def order_unpaid_expire(*, order_id: int, now: datetime, deadline_s: float) -> bool:
+    """Cancel an order still unpaid `deadline_s` after it was placed, releasing its stock,
+    once; the cancel's follow-ups refund a capture that lands after all.
+
+    Returns whether this call ended it (paid, ended or younger meanwhile: no)."""
+    order = order_for_update(order_id=order_id).get()
+    if order.status != Order.Status.PLACED or order.created_at >= now - timedelta(
+        seconds=deadline_s
+    ):
+        return False
+    within = f"{deadline_s / 60:g} minutes" if deadline_s >= 60 else f"{deadline_s:g} seconds"
+    order.cancel_reason = f"Payment not received within {within}."
+    order.cancelled_at = now
+    order.save(update_fields=["cancel_reason", "cancelled_at"])
+    _order_end(
+        order, status=Order.Status.CANCELLED, reason="payment deadline", followups=CANCELLATION
     )
     return True
 

@@ -10,7 +10,12 @@ from django.db.models import Exists, OuterRef
 from orders.lock_objects import order_for_update
 from orders.models import Order, Step
 from orders.pipeline import FORWARD_NAMES, STEPS
-from orders.services.orders import ENDED_ORDER, order_payment_fail, order_status_refresh
+from orders.services.orders import (
+    ENDED_ORDER,
+    order_payment_fail,
+    order_status_refresh,
+    order_unpaid_expire,
+)
 
 
 def order_step_succeeded(*, step: Step) -> None:
@@ -43,6 +48,30 @@ def order_reopen_for_step(*, step: Step) -> str | None:
 
 
 def orders_settle(*, now: datetime) -> list[str]:
+    """Bring up to date the orders left behind; return their numbers."""
+    return orders_unpaid_expire(now=now) + orders_paid_refresh(now=now)
+
+
+def orders_unpaid_expire(*, now: datetime) -> list[str]:
+    """Cancel the orders whose payment has not succeeded within UNPAID_ORDER_DEADLINE_S,
+    releasing their stock: an unpaid checkout, one the payment breaker keeps deferring
+    included, must not hold stock for ever."""
+    deadline_s = settings.UNPAID_ORDER_DEADLINE_S
+    unpaid = (
+        Order.objects.filter(
+            status=Order.Status.PLACED, created_at__lt=now - timedelta(seconds=deadline_s)
+        )
+        .order_by("pk")
+        .values_list("pk", "number")[: settings.RECONCILE_BATCH]
+    )
+    return [
+        number
+        for pk, number in unpaid
+        if order_unpaid_expire(order_id=pk, now=now, deadline_s=deadline_s)
+    ]
+
+
+def orders_paid_refresh(*, now: datetime) -> list[str]:
     """Refresh paid orders whose forward steps have all finished: a worker killed between
     recording a step's outcome and refreshing its order left the order behind."""
     unfinished = Step.objects.filter(order=OuterRef("pk"), name__in=FORWARD_NAMES).exclude(
