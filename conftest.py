@@ -42,8 +42,20 @@ def sandbox(sandbox_url, settings, shared_state_in_test_redis):
 
 @pytest.fixture(autouse=True)
 def media_root(tmp_path, settings):
+    """Public and private files of this test in folders of its own."""
     settings.MEDIA_ROOT = tmp_path / "media"
+    private = settings.STORAGES["private"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "private": {**private, "OPTIONS": {**private["OPTIONS"], "location": tmp_path / "private"}},
+    }
     return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def private_root(media_root, settings):
+    """Where this test's private files are (exports, invoices, labels, import files)."""
+    return settings.STORAGES["private"]["OPTIONS"]["location"]
 
 
 @pytest.fixture(autouse=True)

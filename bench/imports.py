@@ -94,6 +94,7 @@ def main() -> None:
         path = Path(tmp) / "catalog.csv"
         csv_write(path, options.rows)
         os.environ["SHOPFLOW_MEDIA_ROOT"] = tmp
+        os.environ["SHOPFLOW_PRIVATE_MEDIA_ROOT"] = tmp  # the uploaded feed is a private file
         results = {}
         for mode in ("bulk_create", "import"):
             # DEBUG off as in production: Django keeps no log of every query.

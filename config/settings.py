@@ -159,6 +159,59 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("SHOPFLOW_MEDIA_ROOT", VAR_DIR / "media"))
+# Two storages (kit/files.py): "default", public, for product images (MEDIA_ROOT, which a
+# web server may serve under MEDIA_URL); "private" for exports, invoices, labels and
+# uploaded import files, under random names, served only by views that check access
+# (PRIVATE_MEDIA_ROOT, outside MEDIA_ROOT, served by nothing). In production each is an
+# S3-compatible bucket through django-storages once its bucket is named: S3_PUBLIC_BUCKET,
+# S3_PRIVATE_BUCKET, with S3_ENDPOINT_URL and S3_REGION for a provider other than AWS and
+# S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY unless the machine's role gives the credentials.
+PRIVATE_MEDIA_ROOT = Path(os.environ.get("SHOPFLOW_PRIVATE_MEDIA_ROOT", VAR_DIR / "private"))
+S3_OPTIONS = {
+    option: os.environ[variable]
+    for option, variable in {
+        "endpoint_url": "S3_ENDPOINT_URL",
+        "region_name": "S3_REGION",
+        "access_key": "S3_ACCESS_KEY_ID",
+        "secret_key": "S3_SECRET_ACCESS_KEY",
+    }.items()
+    if os.environ.get(variable)
+}
+S3_PUBLIC_BUCKET = os.environ.get("S3_PUBLIC_BUCKET", "")
+S3_PRIVATE_BUCKET = os.environ.get("S3_PRIVATE_BUCKET", "")
+STORAGES = {
+    "default": (
+        {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                **S3_OPTIONS,
+                "bucket_name": S3_PUBLIC_BUCKET,
+                "querystring_auth": False,  # product images: plain public URLs
+                "file_overwrite": False,
+            },
+        }
+        if S3_PUBLIC_BUCKET
+        else {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    ),
+    "private": (
+        {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                **S3_OPTIONS,
+                "bucket_name": S3_PRIVATE_BUCKET,
+                "default_acl": "private",
+                "file_overwrite": False,
+            },
+        }
+        if S3_PRIVATE_BUCKET
+        else {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            # No URL serves this folder; views stream its files after checking access.
+            "OPTIONS": {"location": PRIVATE_MEDIA_ROOT, "base_url": "/private-files-have-no-url/"},
+        }
+    ),
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 
 SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
 

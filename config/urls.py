@@ -19,5 +19,6 @@ urlpatterns = [
     path("healthz", ops.healthz, name="healthz"),
     path("readyz", ops.readyz, name="readyz"),
     path("", include("orders.urls")),
+    path("", include("fulfillment.urls")),
     path("", include("shop.urls")),
 ]

@@ -1,9 +1,11 @@
 from django.db import models
 
+from kit.files import RandomName, private_storage
+
 
 class Invoice(models.Model):
     order = models.OneToOneField("orders.Order", on_delete=models.CASCADE, related_name="invoice")
-    file = models.FileField(upload_to="invoices/")
+    file = models.FileField(storage=private_storage, upload_to=RandomName("invoices", (".pdf",)))
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -13,7 +15,7 @@ class Invoice(models.Model):
 class Shipment(models.Model):
     order = models.OneToOneField("orders.Order", on_delete=models.CASCADE, related_name="shipment")
     tracking_number = models.CharField(max_length=64, unique=True)
-    label = models.FileField(upload_to="labels/")
+    label = models.FileField(storage=private_storage, upload_to=RandomName("labels", (".zpl",)))
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -50,6 +50,7 @@ def process_env(
         "SHOPFLOW_REDIS_URL": broker_url,
         "SANDBOX_URL": sandbox_url,
         "SHOPFLOW_MEDIA_ROOT": str(tmp_path / "media"),
+        "SHOPFLOW_PRIVATE_MEDIA_ROOT": str(tmp_path / "private"),
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(tmp_path / "mail"),
         "PIPELINE_RETRY_DELAY_SCALE": str(retry_delay_scale),

@@ -4,6 +4,7 @@ from django.db import models
 from bulkjobs.models import BulkJob
 from engine.due_rows import DueRow
 from engine.models import StepRecord
+from kit.files import RandomName, private_storage
 
 
 class Order(models.Model):
@@ -261,7 +262,9 @@ class OrderExport(BulkJob):
     last_id = models.BigIntegerField(null=True, blank=True)
     cursor = models.BigIntegerField(default=0)
     bytes_written = models.BigIntegerField(default=0)
-    file = models.FileField(upload_to="exports/", blank=True)
+    file = models.FileField(
+        storage=private_storage, upload_to=RandomName("exports", (".csv",)), blank=True
+    )
     # "host:pid" of the run writing the file, refreshed each batch (orders/liveness.py).
     claimed_by = models.CharField(max_length=128, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from bulkjobs.models import BulkJob
 from engine.due_rows import DueRow
+from kit.files import RandomName, private_storage
 
 
 class Product(models.Model):
@@ -137,7 +138,9 @@ class CatalogJob(BulkJob):
 
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.CATALOG)
     # Empty for a percentage price update, and for a stock sync until the ERP's feed is saved.
-    file = models.FileField(upload_to="imports/", blank=True)
+    file = models.FileField(
+        storage=private_storage, upload_to=RandomName("imports", (".csv",)), blank=True
+    )
     percent = models.DecimalField(
         max_digits=5,
         decimal_places=2,

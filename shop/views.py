@@ -1,13 +1,15 @@
 """The shop's pages: catalog, cart, checkout and the live order page."""
 
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from kit.files import private_file_response, staff_only
 from kit.limits import RateLimited
 from orders.models import Order
 from orders.selectors import order_get_by_token, order_status_payload
 from shop.limits import address_limit_hit, email_limit_hit, rate_limited_message
+from shop.models import CatalogJob
 from shop.selectors import product_list
 from shop.services import ADDRESS_FIELDS, CheckoutError, checkout_parse, checkout_place
 
@@ -128,8 +130,19 @@ def invoice(request: HttpRequest, token: str) -> FileResponse:
     found = order_get_by_token(token=token)
     if found is None or not hasattr(found, "invoice"):
         raise Http404("No invoice yet")
-    return FileResponse(
-        found.invoice.file.open("rb"),
-        content_type="application/pdf",
+    return private_file_response(
+        found.invoice.file,
         filename=f"{found.number}.pdf",
+        content_type="application/pdf",
+        as_attachment=False,
+    )
+
+
+@require_GET
+@staff_only("shop.view_catalogjob")
+def catalog_job_file(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The file a catalog job was given, for staff who may view catalog jobs."""
+    job = get_object_or_404(CatalogJob.objects.exclude(file=""), pk=job_id)
+    return private_file_response(
+        job.file, filename=f"catalog-job-{job.pk}.csv", content_type="text/csv"
     )

@@ -28,15 +28,17 @@ def test_invoice_is_a_real_pdf_with_the_order_number_lines_and_total(sandbox, cl
     assert "Total: 58.80 EUR" in text
 
 
-def test_rendering_the_invoice_twice_keeps_one_file(sandbox, media_root):
+def test_rendering_the_invoice_twice_keeps_one_file(sandbox, private_root):
     order = order_place((product_create(), 1)).order
     payment_capture.apply(args=(order.pk,))
 
     invoice_render.apply(args=(order.pk,))
     invoice_render.apply(args=(order.pk,))
 
-    assert Invoice.objects.filter(order=order).count() == 1
-    assert [p.name for p in (media_root / "invoices").iterdir()] == [f"{order.number}.pdf"]
+    [invoice] = Invoice.objects.filter(order=order)
+    assert [f"invoices/{p.name}" for p in (private_root / "invoices").iterdir()] == [
+        invoice.file.name
+    ]
 
 
 def test_invoice_of_an_unknown_token_is_404(client):

@@ -6,7 +6,8 @@ The file is written in order-id order up to the newest order that matched when t
 export started. After each batch is on disk (fsync) the export row records how far
 it got (`cursor`, `bytes_written`), so a run killed half-way truncates the file back to
 the last recorded batch and goes on from there: one file, no row twice. The file is
-appended to in place, so MEDIA_ROOT must be a filesystem every bulk worker shares.
+appended to in place, so the private storage (PRIVATE_MEDIA_ROOT) must be a filesystem
+every bulk worker shares.
 """
 
 import csv
@@ -27,6 +28,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from engine.liveness import claimer_alive, this_process
+from kit.files import private_name
 from kit.options import moment_parse
 from kit.spreadsheet import csv_cell
 from notifications.models import OutboxEmail
@@ -217,7 +219,7 @@ def _write(export_id: int) -> None:
     if export.last_id is None:  # the first run fixes the orders it covers and the file
         found = matching.aggregate(last_id=Max("pk"), total=Count("pk"))
         export.last_id, export.rows_total = found["last_id"] or 0, found["total"]
-        export.file.name = f"exports/order-export-{export.pk}.csv"
+        export.file.name = private_name("exports", ".csv")
         export.save(update_fields=["last_id", "rows_total", "file"])
     path = Path(export.file.path)
     path.parent.mkdir(parents=True, exist_ok=True)

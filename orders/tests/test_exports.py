@@ -128,7 +128,7 @@ def test_bad_filters_are_refused_naming_each_field_and_reason():
     }
 
 
-def test_the_task_run_twice_writes_one_file_and_sends_one_email(olga, media_root, settings):
+def test_the_task_run_twice_writes_one_file_and_sends_one_email(olga, private_root, settings):
     settings.EXPORT_LINK_TTL_HOURS = 24
     order_on(1, (product_create(), 1))
     export = order_export_create(requester=olga, filters={"status": "paid"}, queue=False)
@@ -139,9 +139,7 @@ def test_the_task_run_twice_writes_one_file_and_sends_one_email(olga, media_root
     export.refresh_from_db()
     assert export.status == "done"
     assert export.expires_at == export.finished_at + timedelta(hours=24)
-    assert sorted(p.name for p in (media_root / "exports").iterdir()) == [
-        f"order-export-{export.pk}.csv"
-    ]
+    assert [f"exports/{p.name}" for p in (private_root / "exports").iterdir()] == [export.file.name]
     assert len(csv_rows(export)) == 2
     [message] = mail.outbox
     assert message.to == ["olga@shop.example"]
@@ -390,7 +388,7 @@ def test_the_daily_cleanup_removes_expired_export_files_and_keeps_the_rows(olga)
     assert report.deleted["expired export files"] == 1
     assert list(OrderExport.objects.order_by("pk").values_list("file", flat=True)) == [
         "",
-        f"exports/order-export-{fresh.pk}.csv",
+        fresh.file.name,
     ]
     assert not open_ok(old_path)
     assert open_ok(fresh.file.path)
