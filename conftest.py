@@ -9,6 +9,7 @@ os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 
 import httpx  # noqa: E402
 import pytest  # noqa: E402
+from django.core.cache import cache  # noqa: E402
 
 import partners  # noqa: E402
 from config.celery import app  # noqa: E402
@@ -61,6 +62,12 @@ def private_root(media_root, settings):
 @pytest.fixture(autouse=True)
 def fast_retries(settings):
     settings.PIPELINE_RETRY_DELAY_SCALE = 0.001
+
+
+@pytest.fixture(autouse=True)
+def empty_default_cache():
+    """The default cache (per process) starts empty: /readyz keeps its worker ping there."""
+    cache.clear()
 
 
 @pytest.fixture

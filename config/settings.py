@@ -213,7 +213,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
-SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+# In the database, so that logging out (or deleting a session row) revokes a session; a
+# signed cookie stayed valid wherever it had been copied.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
@@ -412,6 +414,8 @@ METRICS_WINDOW_S = int(os.environ.get("METRICS_WINDOW_S", "900"))
 # it), and how long ago beat may have last sent a job (the fastest job runs every minute).
 READY_TIMEOUT_S = float(os.environ.get("READY_TIMEOUT_S", "1"))
 READY_BEAT_MAX_AGE_S = float(os.environ.get("READY_BEAT_MAX_AGE_S", "180"))
+# How long /readyz reuses its worker ping (a broadcast to every worker) in the cache.
+READY_WORKERS_CACHE_S = float(os.environ.get("READY_WORKERS_CACHE_S", "5"))
 # Beat writes each job's last run when it sends it, not every 3 minutes, so the
 # dashboard and /readyz see it at once.
 CELERY_BEAT_SYNC_EVERY = 1

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from celery import current_app as celery_app
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
@@ -76,11 +77,27 @@ def broker_checks(*, broker_url: str, timeout: float) -> dict[str, Check]:
         try:
             broker.ensure_connection(max_retries=0)
         except Exception as exc:
+            cache.delete(_WORKERS_KEY)  # after an outage, ask the workers again
             return {
                 "broker": Check(False, {"error": _describe(exc)}),
                 "workers": Check(False, {"error": "the broker does not answer"}),
             }
-        return {"broker": Check(True), "workers": _guarded(lambda: workers_check(broker, timeout))}
+        return {"broker": Check(True), "workers": _workers_cached(broker, timeout)}
+
+
+_WORKERS_KEY = "ops:readyz:workers"
+
+
+def _workers_cached(broker: Connection, timeout: float) -> Check:
+    """The worker ping's answer, kept READY_WORKERS_CACHE_S in the default cache (each
+    web process's own): a ping is a broadcast to every worker that waits up to
+    `timeout`, so requests must not send one each."""
+    cached = cache.get(_WORKERS_KEY)
+    if cached is not None:
+        return Check(*cached)
+    check = _guarded(lambda: workers_check(broker, timeout))
+    cache.set(_WORKERS_KEY, (check.ok, check.detail), settings.READY_WORKERS_CACHE_S)
+    return check
 
 
 @functools.cache

@@ -24,9 +24,9 @@ def _ops_staff(request: HttpRequest) -> bool:
     return user.is_active and user.is_staff and user.has_perm(OPS_PERMISSION)
 
 
-def _metrics_allowed(request: HttpRequest) -> bool:
+def _ops_allowed(request: HttpRequest) -> bool:
     """A staff session that may view steps, or `Authorization: Bearer <METRICS_TOKEN>`
-    when a token is set."""
+    when a token is set: who may read /metrics and /readyz's details."""
     if _ops_staff(request):
         return True
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -40,7 +40,7 @@ def _metrics_allowed(request: HttpRequest) -> bool:
 @never_cache
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
-    if not _metrics_allowed(request):
+    if not _ops_allowed(request):
         return HttpResponse(
             "A bearer token or a staff login is required.\n",
             status=401,
@@ -70,9 +70,15 @@ def readyz(request: HttpRequest) -> JsonResponse:
     READY_BEAT_MAX_AGE_S old. A running beat sends a job every minute; in the minute
     before its first send, its start counts. A beat that never started, or whose start
     and last send are both past the limit, or that has no enabled job, is a 503.
+
+    Which check failed and why (error texts name internal hosts) only for who may read
+    /metrics; anyone else gets the status alone.
     """
     report = readiness(broker_url=settings.CELERY_BROKER_URL)
-    return JsonResponse(report.as_json(), status=200 if report.ok else 503)
+    body = report.as_json()
+    if not _ops_allowed(request):
+        body = {"status": body["status"]}
+    return JsonResponse(body, status=200 if report.ok else 503)
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:

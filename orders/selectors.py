@@ -52,6 +52,21 @@ def _iso(value) -> str | None:
     return value.isoformat() if value else None
 
 
+# The steps as the customer's order page and the API name them.
+CUSTOMER_STEP_NAMES = {
+    "payment_capture": "Payment",
+    "confirmation_email_send": "Confirmation email",
+    "erp_sync": "Sent to the warehouse",
+    "invoice_render": "Invoice",
+    "label_purchase": "Shipping label",
+    "payment_refund": "Refund",
+    "erp_cancel": "Warehouse order cancelled",
+    "label_void": "Shipping label voided",
+    "cancellation_email_send": "Cancellation email",
+    "payment_failed_email_send": "Payment failed email",
+}
+
+
 def order_status_payload(*, order: Order) -> dict[str, Any]:
     """The order as the customer and the integrator see it: status, lines and steps."""
     invoice = getattr(order, "invoice", None)
@@ -72,19 +87,20 @@ def order_status_payload(*, order: Order) -> dict[str, Any]:
             }
             for line in order.lines.all()
         ],
+        # Each step under its name for customers and its state; error texts, queues and
+        # attempts are the staff's (Admin › Orders), and steps with no name here (analytics)
+        # are none of the customer's business.
         "steps": [
             {
-                "name": step.name,
-                "queue": step.queue,
+                "step": step.name,
+                "name": CUSTOMER_STEP_NAMES[step.name],
                 "status": step.status,
-                "attempts": step.attempts,
-                "last_error": step.last_error,
-                "queued_at": _iso(step.queued_at),
                 "started_at": _iso(step.started_at),
                 "retry_at": _iso(step.retry_at),
                 "finished_at": _iso(step.finished_at),
             }
             for step in order.steps.all()
+            if step.name in CUSTOMER_STEP_NAMES
         ],
         "invoice_url": f"/orders/{order.token}/invoice.pdf" if invoice else None,
         "tracking_number": shipment.tracking_number if shipment else None,

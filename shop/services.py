@@ -231,8 +231,17 @@ def checkout_place(
         return replay
 
 
+def idempotency_key_scoped(*, key: str, email: str) -> str:
+    """The client's Idempotency-Key as stored: scoped to the order's email, so another
+    client that sends the same (guessed) key first cannot block this checkout."""
+    return hashlib.sha256(f"{email.casefold()}\n{key}".encode()).hexdigest()
+
+
 def _checkout_replay(*, key: str, request: CheckoutRequest) -> CheckoutResult | None:
-    stored = IdempotencyKey.objects.select_related("order").filter(key=key).first()
+    # Keys stored before they were scoped are stored as sent; they are still honoured
+    # until they expire (IDEMPOTENCY_KEY_TTL_HOURS after the release that scoped them).
+    scoped = idempotency_key_scoped(key=key, email=request.email)
+    stored = IdempotencyKey.objects.select_related("order").filter(key__in=(scoped, key)).first()
     if stored is None:
         return None
     if stored.fingerprint != request.fingerprint():
@@ -257,7 +266,7 @@ def _checkout_commit(
     )
     if idempotency_key:
         IdempotencyKey.objects.create(
-            key=idempotency_key,
+            key=idempotency_key_scoped(key=idempotency_key, email=request.email),
             fingerprint=request.fingerprint(),
             order=order,
             expires_at=timezone.now() + timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS),

@@ -2,6 +2,7 @@
 
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from kit.files import private_file_response, staff_only
@@ -58,7 +59,12 @@ def cart_update(request: HttpRequest) -> HttpResponse:
     else:
         cart.pop(sku, None)
     request.session[CART] = cart
-    return redirect(request.POST.get("next") or "cart")
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = "cart"  # no redirect off the shop (//evil.example)
+    return redirect(target)
 
 
 @require_GET

@@ -470,11 +470,16 @@ def products():
 
 @pytest.fixture
 def keys_used():
-    """Idempotency-Key -> token of the order it created, across the examples of a test."""
+    """(Idempotency-Key, email) -> token of the order it created, across the examples of a
+    test: a key is scoped to the order's email (shop.services.idempotency_key_scoped)."""
     return {}
 
 
-def checkout_checked(client, attempt: CheckoutAttempt, keys_used: dict[str, str]):
+def key_scope(attempt: CheckoutAttempt, email: str) -> tuple[str | None, str]:
+    return attempt.key, email.strip().lower().casefold()
+
+
+def checkout_checked(client, attempt: CheckoutAttempt, keys_used: dict[tuple, str]):
     """Send the checkout, check the answer against the attempt, then the whole database."""
     orders_before = Order.objects.count()
     valid_key = attempt.key is None or VALID_KEY.fullmatch(attempt.key)
@@ -494,15 +499,16 @@ def checkout_checked(client, attempt: CheckoutAttempt, keys_used: dict[str, str]
         assert payload["status"] == "placed"
         assert payload["status_url"] == f"http://testserver/api/v1/orders/{payload['token']}"
         assert Order.objects.get(token=payload["token"]).number == payload["number"]
+        order_email = Order.objects.get(token=payload["token"]).email
         if response.has_header("Idempotent-Replayed"):
             assert response["Idempotent-Replayed"] == "true"
-            assert keys_used[attempt.key] == payload["token"]
+            assert keys_used[key_scope(attempt, order_email)] == payload["token"]
             assert Order.objects.count() == orders_before
         else:
-            assert attempt.key not in keys_used
+            assert key_scope(attempt, order_email) not in keys_used
             assert Order.objects.count() == orders_before + 1
             if attempt.key is not None:
-                keys_used[attempt.key] = payload["token"]
+                keys_used[key_scope(attempt, order_email)] = payload["token"]
     else:
         errors = assert_error_shape(response)
         assert Order.objects.count() == orders_before
@@ -514,7 +520,7 @@ def checkout_checked(client, attempt: CheckoutAttempt, keys_used: dict[str, str]
             assert all(re.fullmatch(r"items\[\d+\]\.quantity", field) for field in errors)
             assert all(OUT_OF_STOCK.fullmatch(m) for messages in errors.values() for m in messages)
         if response.status_code == 422:
-            assert attempt.key in keys_used
+            assert key_scope(attempt, json.loads(attempt.body.data)["email"]) in keys_used
             assert errors == {
                 "Idempotency-Key": ["This key was already used for a different checkout."]
             }

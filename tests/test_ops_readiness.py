@@ -54,6 +54,13 @@ def redis_worker(redis, sandbox_url, tmp_path):
     worker.stop()
 
 
+@pytest.fixture
+def client(client, settings):
+    """/readyz shows its checks to who may read /metrics: these requests carry its token."""
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {settings.METRICS_TOKEN}"
+    return client
+
+
 def readyz_until(client, status: int, *, timeout: float):
     deadline = time.monotonic() + timeout
     while True:

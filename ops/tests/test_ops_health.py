@@ -14,6 +14,13 @@ from ops.health import Check, beat_check
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def client(client, settings):
+    """/readyz shows its checks to who may read /metrics: these requests carry its token."""
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {settings.METRICS_TOKEN}"
+    return client
+
+
 def beat_sent(*, seconds_ago: float, task: str = "orders.reconcile_steps") -> None:
     call_command("setup_periodic_tasks")
     PeriodicTask.objects.filter(task=task).update(

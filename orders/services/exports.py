@@ -160,6 +160,11 @@ def export_filters_describe(filters: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def export_requester_allowed(user: AbstractBaseUser) -> bool:
+    """Who may ask for an export and, while they still may, download it."""
+    return user.is_active and user.is_staff and user.has_perm("orders.view_order")
+
+
 def order_export_create(
     *, requester: AbstractBaseUser, filters: dict[str, Any], queue: bool = True
 ) -> OrderExport:
@@ -167,7 +172,7 @@ def order_export_create(
     commit (unless the caller runs it itself)."""
     clean = export_filters_clean(filters)
     name = requester.get_username()
-    if not (requester.is_active and requester.is_staff and requester.has_perm("orders.view_order")):
+    if not export_requester_allowed(requester):
         raise ExportInvalid(
             {"requester": f"{name} is not an active staff user who may view orders"}
         )

@@ -12,9 +12,9 @@ from fulfillment.services import order_erp_sync, order_invoice_render, order_lab
 from fulfillment.tasks import erp_cancel, erp_sync, invoice_render, label_purchase, label_void
 from orders.models import Order, Step
 from orders.pipeline import PIPELINE
+from orders.selectors import order_cancel_key
 from orders.services.analytics import order_analytics_track
 from orders.services.emails import order_confirmation_email_send
-from orders.selectors import order_cancel_key
 from orders.services.orders import order_cancel
 from orders.services.payment import order_payment_capture
 from orders.tasks import (
@@ -143,7 +143,7 @@ def test_cancel_api_cancels_once_and_answers_the_same_again(client, sandbox):
 
     assert (first.status_code, second.status_code) == (200, 200)
     assert first.json()["status"] == second.json()["status"] == "cancelled"
-    assert [s["name"] for s in second.json()["steps"]][-4:] == [
+    assert [s["step"] for s in second.json()["steps"]][-4:] == [
         "payment_refund",
         "erp_cancel",
         "label_void",

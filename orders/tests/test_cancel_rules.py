@@ -141,7 +141,7 @@ def test_a_customer_cancel_before_fulfilment_still_works(client, sandbox):
 
     assert response.status_code == 200
     assert response.json()["status"] == "cancelled"
-    assert [s["status"] for s in response.json()["steps"] if s["name"] == "erp_sync"] == [
+    assert [s["status"] for s in response.json()["steps"] if s["step"] == "erp_sync"] == [
         "cancelled"
     ]
     order.refresh_from_db()
@@ -153,20 +153,32 @@ def test_a_customer_cancel_before_fulfilment_still_works(client, sandbox):
     )
 
 
-def test_staff_late_cancel_refunds_without_restocking(client, sandbox):
+@pytest.fixture
+def shipped(sandbox):
+    """An order of 3 of 10 units through the whole pipeline: completed, label bought."""
     product = product_create(stock=10)
     order = order_place((product, 3)).order
     run_pipeline(order)
-    client.force_login(staff_with("view_order", "change_order"))
+    return order, product
 
+
+def order_action(client, action: str, order: Order) -> str:
+    """Run an Admin › Orders action on the order as staff who may change orders."""
+    if "_auth_user_id" not in client.session:
+        client.force_login(staff_with("view_order", "change_order"))
     response = client.post(
-        "/admin/orders/order/",
-        {"action": "cancel_orders", "_selected_action": [order.pk]},
-        follow=True,
+        "/admin/orders/order/", {"action": action, "_selected_action": [order.pk]}, follow=True
     )
+    return response.content.decode()
+
+
+def test_staff_late_cancel_refunds_without_restocking(client, sandbox, shipped):
+    order, product = shipped
+
+    page = order_action(client, "cancel_orders", order)
     payment_refund.apply(args=(order.pk,))
 
-    assert "Cancelled 1 orders." in response.content.decode()
+    assert "Cancelled 1 orders." in page
     order.refresh_from_db()
     product.refresh_from_db()
     assert (order.status, order.stock_state, product.stock) == ("cancelled", "committed", 7)
@@ -176,39 +188,28 @@ def test_staff_late_cancel_refunds_without_restocking(client, sandbox):
     assert [e["order"] for e in refunds] == [order.number]
 
 
-def test_recording_a_return_restocks_once(client, sandbox):
-    product = product_create(stock=10)
-    order = order_place((product, 3)).order
-    run_pipeline(order)
+def test_recording_a_return_restocks_once(client, shipped):
+    order, product = shipped
     order_cancel(order_id=order.pk, reason="returned", by_staff=True)
-    client.force_login(staff_with("view_order", "change_order"))
-    receive = {"action": "receive_returns", "_selected_action": [order.pk]}
 
-    first = client.post("/admin/orders/order/", receive, follow=True)
-    second = client.post("/admin/orders/order/", receive, follow=True)
+    first = order_action(client, "receive_returns", order)
+    second = order_action(client, "receive_returns", order)
 
-    assert "Restocked 1 orders." in first.content.decode()
-    assert "Restocked 0 orders." in second.content.decode()
+    assert "Restocked 1 orders." in first
+    assert "Restocked 0 orders." in second
     product.refresh_from_db()
     order.refresh_from_db()
     assert (product.stock, order.stock_state) == (10, "released")
 
 
-def test_a_return_of_an_order_not_cancelled_is_refused(client, sandbox):
-    product = product_create(stock=10)
-    order = order_place((product, 3)).order
-    run_pipeline(order)
-    client.force_login(staff_with("view_order", "change_order"))
+def test_a_return_of_an_order_not_cancelled_is_refused(client, shipped):
+    order, product = shipped
 
-    response = client.post(
-        "/admin/orders/order/",
-        {"action": "receive_returns", "_selected_action": [order.pk]},
-        follow=True,
-    )
+    page = order_action(client, "receive_returns", order)
 
     assert (
         f"Not restocked: {order.number}: Only a cancelled order&#x27;s goods can be received back."
-        in response.content.decode()
+        in page
     )
     product.refresh_from_db()
     assert product.stock == 7

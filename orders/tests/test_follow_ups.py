@@ -44,7 +44,7 @@ def test_cancelling_a_completed_order_cancels_its_follow_ups(sandbox):
     order = completed_order(sandbox)
     mail.outbox.clear()
 
-    order_cancel(order_id=order.pk)
+    order_cancel(order_id=order.pk, by_staff=True)  # completed: only staff cancel it
     ran = follow_ups_due_run(now=timezone.now() + timedelta(days=30))
 
     assert ran == 0
