@@ -16,6 +16,14 @@ class Order(models.Model):
         NEEDS_ATTENTION = "needs_attention", "needs attention"
         CANCELLED = "cancelled", "cancelled"
 
+    # The status sets the services ask about, each named once.
+    # Payment taken and not given back: what sales count and the gateway must agree with.
+    PAID_STATUSES = (Status.PAID, Status.COMPLETED, Status.NEEDS_ATTENTION)
+    # Stopped before the end: its forward steps will not run.
+    STOPPED_STATUSES = (Status.PAYMENT_FAILED, Status.CANCELLED)
+    # Nothing more will happen to it.
+    FINAL_STATUSES = (Status.COMPLETED, *STOPPED_STATUSES)
+
     class StockState(models.TextChoices):
         RESERVED = "reserved", "reserved"
         COMMITTED = "committed", "committed"

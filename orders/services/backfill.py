@@ -18,8 +18,6 @@ from django.utils import timezone
 from orders.models import Order, OrderLine, ProductSalesDay, SalesDay, Watermark
 
 WATERMARK = "sales_backfill"
-# Orders whose money counts as sold.
-SOLD = (Order.Status.PAID, Order.Status.COMPLETED, Order.Status.NEEDS_ATTENTION)
 DAYS_PER_BATCH = 31
 
 
@@ -66,17 +64,18 @@ def snapshots_recompute(*, days: Iterable[date]) -> None:
             payment_failed=row["payment_failed"],
         )
         for row in orders.values("day").annotate(
-            orders=Count("pk", filter=Q(status__in=SOLD), distinct=True),
-            units=Sum("lines__quantity", filter=Q(status__in=SOLD)),
+            orders=Count("pk", filter=Q(status__in=Order.PAID_STATUSES), distinct=True),
+            units=Sum("lines__quantity", filter=Q(status__in=Order.PAID_STATUSES)),
             revenue=Sum(
-                F("lines__quantity") * F("lines__unit_price_cents"), filter=Q(status__in=SOLD)
+                F("lines__quantity") * F("lines__unit_price_cents"),
+                filter=Q(status__in=Order.PAID_STATUSES),
             ),
             cancelled=Count("pk", filter=Q(status=Order.Status.CANCELLED), distinct=True),
             payment_failed=Count("pk", filter=Q(status=Order.Status.PAYMENT_FAILED), distinct=True),
         )
     )
     lines = OrderLine.objects.annotate(day=TruncDate("order__created_at")).filter(
-        day__in=days, order__status__in=SOLD
+        day__in=days, order__status__in=Order.PAID_STATUSES
     )
     ProductSalesDay.objects.bulk_create(
         ProductSalesDay(

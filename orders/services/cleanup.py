@@ -16,8 +16,6 @@ from notifications.models import OutboxEmail
 from orders.models import IdempotencyKey, Order, Step
 from orders.services.exports import export_files_remove
 
-ENDED = (Order.Status.COMPLETED, Order.Status.CANCELLED, Order.Status.PAYMENT_FAILED)
-
 
 @dataclass
 class CleanupReport:
@@ -40,7 +38,7 @@ def records_cleanup(*, now: datetime | None = None) -> CleanupReport:
     targets = {
         "expired idempotency keys": IdempotencyKey.objects.filter(expires_at__lt=now),
         "finished steps of ended orders": Step.objects.filter(
-            order__status__in=ENDED,
+            order__status__in=Order.FINAL_STATUSES,
             status__in=[Step.Status.SUCCEEDED, Step.Status.CANCELLED],
             finished_at__lt=now - timedelta(days=settings.STEP_RETENTION_DAYS),
         ),

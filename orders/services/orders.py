@@ -15,8 +15,6 @@ from orders.signals import order_stock_released
 
 # No 0/O or 1/I: order numbers get read out over the phone.
 _NUMBER_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
-# An order whose forward steps must not start: it was cancelled or its payment failed.
-ENDED_ORDER = (Order.Status.PAYMENT_FAILED, Order.Status.CANCELLED)
 # Fulfilment begins with the ERP sync: its first attempt may already have handed the
 # order to the warehouse (a timed-out call can have arrived), and the label follows it.
 FULFILMENT_STEP = "erp_sync"

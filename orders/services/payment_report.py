@@ -15,7 +15,6 @@ from django.utils import timezone
 from orders.models import Discrepancy, Order
 from partners import payment_captures_list
 
-PAID = (Order.Status.PAID, Order.Status.COMPLETED, Order.Status.NEEDS_ATTENTION)
 FULFILMENT_GRACE = timedelta(hours=24)
 
 
@@ -44,7 +43,7 @@ def _charged_without_order() -> dict[tuple, str]:
         order = orders.get(capture["order"])
         if order is None:
             why = "no such order"
-        elif order.status not in PAID:
+        elif order.status not in Order.PAID_STATUSES:
             why = f"the order is {order.status}"
         elif order.capture_id != capture["capture_id"]:
             why = f"the order holds another capture ({order.capture_id or 'none'})"

@@ -11,7 +11,6 @@ from orders.lock_objects import order_for_update
 from orders.models import Order, Step
 from orders.pipeline import FORWARD_NAMES, STEPS
 from orders.services.orders import (
-    ENDED_ORDER,
     order_payment_fail,
     order_status_refresh,
     order_unpaid_expire,
@@ -32,14 +31,14 @@ def order_step_failed(*, step: Step) -> None:
 
 def order_ended_for_step(*, step: Step) -> bool:
     """A forward step of a cancelled order, or of one whose payment failed, must not start."""
-    return step.name in FORWARD_NAMES and step.order.status in ENDED_ORDER
+    return step.name in FORWARD_NAMES and step.order.status in Order.STOPPED_STATUSES
 
 
 def order_reopen_for_step(*, step: Step) -> str | None:
     """Before a dead letter runs again: refuse a forward step of an ended order, and put
     an order that needed attention back to paid."""
     order = order_for_update(order_id=step.order_id).get()
-    if step.name in FORWARD_NAMES and order.status in ENDED_ORDER:
+    if step.name in FORWARD_NAMES and order.status in Order.STOPPED_STATUSES:
         return f"the order is {order.status}"
     if order.status == Order.Status.NEEDS_ATTENTION:
         order.status = Order.Status.PAID
