@@ -31,7 +31,7 @@ def sandbox(sandbox_url, settings, shared_state_in_test_redis):
     circuit breakers (in Redis) closed."""
     settings.PARTNERS = {
         name: {"base_url": f"{sandbox_url}/{name}", "timeout_s": 2.0}
-        for name in ("payment", "erp", "carrier", "analytics")
+        for name in settings.PARTNER_NAMES
     }
     partners._clients.clear()
     client = httpx.Client(base_url=sandbox_url)

@@ -232,12 +232,13 @@ SHOP_BASE_URL = os.environ.get("SHOP_BASE_URL", "http://127.0.0.1:8000")
 # External partners. The defaults point at the sandbox (`manage.py run_sandbox`);
 # production points them at the real gateway, ERP, carrier and collector.
 SANDBOX_URL = os.environ.get("SANDBOX_URL", "http://127.0.0.1:8100")
+PARTNER_NAMES = ("payment", "erp", "carrier", "analytics")
 PARTNERS = {
     name: {
         "base_url": os.environ.get(f"{name.upper()}_URL", f"{SANDBOX_URL}/{name}"),
         "timeout_s": float(os.environ.get(f"{name.upper()}_TIMEOUT_S", "5")),
     }
-    for name in ("payment", "erp", "carrier", "analytics")
+    for name in PARTNER_NAMES
 }
 
 # Celery: at-least-once delivery. A message is acked only after its task ends,
