@@ -59,6 +59,15 @@ def private_root(media_root, settings):
     return settings.STORAGES["private"]["OPTIONS"]["location"]
 
 
+@pytest.fixture
+def pathless_private_storage(media_root, settings):
+    """The private storage swapped for one whose files have no path, as on S3."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "private": {"BACKEND": "tests.storages.PathlessStorage"},
+    }
+
+
 @pytest.fixture(autouse=True)
 def fast_retries(settings):
     settings.PIPELINE_RETRY_DELAY_SCALE = 0.001

@@ -247,9 +247,9 @@ class OrderExport(BulkJob):
     """Orders matching a filter written to a CSV file in the background, for its requester.
 
     The file is written in batches of orders in id order up to `last_id` (the newest
-    match when the export started); `cursor` and `bytes_written` record the last
-    committed batch, so a run killed half-way resumes after it instead of starting
-    a second file.
+    match when the export started), each batch a part of its own; `parts_done` and
+    `cursor` record the last saved one, so a run killed half-way resumes after it
+    instead of starting a second file (orders/services/exports.py).
     """
 
     class Status(models.TextChoices):
@@ -269,7 +269,7 @@ class OrderExport(BulkJob):
     # rows_total and rows_done (BulkJob) count orders, not CSV lines.
     last_id = models.BigIntegerField(null=True, blank=True)
     cursor = models.BigIntegerField(default=0)
-    bytes_written = models.BigIntegerField(default=0)
+    parts_done = models.IntegerField(default=0)
     file = models.FileField(
         storage=private_storage, upload_to=RandomName("exports", (".csv",)), blank=True
     )

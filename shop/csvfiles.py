@@ -1,9 +1,12 @@
 """CSV input of the bulk catalog jobs: checked whole first, then streamed in rows."""
 
 import csv
+import io
 import itertools
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import IO
 
 from shop.lock_objects import products_for_update
 from shop.models import CatalogJob, Product, RowRejection
@@ -25,13 +28,24 @@ class Columns:
     optional: tuple[str, ...] = ()
 
 
-def csv_file_check(path: str, *, columns: Columns) -> int:
+# Opens the file for reading in binary, each call afresh: a stored file opens through its
+# storage (`functools.partial(storage.open, name, "rb")`), which need have no path (S3).
+Opener = Callable[[], IO[bytes]]
+
+
+@contextmanager
+def _text(opener: Opener) -> Iterator[io.TextIOWrapper]:
+    with opener() as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as file:
+        yield file
+
+
+def csv_file_check(opener: Opener, *, columns: Columns) -> int:
     """Read the whole file once: refuse a wrong encoding, wrong columns or no rows.
 
     Returns the number of data rows.
     """
     try:
-        with open(path, newline="", encoding="utf-8-sig") as file:
+        with _text(opener) as file:
             reader = csv.reader(file)
             header = next(reader, None)
             if header is None:
@@ -57,9 +71,9 @@ def csv_file_check(path: str, *, columns: Columns) -> int:
     return rows
 
 
-def csv_rows(path: str, *, skip: int) -> Iterator[Row]:
+def csv_rows(opener: Opener, *, skip: int) -> Iterator[Row]:
     """The data rows after the first `skip`, as dicts by lower-cased column name."""
-    with open(path, newline="", encoding="utf-8-sig") as file:
+    with _text(opener) as file:
         reader = csv.reader(file)
         names = [c.strip().lower() for c in next(reader)]
         for number, values in enumerate(itertools.islice(reader, skip, None), start=skip + 1):

@@ -10,6 +10,7 @@ Catalog columns: sku, name, price_cents, stock (required); description, image_ur
 (optional). Prices: sku, price_cents. Stock: sku, on_hand.
 """
 
+import functools
 import itertools
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -30,7 +31,15 @@ from notifications.models import OutboxEmail
 from notifications.services import email_enqueue
 from safefetch import FetchRefused, url_check
 from shop import prices, stock
-from shop.csvfiles import Columns, MalformedFile, Row, csv_file_check, csv_rows, whole_number
+from shop.csvfiles import (
+    Columns,
+    MalformedFile,
+    Opener,
+    Row,
+    csv_file_check,
+    csv_rows,
+    whole_number,
+)
 from shop.models import CatalogJob, Product, ProductImage, RowRejection
 from shop.services import storable
 
@@ -122,9 +131,9 @@ class CatalogJobInvalid(Exception):
         super().__init__(" ".join(errors.values()))
 
 
-def catalog_file_check(path: str, *, kind: str = CatalogJob.Kind.CATALOG) -> int:
+def catalog_file_check(opener: Opener, *, kind: str = CatalogJob.Kind.CATALOG) -> int:
     """Refuse a file a job of this kind cannot use; return its number of data rows."""
-    return csv_file_check(path, columns=FILE_KINDS[kind][0])
+    return csv_file_check(opener, columns=FILE_KINDS[kind][0])
 
 
 def catalog_job_options_check(
@@ -219,8 +228,10 @@ def _run(job: CatalogJob) -> None:
                     finished_at=timezone.now(),
                 )
                 return
+        # Through the storage, not by path: the private storage may be S3.
+        opener = functools.partial(job.file.storage.open, job.file.name, "rb")
         try:
-            total = catalog_file_check(job.file.path, kind=job.kind)
+            total = catalog_file_check(opener, kind=job.kind)
         except MalformedFile as exc:
             CatalogJob.objects.filter(pk=job.pk).update(
                 status=CatalogJob.Status.REJECTED, message=str(exc), finished_at=timezone.now()
@@ -230,7 +241,7 @@ def _run(job: CatalogJob) -> None:
             status=CatalogJob.Status.RUNNING, rows_total=total
         )
         apply = FILE_KINDS[job.kind][1]
-        rows = csv_rows(job.file.path, skip=job.rows_done)
+        rows = csv_rows(opener, skip=job.rows_done)
         while batch := list(itertools.islice(rows, BATCH)):
             _batch_commit(job_id=job.pk, batch=batch, apply=apply)
     CatalogJob.objects.filter(pk=job.pk).update(

@@ -3,25 +3,27 @@ in batches, then one email to the requester with a link only they can open until
 expires.
 
 The file is written in order-id order up to the newest order that matched when the
-export started. After each batch is on disk (fsync) the export row records how far
-it got (`cursor`, `bytes_written`), so a run killed half-way truncates the file back to
-the last recorded batch and goes on from there: one file, no row twice. The file is
-appended to in place, so the private storage (PRIVATE_MEDIA_ROOT) must be a filesystem
-every bulk worker shares.
+export started. Each batch is saved as a part of its own in the private storage
+(`exports/<name>-part-<n>.csv`), and the export row then records it (`parts_done`,
+`cursor`), so a run killed half-way overwrites the part it had not recorded and goes on
+from there. After the last batch the parts are joined into the one final file and
+deleted: no row twice, and nothing is appended in place, so the storage may be S3.
 """
 
 import csv
 import io
 import logging
-import os
+import tempfile
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from celery import signature
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.core.files.storage import Storage
 from django.db import transaction
 from django.db.models import Count, Max, Prefetch, Q
 from django.urls import reverse
@@ -226,44 +228,82 @@ def _write(export_id: int) -> None:
         export.last_id, export.rows_total = found["last_id"] or 0, found["total"]
         export.file.name = private_name("exports", ".csv")
         export.save(update_fields=["last_id", "rows_total", "file"])
-    path = Path(export.file.path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    storage, name = export.file.storage, export.file.name
+    parts, cursor, done = export.parts_done, export.cursor, export.rows_done
+    if parts == 0:  # part 0 is the header
+        _part_save(storage, _part_name(name, 0), [COLUMNS])
+        parts = 1
+        if not _record(export.pk, me, parts_done=parts):
+            return
     lines = Prefetch("lines", queryset=OrderLine.objects.order_by("pk"))
-    with path.open("ab") as file:  # "a" creates it; truncating drops an unrecorded batch
-        file.truncate(export.bytes_written)
-        written, cursor, done = export.bytes_written, export.cursor, export.rows_done
-        if written == 0:
-            written += _append(file, [COLUMNS])
-        while orders := list(
-            matching.filter(pk__gt=cursor, pk__lte=export.last_id).prefetch_related(lines)[
-                : settings.EXPORT_BATCH
-            ]
-        ):
-            written += _append(file, (row for order in orders for row in _order_rows(order)))
-            cursor, done = orders[-1].pk, done + len(orders)
-            recorded = OrderExport.objects.filter(pk=export.pk, claimed_by=me).update(
-                cursor=cursor, rows_done=done, bytes_written=written, claimed_at=timezone.now()
-            )
-            if not recorded:
-                return  # another run took over (this one looked dead); it finishes the file
+    while orders := list(
+        matching.filter(pk__gt=cursor, pk__lte=export.last_id).prefetch_related(lines)[
+            : settings.EXPORT_BATCH
+        ]
+    ):
+        rows = (row for order in orders for row in _order_rows(order))
+        _part_save(storage, _part_name(name, parts), rows)
+        parts, cursor, done = parts + 1, orders[-1].pk, done + len(orders)
+        if not _record(export.pk, me, parts_done=parts, cursor=cursor, rows_done=done):
+            return  # another run took over (this one looked dead); it finishes the file
+    if not _record(export.pk, me):
+        return
+    _parts_join(storage, name, parts)
     now = timezone.now()
-    OrderExport.objects.filter(pk=export.pk, claimed_by=me).update(
+    finished = OrderExport.objects.filter(pk=export.pk, claimed_by=me).update(
         status=OrderExport.Status.DONE,
         finished_at=now,
         expires_at=now + timedelta(hours=settings.EXPORT_LINK_TTL_HOURS),
         claimed_by="",
     )
+    if finished:
+        _parts_delete(storage, name, parts)
 
 
-def _append(file, rows: Iterable[Iterable[Any]]) -> int:
-    """Append CSV rows and make them durable before the export records them."""
+def _record(export_id: int, me: str, **progress: int) -> bool:
+    """Record a saved part (or only that this run is alive), if this run still holds the
+    export; False when another run took it over."""
+    return bool(
+        OrderExport.objects.filter(pk=export_id, claimed_by=me).update(
+            **progress, claimed_at=timezone.now()
+        )
+    )
+
+
+def _part_name(name: str, number: int) -> str:
+    return f"{name.removesuffix('.csv')}-part-{number}.csv"
+
+
+def _save(storage: Storage, name: str, content: File) -> None:
+    """Save under exactly `name`, replacing what a killed run left there (the private
+    storage does not overwrite: it would pick another name)."""
+    storage.delete(name)
+    saved = storage.save(name, content)
+    if saved != name:
+        raise RuntimeError(f"the storage saved {name} as {saved}")
+
+
+def _part_save(storage: Storage, name: str, rows: Iterable[Iterable[Any]]) -> None:
+    """Save CSV rows as one part; it is durable once save returns, before it is recorded."""
     buffer = io.StringIO()
     csv.writer(buffer).writerows(rows)
-    data = buffer.getvalue().encode()
-    file.write(data)
-    file.flush()
-    os.fsync(file.fileno())
-    return len(data)
+    _save(storage, name, ContentFile(buffer.getvalue().encode()))
+
+
+def _parts_join(storage: Storage, name: str, parts: int) -> None:
+    """Save the parts, in order, as the one final file (spooled, so memory stays small)."""
+    with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as joined:
+        for number in range(parts):
+            with storage.open(_part_name(name, number), "rb") as part:
+                for chunk in part.chunks():
+                    joined.write(chunk)
+        joined.seek(0)
+        _save(storage, name, File(joined, name=name))
+
+
+def _parts_delete(storage: Storage, name: str, parts: int) -> None:
+    for number in range(parts + 1):  # and an unrecorded part a killed run left after them
+        storage.delete(_part_name(name, number))
 
 
 def _order_rows(order: Order) -> Iterable[list[Any]]:
@@ -292,8 +332,9 @@ def _fail(export_id: int, exc: BaseException) -> None:
         finished_at=timezone.now(),
         claimed_by="",
     )
-    if failed and export.file.name:
-        export.file.storage.delete(export.file.name)  # a partial file helps nobody
+    if failed and export.file.name:  # a partial file helps nobody
+        _parts_delete(export.file.storage, export.file.name, export.parts_done)
+        export.file.storage.delete(export.file.name)
 
 
 def order_export_email_send(*, export: OrderExport) -> None:

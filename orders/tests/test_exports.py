@@ -5,6 +5,7 @@ import pytest
 import time_machine
 from django.contrib.auth.models import Permission
 from django.core import mail
+from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
@@ -174,8 +175,9 @@ def test_a_run_killed_half_way_resumes_after_its_last_batch_without_repeating_ro
     with pytest.raises(WorkerKilled):
         order_export_run(export_id=export.pk)
     export.refresh_from_db()
-    with open(export.file.path, "ab") as file:  # a batch on disk that was never recorded
-        file.write(b"half a batch,")
+    assert (export.parts_done, export.rows_done) == (3, 4)  # the header and two batches
+    storage, unrecorded = export.file.storage, export_part(export, 3)
+    storage.save(unrecorded, ContentFile(b"half a batch,"))  # saved, never recorded
     monkeypatch.setattr(exports, "_order_rows", real_rows)
 
     order_export_run(export_id=export.pk)
@@ -183,7 +185,41 @@ def test_a_run_killed_half_way_resumes_after_its_last_batch_without_repeating_ro
     export.refresh_from_db()
     assert (export.status, export.rows_done, export.rows_total) == ("done", 5, 5)
     assert [row[0] for row in csv_rows(export)] == ["number", *(o.number for o in orders)]
+    assert [storage.exists(export_part(export, n)) for n in range(5)] == [False] * 5
     assert len(mail.outbox) == 1
+
+
+def export_part(export: OrderExport, number: int) -> str:
+    return export.file.name.removesuffix(".csv") + f"-part-{number}.csv"
+
+
+def test_an_export_is_written_to_a_storage_without_paths_like_s3_and_resumes_there(
+    olga, settings, monkeypatch, pathless_private_storage
+):
+    settings.EXPORT_BATCH = 2
+    product = product_create()
+    orders = [order_on(1, (product, 1)) for _ in range(3)]
+    export = order_export_create(requester=olga, filters={}, queue=False)
+    real_rows = exports._order_rows
+
+    def rows_until_the_second_batch(order):
+        if order.pk == orders[2].pk:
+            raise WorkerKilled
+        return real_rows(order)
+
+    monkeypatch.setattr(exports, "_order_rows", rows_until_the_second_batch)
+    with pytest.raises(WorkerKilled):
+        order_export_run(export_id=export.pk)
+    monkeypatch.setattr(exports, "_order_rows", real_rows)
+
+    order_export_run(export_id=export.pk)
+
+    export.refresh_from_db()
+    storage = export.file.storage
+    assert type(storage._wrapped).__name__ == "PathlessStorage"
+    assert (export.status, export.rows_done, export.parts_done) == ("done", 3, 3)
+    assert [row[0] for row in csv_rows(export)] == ["number", *(o.number for o in orders)]
+    assert storage.listdir("exports") == ([], [export.file.name.removeprefix("exports/")])
 
 
 def test_a_failed_export_keeps_no_file_and_tells_the_requester_once(olga, monkeypatch):

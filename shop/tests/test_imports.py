@@ -165,3 +165,18 @@ def test_the_pages_of_import_jobs_linked_from_sent_emails_redirect_to_catalog_jo
         f"/admin/shop/catalogjob/{job.pk}/errors.csv",
     )
     assert old_list["Location"] == "/admin/shop/catalogjob/?status__exact=done"
+
+
+def test_an_uploaded_file_in_a_storage_without_paths_like_s3_is_imported(
+    pathless_private_storage,
+):
+    job = job_for(GOOD)
+
+    catalog_job_run(job_id=job.pk)
+
+    job.refresh_from_db()
+    assert (job.status, job.rows_total, job.rows_applied, job.rows_rejected) == ("done", 2, 2, 0)
+    assert sorted(Product.objects.values_list("sku", "name", "price_cents", "stock")) == [
+        ("A-1", "Mug", 1490, 10),
+        ("A-2", "Tee", 2900, 5),
+    ]

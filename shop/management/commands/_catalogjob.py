@@ -1,6 +1,7 @@
 """What the bulk catalog job commands share: refuse a bad file before it is stored, create
 the job, run or follow it (bulkjobs.commands), print the outcome."""
 
+import functools
 from pathlib import Path
 
 from django.core.files import File
@@ -58,7 +59,7 @@ def _file_checked(path: str, *, kind: str) -> Path:
     if not file.is_file():
         raise CommandError(f"No such file: {file}")
     try:
-        catalog_file_check(str(file), kind=kind)
+        catalog_file_check(functools.partial(file.open, "rb"), kind=kind)
     except MalformedFile as exc:
         raise CommandError(str(exc)) from exc
     return file
