@@ -47,7 +47,9 @@ def supervisord_conf(
     socket = workdir / "supervisor.sock"
     user = pwd.getpwuid(os.getuid()).pw_name
     environment = ",".join(
-        f'{key}="{_escaped(value)}"' for key, value in env.items() if key in PASSED_ENV
+        f'{key}="{_escaped(value)}"'
+        for key, value in env.items()
+        if key in PASSED_ENV or key.startswith("RATE_LIMIT")
     )
     sections = [
         # Only this user, with this run's password, may drive it.
@@ -175,7 +177,7 @@ def banner(env: dict[str, str]) -> str:
   Database      {env["DATABASE_URL"]}
   API           curl -X POST http://127.0.0.1:8000/api/v1/checkout \\
                   -H 'Content-Type: application/json' -d @docs/checkout-example.json
-  Load          {python} manage.py place_orders --count 50 --concurrency 4
+  Load          SHOPFLOW_ENV=development {python} manage.py place_orders --count 50 --concurrency 4
   Processes     {python} -m supervisor.supervisorctl -c {DEMO_DIR / "supervisord.conf"} status
   Logs          tail -f {DEMO_DIR / "logs"}/worker_high.log
   Kill a worker kill -9 <pid from `status`>; supervisord starts it again (see below)
@@ -193,6 +195,9 @@ def main() -> None:
         "SHOPFLOW_ENV": "development",
         "DATABASE_URL": DEMO_DATABASE_URL,
         "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+        # The load generator (place_orders) checks out from this machine's one address;
+        # the limits per email and per recipient stay as in production.
+        "RATE_LIMIT_CHECKOUT_ADDRESS": "100000/600",
         **os.environ,
     }
     # Flower refuses to start without a login (config/flower.py); the banner shows it.
