@@ -598,6 +598,7 @@ def profile_write(path: Path, *, checkouts: int = 200) -> None:
         "CELERY_BROKER_URL": BROKER_URL,
         "SHOPFLOW_REDIS_URL": BROKER_URL,
         "DJANGO_DEBUG": "0",
+        "RATE_LIMITS_ENABLED": "0",  # as the benchmark's web servers (harness process_env)
     }
     command = [sys.executable, "-m", "bench.checkout", "--profile-child", str(checkouts)]
     try:
