@@ -9,7 +9,8 @@ kernel and pid namespace, is dead before its lease runs out. It only ever says "
 for a process it can see; everything else waits for the lease, on the database's clock.
 
 Outbox emails and exports still claim with "host:pid" (`this_process`, `claimer_alive`):
-on the same host a signal-0 probe, on another only time (the hard task time limit).
+on the same host a signal-0 probe, on another only time (the hard task time limit from
+the claim, both on the database's clock).
 """
 
 import hashlib
@@ -23,7 +24,6 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
-from django.utils import timezone
 
 
 def this_process() -> str:
@@ -52,7 +52,9 @@ def claimer_alive(
         return True
     if claimed_at is None:
         return False
-    now = now or timezone.now()
+    # Claims are stamped by the database (Now()), and judged by its clock too: a worker
+    # whose clock is off neither expires a live claim early nor holds a dead one.
+    now = now or database_now()
     return now < claimed_at + timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
 
 

@@ -45,7 +45,8 @@ def bulk_backlog_publish(*, broker_url: str, count: int, ms: int) -> None:
     with app.connection_for_write(broker_url) as connection:
         channel = connection.default_channel
         pushed: list[tuple[str, dict]] = []
-        # Only this connection's channel, which nothing else uses, is diverted.
+        # Only this connection's channel, which nothing else uses, is diverted. A backlog
+        # for a test, outside any transaction: nothing to publish after.
         channel._put = lambda queue, message, **kwargs: pushed.append((queue, message))
         bulk_job.apply_async(args=(ms,), queue=BULK, connection=connection)
         [(queue, message)] = pushed

@@ -146,7 +146,8 @@ class Rig:
 
     @contextmanager
     def producer(self):
-        """Publish signatures to this rig's broker, as a web process or a worker would."""
+        """Publish signatures to this rig's broker, as a web process or a worker would.
+        A test's own publish: no transaction of the shop's to wait for."""
         with celery_app.connection_for_write(self.broker_url) as connection:
             yield lambda signature: signature.apply_async(connection=connection)
 

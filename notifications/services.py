@@ -8,6 +8,7 @@ from typing import Any
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.template import Context, TemplateDoesNotExist
 from django.template.loader import get_template
 from django.utils import timezone
@@ -112,7 +113,6 @@ def _deliver_or_log(email_id: int) -> None:
 
 def outbox_email_claim(*, email: OutboxEmail) -> bool:
     """Take the right to send this email; only one live sender holds it at a time."""
-    now = timezone.now()
     claimable = Q(status=OutboxEmail.Status.PENDING)
     if email.status == OutboxEmail.Status.SENDING and not claimer_alive(
         email.claimed_by, claimed_at=email.claimed_at
@@ -121,7 +121,7 @@ def outbox_email_claim(*, email: OutboxEmail) -> bool:
         claimable |= Q(status=OutboxEmail.Status.SENDING, claimed_by=email.claimed_by)
     return bool(
         OutboxEmail.objects.filter(claimable, pk=email.pk).update(
-            status=OutboxEmail.Status.SENDING, claimed_at=now, claimed_by=this_process()
+            status=OutboxEmail.Status.SENDING, claimed_at=Now(), claimed_by=this_process()
         )
     )
 

@@ -26,6 +26,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import Storage
 from django.db import transaction
 from django.db.models import Count, Max, Prefetch, Q
+from django.db.models.functions import Now
 from django.urls import reverse
 from django.utils import timezone
 
@@ -192,7 +193,7 @@ def order_export_run(*, export_id: int) -> OrderExport:
     is only emailed again if that email has not gone out yet."""
     export = OrderExport.objects.select_related("requester").get(pk=export_id)
     if export.status in (OrderExport.Status.QUEUED, OrderExport.Status.RUNNING):
-        if not _claim(export):
+        if not order_export_claim(export=export):
             return export  # a live run is writing it and will send the email
         try:
             _write(export.pk)
@@ -205,7 +206,7 @@ def order_export_run(*, export_id: int) -> OrderExport:
     return export
 
 
-def _claim(export: OrderExport) -> bool:
+def order_export_claim(*, export: OrderExport) -> bool:
     """Take the right to write this export; only one live run holds it at a time."""
     claimable = Q(status=OrderExport.Status.QUEUED)
     if export.status == OrderExport.Status.RUNNING and not claimer_alive(
@@ -214,7 +215,7 @@ def _claim(export: OrderExport) -> bool:
         claimable |= Q(status=OrderExport.Status.RUNNING, claimed_by=export.claimed_by)
     return bool(
         OrderExport.objects.filter(claimable, pk=export.pk).update(
-            status=OrderExport.Status.RUNNING, claimed_by=this_process(), claimed_at=timezone.now()
+            status=OrderExport.Status.RUNNING, claimed_by=this_process(), claimed_at=Now()
         )
     )
 
@@ -264,9 +265,7 @@ def _record(export_id: int, me: str, **progress: int) -> bool:
     """Record a saved part (or only that this run is alive), if this run still holds the
     export; False when another run took it over."""
     return bool(
-        OrderExport.objects.filter(pk=export_id, claimed_by=me).update(
-            **progress, claimed_at=timezone.now()
-        )
+        OrderExport.objects.filter(pk=export_id, claimed_by=me).update(**progress, claimed_at=Now())
     )
 
 

@@ -5,8 +5,16 @@ import socket
 import subprocess
 import sys
 import threading
+from datetime import timedelta
 
-from engine.liveness import claimer_alive, this_process
+import pytest
+import time_machine
+
+from engine.liveness import claimer_alive, database_now, this_process
+from notifications.models import OutboxEmail
+from notifications.services import outbox_email_claim
+from orders.models import OrderExport
+from orders.services.exports import order_export_claim
 
 
 def _claim_in_a_thread(release: threading.Event) -> tuple[threading.Thread, str]:
@@ -73,3 +81,36 @@ def test_a_claim_of_a_live_process_on_this_host_is_alive_and_of_a_dead_one_is_ov
     child.wait()
 
     assert (alive, claimer_alive(claim, claimed_at=None)) == (True, False)
+
+
+@pytest.mark.django_db
+def test_a_claim_from_another_host_is_judged_on_the_databases_clock_not_a_clock_hours_ahead():
+    claimed_at = database_now()
+    fast = claimed_at + timedelta(hours=2)  # far past the task time limit
+
+    with time_machine.travel(fast, tick=False):
+        alive = claimer_alive("another-host:4242", claimed_at=claimed_at)
+
+    assert alive is True
+
+
+@pytest.mark.django_db
+def test_outbox_and_export_claims_are_stamped_with_the_databases_clock_not_the_workers(
+    django_user_model,
+):
+    email = OutboxEmail.objects.create(
+        key="clock:1", kind="order_confirmation", to="a@example.com", subject="s", body="b"
+    )
+    requester = django_user_model.objects.create_user("clerk", "clerk@example.com", "pw")
+    export = OrderExport.objects.create(requester=requester, filters={})
+    slow = database_now() - timedelta(hours=2)
+
+    with time_machine.travel(slow, tick=False):
+        assert outbox_email_claim(email=email)
+        assert order_export_claim(export=export)
+
+    email.refresh_from_db()
+    export.refresh_from_db()
+    now = database_now()
+    assert now - timedelta(minutes=1) < email.claimed_at <= now
+    assert now - timedelta(minutes=1) < export.claimed_at <= now
