@@ -8,18 +8,22 @@ import partners
 from engine.steps import step_effect_await
 from fulfillment.models import Invoice, Shipment
 from kit.money import money_format as money
+from kit.options import moment_parse
 from orders.models import Order
 
 
 def order_erp_sync(order: Order) -> dict[str, Any]:
-    """Push the order to the ERP once and keep its reference on the order."""
-    if order.erp_reference:
+    """Push the order to the ERP once and keep on the order its reference and when the
+    ERP took it: a fact the stock sync reads, which no cleanup of steps deletes."""
+    if order.erp_reference and order.erp_acknowledged_at:
         return {"erp_reference": order.erp_reference}
     lines = list(order.lines.values("sku", "quantity", "unit_price_cents"))
-    reference = partners.erp_sync(
+    reference, acknowledged_at = partners.erp_sync(
         order_number=order.number, lines=lines, total_cents=order.total_cents
     )
-    Order.objects.filter(pk=order.pk).update(erp_reference=reference)
+    Order.objects.filter(pk=order.pk).update(
+        erp_reference=reference, erp_acknowledged_at=moment_parse(acknowledged_at)
+    )
     return {"erp_reference": reference}
 
 

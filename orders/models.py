@@ -43,6 +43,9 @@ class Order(models.Model):
     )
     capture_id = models.CharField(max_length=64, blank=True)
     erp_reference = models.CharField(max_length=64, blank=True)
+    # When the ERP took the order, on the ERP's clock (its answer says): the stock sync
+    # compares it with the ERP's count time, both ERP time.
+    erp_acknowledged_at = models.DateTimeField(null=True, blank=True)
 
     class Channel(models.TextChoices):
         WEB = "web", "shop pages"

@@ -122,15 +122,18 @@ def payment_capture(
     return body["capture_id"]
 
 
-def erp_sync(*, order_number: str, lines: list[dict[str, Any]], total_cents: int) -> str:
-    """Send the order to the ERP and return its reference."""
+def erp_sync(
+    *, order_number: str, lines: list[dict[str, Any]], total_cents: int
+) -> tuple[str, str]:
+    """Send the order to the ERP; return its reference and when the ERP took it (ISO time,
+    on the ERP's clock: the clock its stock counts are on)."""
     body = partner_post(
         "erp",
         "/orders",
         payload={"order": order_number, "lines": lines, "total_cents": total_cents},
         key=idempotency_key(order_number, "erp_sync"),
     )
-    return body["erp_reference"]
+    return body["erp_reference"], body["acknowledged_at"]
 
 
 def label_purchase(

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -72,6 +72,13 @@ def _seconds(value: Any) -> float:
     return float(value)
 
 
+def _offset(value: Any) -> float:
+    """Return a validated clock offset in seconds (either sign, at most a day)."""
+    if not _is_a(value, int | float) or abs(value) > 86400:
+        raise ValueError("erp_clock_offset_s must be a number of seconds within a day")
+    return float(value)
+
+
 def _is_a(value: Any, kind: Any) -> bool:
     """Check a JSON value's type, never taking true/false for numbers (bool subclasses int)."""
     return isinstance(value, kind) and not isinstance(value, bool)
@@ -82,6 +89,7 @@ _SETTINGS: dict[str, Callable[[Any], Any]] = {
     "failure_rate": _rate,
     "timeout_rate": _rate,
     "timeout_s": _seconds,
+    "erp_clock_offset_s": _offset,
 }
 
 
@@ -93,6 +101,8 @@ class Config:
     failure_rate: float = 0.0
     timeout_rate: float = 0.0
     timeout_s: float = 30.0
+    # How far the ERP's clock is from ours: its acknowledgement and count times carry it.
+    erp_clock_offset_s: float = 0.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
@@ -103,6 +113,7 @@ class Config:
             failure_rate=_rate(float(environ.get("SANDBOX_FAILURE_RATE", "0"))),
             timeout_rate=_rate(float(environ.get("SANDBOX_TIMEOUT_RATE", "0"))),
             timeout_s=_seconds(float(environ.get("SANDBOX_TIMEOUT_S", "30"))),
+            erp_clock_offset_s=_offset(float(environ.get("SANDBOX_ERP_CLOCK_OFFSET_S", "0"))),
         )
 
     def updated(self, changes: dict[str, Any]) -> Config:
@@ -122,6 +133,7 @@ class Config:
             "failure_rate": self.failure_rate,
             "timeout_rate": self.timeout_rate,
             "timeout_s": self.timeout_s,
+            "erp_clock_offset_s": self.erp_clock_offset_s,
         }
 
 
@@ -365,7 +377,8 @@ class Sandbox:
             self._stock_move(units, sign=-1)
         self._register(self._erp_orders, reference, order)
         self._effect(request, "order_sync", order)
-        return 201, {"erp_reference": reference}
+        # When the ERP took it, on the ERP's clock: what its stock counts are measured by.
+        return 201, {"erp_reference": reference, "acknowledged_at": self._erp_now().isoformat()}
 
     def cancel_order(self, request: Request) -> Reply:
         """Cancel an order the ERP knows."""
@@ -388,7 +401,10 @@ class Sandbox:
         """The warehouse feed: units on hand per SKU, and the moment they were counted."""
         with self._lock:
             items = [{"sku": sku, "on_hand": n} for sku, n in sorted(self._stock.items())]
-            return 200, {"as_of": datetime.now(UTC).isoformat(), "items": items}
+            return 200, {"as_of": self._erp_now().isoformat(), "items": items}
+
+    def _erp_now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.config.erp_clock_offset_s)
 
     def stock_set(self, request: Request) -> Reply:
         """Set units on hand for some SKUs: {"levels": {"SKU": units}} (a stock count)."""

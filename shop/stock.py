@@ -1,17 +1,20 @@
 """Stock sync from the warehouse: a CSV of SKU and units on hand, or the ERP's feed.
 
 The warehouse counts what is on its shelves at `as_of`. Units the shop has reserved
-for orders the warehouse had not been told of by then (their ERP sync had not
-succeeded) are still on those shelves but already sold, so the shop's stock is
+for orders the ERP had not taken by then are still on those shelves but already sold,
+so the shop's stock is
 
-    on hand at as_of - units in live orders not yet synced to the ERP at as_of
+    on hand at as_of - units in live orders the ERP had not acknowledged by as_of
+
+Whether and when the ERP took an order is a fact kept on the order
+(`erp_acknowledged_at`, from the ERP's answer, on the ERP's clock), so the comparison
+is ERP time against ERP time, and no cleanup of old step records changes it. (For a
+file, `as_of` is the count time its operator gave, or when it was uploaded.)
 
 Each batch locks its products in id order, the same order checkout reserves them
 in, and counts the pending units after it holds the locks: a checkout that reserved
 before the lock is counted, one that reserves after it takes its units from the
-new figure. Either way no reservation made during the sync is lost. An order synced
-at the ERP just before `as_of` but recorded here just after is counted twice: the
-error is on the safe side (undersell), and the next sync corrects it.
+new figure. Either way no reservation made during the sync is lost.
 """
 
 import csv
@@ -19,10 +22,10 @@ import io
 from datetime import datetime
 
 from django.core.files.base import ContentFile
-from django.db.models import Exists, OuterRef, Sum
+from django.db.models import Sum
 
 from kit.options import moment_parse
-from orders.models import Order, OrderLine, Step
+from orders.models import Order, OrderLine
 from partners import erp_stock_list
 from shop.csvfiles import Columns, Row, sku_batch_apply
 from shop.models import CatalogJob, Product, RowRejection
@@ -31,17 +34,11 @@ COLUMNS = Columns(required=("sku", "on_hand"))
 
 
 def stock_pending_units(*, product_ids: list[int], as_of: datetime) -> dict[int, int]:
-    """Units per product in live orders whose ERP sync had not succeeded by `as_of`."""
-    told = Step.objects.filter(
-        order=OuterRef("order"),
-        name="erp_sync",
-        status=Step.Status.SUCCEEDED,
-        finished_at__lte=as_of,
-    )
+    """Units per product in live orders the ERP had not acknowledged by `as_of`."""
     return dict(
         OrderLine.objects.filter(product_id__in=product_ids)
         .exclude(order__stock_state=Order.StockState.RELEASED)
-        .exclude(Exists(told))
+        .exclude(order__erp_acknowledged_at__lte=as_of)
         .values("product")
         .annotate(units=Sum("quantity"))
         .values_list("product", "units")

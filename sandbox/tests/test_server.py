@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -127,13 +127,27 @@ def test_erp_order_sync_hands_out_sequential_references(api: httpx.Client) -> No
     first = post(api, "/erp/orders", ERP_ORDER, key="e-1")
     second = post(api, "/erp/orders", {**ERP_ORDER, "order": "SF-1002"}, key="e-2")
 
-    assert (first.status_code, first.json()) == (201, {"erp_reference": "ERP-10000001"})
-    assert (second.status_code, second.json()) == (201, {"erp_reference": "ERP-10000002"})
+    assert (first.status_code, first.json()["erp_reference"]) == (201, "ERP-10000001")
+    assert (second.status_code, second.json()["erp_reference"]) == (201, "ERP-10000002")
     effects = ledger(api, "erp")["effects"]
     assert [(e["kind"], e["order"]) for e in effects] == [
         ("order_sync", "SF-1001"),
         ("order_sync", "SF-1002"),
     ]
+
+
+def test_the_erp_stamps_orders_and_counts_with_its_own_clock(api: httpx.Client) -> None:
+    configure(api, erp_clock_offset_s=600)
+    ours = datetime.now(UTC)
+
+    taken = post(api, "/erp/orders", ERP_ORDER, key="e-1").json()
+    again = post(api, "/erp/orders", ERP_ORDER, key="e-1").json()
+    counted = api.get("/erp/stock").json()["as_of"]
+
+    acknowledged = datetime.fromisoformat(taken["acknowledged_at"])
+    assert timedelta(seconds=590) < acknowledged - ours < timedelta(seconds=660)
+    assert again == taken  # a retry gets the first answer, its time included
+    assert datetime.fromisoformat(counted) >= acknowledged
 
 
 def test_erp_cancel_cancels_a_synced_order_and_records_its_order(api: httpx.Client) -> None:
@@ -437,13 +451,20 @@ def test_control_reports_the_default_config(api: httpx.Client) -> None:
         "failure_rate": 0.0,
         "timeout_rate": 0.0,
         "timeout_s": 30.0,
+        "erp_clock_offset_s": 0.0,
     }
 
 
 def test_control_changes_only_the_given_settings(api: httpx.Client) -> None:
     response = api.post("/control", json={"latency_ms": [5, 10], "failure_rate": 0.25})
 
-    expected = {"latency_ms": [5, 10], "failure_rate": 0.25, "timeout_rate": 0.0, "timeout_s": 30.0}
+    expected = {
+        "latency_ms": [5, 10],
+        "failure_rate": 0.25,
+        "timeout_rate": 0.0,
+        "timeout_s": 30.0,
+        "erp_clock_offset_s": 0.0,
+    }
     assert (response.status_code, response.json()) == (200, expected)
     assert api.get("/control").json() == expected
 
@@ -460,6 +481,8 @@ def test_control_changes_only_the_given_settings(api: httpx.Client) -> None:
         {"timeout_rate": -0.1},
         {"timeout_s": -1},
         {"timeout_s": "slow"},
+        {"erp_clock_offset_s": 90000},
+        {"erp_clock_offset_s": "ahead"},
         {"speed": 11},
     ],
     ids=str,
@@ -495,7 +518,7 @@ def test_reset_clears_ledger_keys_and_config(api: httpx.Client) -> None:
     assert ledger(api, "payment") == {"calls": 0, "distinct_keys": 0, "effects": []}
     # The key is free again and ERP numbering starts over.
     assert post(api, "/payment/captures", {**CAPTURE, "amount_cents": 1}).status_code == 201
-    assert post(api, "/erp/orders", ERP_ORDER).json() == {"erp_reference": "ERP-10000001"}
+    assert post(api, "/erp/orders", ERP_ORDER).json()["erp_reference"] == "ERP-10000001"
 
 
 def test_env_variables_set_the_defaults_that_reset_restores(
@@ -505,6 +528,7 @@ def test_env_variables_set_the_defaults_that_reset_restores(
     monkeypatch.setenv("SANDBOX_FAILURE_RATE", "0.1")
     monkeypatch.setenv("SANDBOX_TIMEOUT_RATE", "0.05")
     monkeypatch.setenv("SANDBOX_TIMEOUT_S", "2.5")
+    monkeypatch.setenv("SANDBOX_ERP_CLOCK_OFFSET_S", "-30")
     server, url = serve_in_thread()
     try:
         with httpx.Client(base_url=url) as api:
@@ -520,6 +544,7 @@ def test_env_variables_set_the_defaults_that_reset_restores(
         "failure_rate": 0.1,
         "timeout_rate": 0.05,
         "timeout_s": 2.5,
+        "erp_clock_offset_s": -30.0,
     }
 
 

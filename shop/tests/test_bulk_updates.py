@@ -1,15 +1,18 @@
 """Bulk price updates and the warehouse stock sync, run as bulk catalog jobs."""
 
+import importlib
 import re
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from orders.models import Order, Step
+from orders.services.cleanup import records_cleanup
 from shop.imports import (
     CatalogJobInvalid,
     catalog_job_create,
@@ -18,6 +21,7 @@ from shop.imports import (
 )
 from shop.models import CatalogJob, Product
 from shop.prices import price_scaled
+from shop.stock import stock_feed_save, stock_pending_units
 from tests.factories import order_place, product_create, run_pipeline
 
 # A private file's random name (kit/files.py), never the uploader's or the job's id.
@@ -154,14 +158,10 @@ def test_stock_sync_keeps_back_units_of_orders_the_warehouse_had_not_been_told_o
     mug = product_create(sku="MUG", stock=50)
     tee = product_create(sku="TEE", stock=50)
     counted = timezone.now()
-    told = order_place((mug, 4)).order  # synced to the ERP before the count: already off the shelf
-    Step.objects.filter(order=told, name="erp_sync").update(
-        status="succeeded", finished_at=counted - timedelta(minutes=1)
-    )
-    late = order_place((mug, 3)).order  # synced after the count: still on the shelf, but sold
-    Step.objects.filter(order=late, name="erp_sync").update(
-        status="succeeded", finished_at=counted + timedelta(minutes=1)
-    )
+    told = order_place((mug, 4)).order  # the ERP took it before the count: off the shelf
+    Order.objects.filter(pk=told.pk).update(erp_acknowledged_at=counted - timedelta(minutes=1))
+    late = order_place((mug, 3)).order  # the ERP took it after the count: on the shelf, but sold
+    Order.objects.filter(pk=late.pk).update(erp_acknowledged_at=counted + timedelta(minutes=1))
     order_place((mug, 2), (tee, 1))  # not synced yet
     released = order_place((tee, 5)).order
     Order.objects.filter(pk=released.pk).update(stock_state="released")
@@ -174,6 +174,43 @@ def test_stock_sync_keeps_back_units_of_orders_the_warehouse_had_not_been_told_o
         ["3", "GONE", "unknown SKU"],
         ["4", "TEE", "on_hand must be a whole number from 0 to 2000000000, got 'x'"],
     ]
+
+
+def test_stock_sync_after_the_cleanup_does_not_take_completed_orders_off_again(sandbox):
+    """Issue 16, finding 1: the cleanup deleted the succeeded erp_sync steps of completed
+    orders, and the sync took an order with no such step for one the ERP had not been
+    told of, so every sync subtracted lifetime sales again."""
+    mug = product_create(sku="MUG", stock=100)
+    sandbox.post("/erp/stock", json={"levels": {"MUG": 30}}).raise_for_status()
+    order = order_place((mug, 7)).order
+    run_pipeline(order)  # the ERP takes 7 off its 30
+    catalog_job_run(job_id=CatalogJob.objects.create(kind="stock").pk)
+    before = Product.objects.get(sku="MUG").stock
+
+    records_cleanup(now=timezone.now() + timedelta(days=settings.STEP_RETENTION_DAYS + 1))
+    catalog_job_run(job_id=CatalogJob.objects.create(kind="stock").pk)
+
+    assert Order.objects.get(pk=order.pk).status == Order.Status.COMPLETED
+    assert not Step.objects.filter(order=order, name="erp_sync").exists()
+    assert (before, Product.objects.get(sku="MUG").stock) == (23, 23)
+
+
+def test_stock_sync_with_the_erp_clock_ahead_keeps_back_an_order_it_took_after_counting(sandbox):
+    """Issue 16, finding 1: the sync compared our clock (when our step finished) with the
+    ERP's (when it counted); with the ERP ten minutes ahead, an order it took just after
+    counting looked told before it, and its units were sold twice."""
+    sandbox.post("/control", json={"erp_clock_offset_s": 600}).raise_for_status()
+    mug = product_create(sku="MUG", stock=100)
+    sandbox.post("/erp/stock", json={"levels": {"MUG": 30}}).raise_for_status()
+    job = CatalogJob.objects.create(kind="stock")
+    stock_feed_save(job=job)  # the ERP counts 30, at its time
+    late = order_place((mug, 4)).order
+    run_pipeline(late)  # the ERP takes it after counting: its count still holds the 4
+
+    catalog_job_run(job_id=job.pk)
+
+    assert Order.objects.get(pk=late.pk).erp_acknowledged_at > job.as_of
+    assert Product.objects.get(sku="MUG").stock == 30 - 4
 
 
 def test_stock_sync_never_sets_a_negative_stock():
@@ -315,3 +352,28 @@ def test_a_job_with_options_its_kind_does_not_take_is_not_created():
         "percent": "Only a price update takes a percentage.",
     }
     assert CatalogJob.objects.count() == 0
+
+
+def test_orders_the_erp_took_before_the_acknowledgement_time_was_kept_get_one_in_the_past():
+    """The migration that adds erp_acknowledged_at: an order the ERP has, with or without
+    its sync step (the cleanup may have deleted it), counts as taken before any count to
+    come; one the ERP has not taken stays pending."""
+    from django.apps import apps
+
+    fill = importlib.import_module("orders.migrations.0013_erp_acknowledged_at")
+    mug = product_create(sku="MUG", stock=50)
+    stepped, cleaned, waiting = (order_place((mug, n)).order for n in (1, 2, 4))
+    finished = timezone.now() - timedelta(days=200)
+    Order.objects.filter(pk__in=[stepped.pk, cleaned.pk]).update(erp_reference="ERP-1")
+    Step.objects.filter(order=stepped, name="erp_sync").update(
+        status="succeeded", finished_at=finished
+    )
+    Step.objects.filter(order=cleaned).delete()
+
+    fill.acknowledged_at_fill(apps, None)
+
+    acknowledged = dict(Order.objects.values_list("pk", "erp_acknowledged_at"))
+    assert acknowledged[stepped.pk] == finished
+    assert acknowledged[cleaned.pk] == Order.objects.get(pk=cleaned.pk).updated_at
+    assert acknowledged[waiting.pk] is None
+    assert stock_pending_units(product_ids=[mug.pk], as_of=timezone.now()) == {mug.pk: 4}
