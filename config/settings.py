@@ -388,6 +388,10 @@ RECONCILE_BATCH = int(os.environ.get("RECONCILE_BATCH", "500"))
 BREAKER_FAILURE_THRESHOLD = int(os.environ.get("BREAKER_FAILURE_THRESHOLD", "5"))
 BREAKER_WINDOW_S = int(os.environ.get("BREAKER_WINDOW_S", "60"))
 BREAKER_COOLDOWN_S = float(os.environ.get("BREAKER_COOLDOWN_S", "30"))
+# After the cool-down one call probes the partner; the others wait this long at most
+# for its answer (past it a probe whose worker died is replaced): above every partner's
+# timeout.
+BREAKER_PROBE_S = float(os.environ.get("BREAKER_PROBE_S", "15"))
 
 # Ops alerts: who hears, and when.
 OPS_ALERT_EMAIL = os.environ.get("OPS_ALERT_EMAIL", "ops@shopflow.example")

@@ -26,9 +26,9 @@ def alerts_check() -> list[Condition]:
         Condition(
             Alert.Kind.BREAKER_OPEN,
             state.partner,
-            state.state == "open",
-            f"The circuit breaker for {state.partner} is open ({state.failures} recent failures); "
-            f"calls resume in {state.wait_s:g}s.",
+            state.tripped,
+            f"The circuit breaker for {state.partner} is {state.state}; "
+            f"{state.probes} probes sent since it opened; next probe within {state.wait_s:g}s.",
         )
         for state in breaker_states()
     ]

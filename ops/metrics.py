@@ -184,18 +184,27 @@ def _redis_metrics() -> Iterator[Metric]:
     yield retries
 
     is_open = GaugeMetricFamily(
-        "shopflow_breaker_open", "1 while a partner's circuit breaker is open.", labels=["partner"]
+        "shopflow_breaker_open",
+        "1 while a partner's circuit breaker is open or probing (calls held back).",
+        labels=["partner"],
     )
     failures = GaugeMetricFamily(
         "shopflow_breaker_recent_failures",
         "Failures a partner's breaker counts in its current window.",
         labels=["partner"],
     )
+    probes = CounterMetricFamily(
+        "shopflow_breaker_probes",
+        "Probes sent to a partner since its breaker opened (one per cool-down at most).",
+        labels=["partner"],
+    )
     for breaker in breaker_states():
-        is_open.add_metric([breaker.partner], int(breaker.state == "open"))
+        is_open.add_metric([breaker.partner], int(breaker.tripped))
         failures.add_metric([breaker.partner], breaker.failures)
+        probes.add_metric([breaker.partner], breaker.probes)
     yield is_open
     yield failures
+    yield probes
 
     last_success = GaugeMetricFamily(
         "shopflow_beat_job_last_success_timestamp_seconds",

@@ -83,8 +83,8 @@ def test_the_dashboard_shows_queues_steps_dead_letters_breakers_and_jobs_with_th
     assert section(html, "ops-dead-letters") == "Dead letters all dead letters 2 analytics_track 2"
     assert 'href="/admin/orders/deadletter/?name=analytics_track"' in html
     assert re.fullmatch(
-        r"Partner circuit breakers partner state recent failures calls resume in "
-        r"payment closed 0 – erp closed 0 – carrier open 0 \d+\.\ds analytics closed 0 –",
+        r"Partner circuit breakers partner state recent failures probes sent next probe within "
+        r"payment closed 0 0 – erp closed 0 0 – carrier open 0 0 \d+\.\ds analytics closed 0 0 –",
         section(html, "ops-breakers"),
     )
     [reconcile_run] = re.findall(
