@@ -2,12 +2,12 @@
 deferred step call at once, each spending an attempt before the breaker opened again.
 Now exactly one call, the probe, goes through; the rest stay deferred until it answers."""
 
-import threading
 import time
 
 import pytest
 
 from engine.breaker import breaker_record, breaker_states, breaker_wait
+from tests.threads import at_once
 
 # The breaker that opens alerts ops (an incident row): the database is there.
 pytestmark = [pytest.mark.usefixtures("shared_state_in_test_redis"), pytest.mark.django_db]
@@ -28,19 +28,7 @@ def cooldown_over(partner: str) -> None:
 
 def waits_of_many_callers(partner: str, callers: int = 24) -> list[float]:
     """breaker_wait from many threads at once, as many deferred steps waking together."""
-    start = threading.Barrier(callers)
-    waits: list[float] = []
-
-    def ask() -> None:
-        start.wait()
-        waits.append(breaker_wait(partner))
-
-    threads = [threading.Thread(target=ask) for _ in range(callers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return waits
+    return at_once(lambda: breaker_wait(partner), threads=callers)
 
 
 def test_after_the_cooldown_one_probe_goes_through_and_the_rest_stay_deferred(settings):
