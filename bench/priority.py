@@ -15,7 +15,7 @@ Pickup is the time from a payment step being queued (its `queued_at`, written wh
 the message has been published) to a worker starting it (`started_at`).
 
 The backlog is published in seconds: one real apply_async, then copies of exactly
-the message kombu wrote, a thousand to an LPUSH (harness/bulk.py says why).
+the message kombu wrote, a thousand to an LPUSH (harness/backlog.py says why).
 Prints the figures and writes bench/results/priority.json and priority_pickup.png.
 """
 
@@ -97,7 +97,7 @@ def phase_run(rig, broker, sku: str, *, phase: str, count: int) -> tuple[list[st
     """Place `count` orders with the bulk queue empty or holding the backlog; wait until
     they are done; return their numbers and what happened on the bulk queue meanwhile."""
     from config.queues import BULK
-    from harness.bulk import bulk_backlog_publish, bulk_runs_by_worker
+    from harness.backlog import bulk_backlog_publish, bulk_runs_by_worker
     from harness.orders import orders_wait_settled
     from orders.models import Order
 
@@ -189,7 +189,7 @@ def _measure(*, quick: bool) -> dict[str, Any]:
         rig = Rig(
             tmp_path=Path(tmp), database_url=DATABASE_URL, sandbox_url=sandbox_url, DJANGO_DEBUG="0"
         )
-        workers = procfile_workers(env=rig.env, log_dir=Path(tmp), include=("harness.bulk",))
+        workers = procfile_workers(env=rig.env, log_dir=Path(tmp), include=("harness.backlog",))
         try:
             rig.start(workers=0, reconcile=False)
             broker = redis.Redis.from_url(rig.broker_url)

@@ -1,13 +1,16 @@
-"""The four queues and the routing of every task to one of them, in one place.
+"""The queues and the routing of every task to one of them, in one place.
 
 Separate queues (each with its own workers in the Procfile) keep a bulk backlog
-from delaying a checkout's payment step.
+from delaying a checkout's payment step. The four pipeline queues carry the work;
+the control queue carries the housekeeping that recovery depends on (the
+reconciliation, the alert check), so no pipeline backlog is ever in front of it.
 """
 
 from kombu import Exchange, Queue
 
 HIGH, MEDIUM, LOW, BULK = "high", "medium", "low", "bulk"
-QUEUE_NAMES = (HIGH, MEDIUM, LOW, BULK)
+CONTROL = "control"
+QUEUE_NAMES = (HIGH, MEDIUM, LOW, BULK, CONTROL)
 
 _exchange = Exchange("shopflow", type="direct")
 
@@ -26,9 +29,11 @@ TASK_ROUTES: dict[str, str] = {
     "fulfillment.label_void": MEDIUM,
     "orders.cancellation_email_send": HIGH,
     "orders.payment_failed_email_send": HIGH,
-    # Housekeeping that recovery depends on: short, and must not wait behind a backlog.
-    "orders.reconcile_steps": HIGH,
-    "notifications.check_alerts": HIGH,
+    # Housekeeping that recovery depends on: short, and must never wait behind a backlog
+    # or a hung pool of the pipeline. On high, a backlog past the ticks' expires (50 s)
+    # dropped every tick, and a high pool whose threads all hung stopped them.
+    "orders.reconcile_steps": CONTROL,
+    "notifications.check_alerts": CONTROL,
     "shop.run_subscription_lifecycle": LOW,
     "shop.retry_image_downloads": BULK,
     "shop.run_catalog_job": BULK,

@@ -224,7 +224,7 @@ def queues_worker(
     pool: str = "prefork",
     include: tuple[str, ...] = (),
 ) -> Worker:
-    """A worker consuming the queues (all four unless told), not started."""
+    """A worker consuming the queues (all of them unless told), not started."""
     spec = WorkerSpec(queues=queues, concurrency=concurrency, pool=pool)
     return Worker(spec.argv(), env=env, log_path=log_path, include=include)
 

@@ -81,8 +81,9 @@ def payment_failed_email_send(self, order_id: int) -> None:
     )
 
 
-# Bounded by RECONCILE_BATCH per run; the next tick picks up the rest.
-@shared_task(name="orders.reconcile_steps", soft_time_limit=120, time_limit=180)
+# Bounded by RECONCILE_BATCH per run; the next tick picks up the rest. Killed within its
+# minute, so the control worker (Procfile) never has two of them in its two processes.
+@shared_task(name="orders.reconcile_steps", soft_time_limit=45, time_limit=55)
 @once_per_tick("reconcile_steps", lease_s=50)
 def reconcile_steps() -> int:
     """Idempotent: re-dispatching a step that was not lost is a no-op for the step."""

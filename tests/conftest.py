@@ -19,7 +19,7 @@ def worker_env(transactional_db, sandbox_url, sandbox, tmp_path):
 
 @pytest.fixture
 def worker(worker_env, tmp_path):
-    """One real worker process consuming all four queues."""
+    """One real worker process consuming every queue."""
     process = queues_worker(env=worker_env, log_path=tmp_path / "worker.log").start()
     yield process
     process.stop()

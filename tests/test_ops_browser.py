@@ -83,6 +83,7 @@ def test_an_operator_logs_in_and_reads_the_dashboard_and_an_orders_timeline(
         ["medium", "2", "0", "0"],
         ["low", "1", "0", "1"],
         ["bulk", "0", "0", "0"],
+        ["control", "0", "0", "0"],
     ]
     total = page.locator("#ops-dead-letters tr").first.locator("td")
     expect(total).to_have_text("1")

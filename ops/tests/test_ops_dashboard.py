@@ -78,7 +78,7 @@ def test_the_dashboard_shows_queues_steps_dead_letters_breakers_and_jobs_with_th
     html = response.content.decode()
     assert section(html, "ops-queues") == (
         "Queues queue depth oldest waiting done last hour failed last hour "
-        "high 0 90s 0 0 medium 0 0s 2 0 low 0 0s 0 2 bulk 0 0s 0 0"
+        "high 0 90s 0 0 medium 0 0s 2 0 low 0 0s 0 2 bulk 0 0s 0 0 control 0 0s 0 0"
     )
     assert section(html, "ops-dead-letters") == "Dead letters all dead letters 2 analytics_track 2"
     assert 'href="/admin/orders/deadletter/?name=analytics_track"' in html
