@@ -385,6 +385,11 @@ RECONCILE_QUEUED_AFTER_S = float(os.environ.get("RECONCILE_QUEUED_AFTER_S", "900
 RECONCILE_PENDING_AFTER_S = float(os.environ.get("RECONCILE_PENDING_AFTER_S", "60"))
 RECONCILE_RETRYING_GRACE_S = float(os.environ.get("RECONCILE_RETRYING_GRACE_S", "120"))
 RECONCILE_BATCH = int(os.environ.get("RECONCILE_BATCH", "500"))
+# A partner call from inside a database transaction holds its locks while it waits:
+# refused outside production (so the tests find any), logged with its stack in it.
+PARTNER_CALL_IN_TRANSACTION = os.environ.get(
+    "PARTNER_CALL_IN_TRANSACTION", "log" if ENVIRONMENT == "production" else "refuse"
+)
 BREAKER_FAILURE_THRESHOLD = int(os.environ.get("BREAKER_FAILURE_THRESHOLD", "5"))
 BREAKER_WINDOW_S = int(os.environ.get("BREAKER_WINDOW_S", "60"))
 BREAKER_COOLDOWN_S = float(os.environ.get("BREAKER_COOLDOWN_S", "30"))

@@ -16,6 +16,7 @@ from django.utils import timezone
 from engine.liveness import claimer_alive, this_process
 from kit.errors import TransientError
 from kit.limits import RateLimited, limit_hit
+from kit.transactions import in_transaction
 from notifications.models import OutboxEmail
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ def email_enqueue(*, key: str, template: str, to: str, context: dict[str, Any]) 
             **email_render(template=template, context=context)
         )
         email.refresh_from_db()
-    if _in_transaction():
+    if in_transaction():
         transaction.on_commit(partial(_deliver_or_log, email.pk))
     else:
         outbox_email_deliver(email=email)
@@ -94,13 +95,6 @@ def _create(**fields: str) -> OutboxEmail:
             return OutboxEmail.objects.create(**fields)
     except IntegrityError:  # a concurrent sender created it between our look and our insert
         return OutboxEmail.objects.get(key=fields["key"])
-
-
-def _in_transaction() -> bool:
-    # The transactions Django's TestCase wraps a test in never commit; like
-    # atomic(durable=True), do not count them, so a test delivers as production does.
-    connection = transaction.get_connection()
-    return any(not block._from_testcase for block in connection.atomic_blocks)
 
 
 def _deliver_or_log(email_id: int) -> None:

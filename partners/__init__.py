@@ -7,6 +7,7 @@ redelivered step never repeats the effect at the partner. Errors are sorted into
 transient (retry) and permanent (fail now).
 """
 
+import logging
 import os
 from typing import Any
 
@@ -15,6 +16,9 @@ from django.conf import settings
 
 from engine.breaker import breaker_record
 from kit.errors import PermanentError, TransientError
+from kit.transactions import in_transaction
+
+logger = logging.getLogger(__name__)
 
 
 class PartnerUnavailable(TransientError):
@@ -30,11 +34,28 @@ class PartnerRejected(PermanentError):
         )
 
 
+class PartnerCallInTransaction(RuntimeError):
+    """A partner call from inside a database transaction: it would hold the
+    transaction's locks (on SQLite, the one write lock) for as long as the partner takes."""
+
+
 _clients: dict[tuple[int, str], httpx.Client] = {}
 
 
+def _transaction_check(partner: str) -> None:
+    """Refuse (outside production: log there) a call made inside a transaction of ours."""
+    if not in_transaction():
+        return
+    message = f"a call to {partner} from inside a database transaction"
+    if settings.PARTNER_CALL_IN_TRANSACTION == "refuse":
+        raise PartnerCallInTransaction(message)
+    logger.error("%s: it holds the transaction's locks while it waits", message, stack_info=True)
+
+
 def _http(partner: str) -> httpx.Client:
-    """Return this process's pooled client for a partner (a fresh pool after fork)."""
+    """Return this process's pooled client for a partner (a fresh pool after fork), once
+    it is sure no transaction of ours is open."""
+    _transaction_check(partner)
     key = (os.getpid(), partner)
     if key not in _clients:
         config = settings.PARTNERS[partner]

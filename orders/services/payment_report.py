@@ -30,8 +30,8 @@ def _paid_unfulfilled(now: datetime) -> dict[tuple, str]:
     }
 
 
-def _charged_without_order() -> dict[tuple, str]:
-    captures = [c for c in payment_captures_list() if not c["refunded"]]
+def _charged_without_order(captures: list[dict]) -> dict[tuple, str]:
+    captures = [c for c in captures if not c["refunded"]]
     orders = {
         o.number: o
         for o in Order.objects.filter(number__in=[c["order"] for c in captures]).only(
@@ -53,11 +53,15 @@ def _charged_without_order() -> dict[tuple, str]:
     return found
 
 
-@transaction.atomic
 def payments_reconcile(*, now: datetime | None = None) -> list[Discrepancy]:
     """Record what disagrees now, resolve what no longer does; return the open ones."""
-    now = now or timezone.now()
-    found = {**_paid_unfulfilled(now), **_charged_without_order()}
+    captures = payment_captures_list()  # before the transaction: no lock held meanwhile
+    with transaction.atomic():
+        return _discrepancies_record(captures, now=now or timezone.now())
+
+
+def _discrepancies_record(captures: list[dict], *, now: datetime) -> list[Discrepancy]:
+    found = {**_paid_unfulfilled(now), **_charged_without_order(captures)}
     open_now = {
         (d.kind, d.order_number, d.capture_id): d
         for d in Discrepancy.objects.filter(resolved_at__isnull=True)
