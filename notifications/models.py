@@ -52,6 +52,9 @@ class OutboxEmail(models.Model):
         PENDING = "pending", "pending"
         SENDING = "sending", "sending"
         SENT = "sent", "sent"
+        # It went out and the server's answer never came: it may have been taken. Never
+        # sent again (a copy is worse than a loss); ops see it and decide.
+        SENT_UNCONFIRMED = "sent_unconfirmed", "sent, unconfirmed (no answer from the server)"
         # Past the per-recipient limit of its kind (settings.RATE_LIMITS "email:<kind>"):
         # recorded, never sent.
         SUPPRESSED = "suppressed", "suppressed (too many to this address)"
@@ -65,7 +68,7 @@ class OutboxEmail(models.Model):
     subject = models.CharField(max_length=200, blank=True)
     body = models.TextField(blank=True)
     html = models.TextField(blank=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     claimed_at = models.DateTimeField(null=True, blank=True)
     claimed_by = models.CharField(max_length=128, blank=True)  # "host:pid" of the sender
     sent_at = models.DateTimeField(null=True, blank=True)

@@ -1,10 +1,12 @@
 """The outbox: an email is owed once per key its sender gives, rendered from its
 template when it is owed, and delivered once the sender's transaction has committed."""
 
+import hashlib
 import logging
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -18,6 +20,7 @@ from kit.errors import TransientError
 from kit.limits import RateLimited, limit_hit
 from kit.transactions import in_transaction
 from notifications.models import OutboxEmail
+from notifications.smtp import EmailAcceptanceUnknown
 
 logger = logging.getLogger(__name__)
 
@@ -120,11 +123,20 @@ def outbox_email_claim(*, email: OutboxEmail) -> bool:
     )
 
 
+def email_message_id(email: OutboxEmail) -> str:
+    """The Message-ID of an outbox email: made from its row, the same on every attempt,
+    so a receiver that got a copy can tell it is one."""
+    digest = hashlib.blake2b(email.key.encode(), digest_size=8).hexdigest()
+    return f"<outbox.{email.pk}.{digest}@{settings.EMAIL_MESSAGE_ID_DOMAIN}>"
+
+
 def outbox_email_deliver(*, email: OutboxEmail) -> dict[str, Any]:
-    """Send an outbox email at most once at a time; a sent one is never sent again, a
-    suppressed one never."""
+    """Send an outbox email at most once at a time; a sent one is never sent again (nor
+    one that may have been: sent_unconfirmed), a suppressed one never."""
     if email.status == OutboxEmail.Status.SENT:
         return {"email": email.pk, "sent_at": email.sent_at.isoformat()}
+    if email.status == OutboxEmail.Status.SENT_UNCONFIRMED:
+        return {"email": email.pk, "unconfirmed": True}
     if email.status == OutboxEmail.Status.SUPPRESSED:
         return {"email": email.pk, "suppressed": True}
     if not outbox_email_claim(email=email):
@@ -132,12 +144,24 @@ def outbox_email_deliver(*, email: OutboxEmail) -> dict[str, Any]:
         if email.status == OutboxEmail.Status.SENT:
             return {"email": email.pk, "sent_at": email.sent_at.isoformat()}
         raise EmailInFlight(f"email {email.pk} is being sent by another run")
-    message = EmailMultiAlternatives(subject=email.subject, body=email.body, to=[email.to])
+    message = EmailMultiAlternatives(
+        subject=email.subject,
+        body=email.body,
+        to=[email.to],
+        headers={"Message-ID": email_message_id(email)},
+    )
     if email.html:
         message.attach_alternative(email.html, "text/html")
     try:
         message.send()
+    except EmailAcceptanceUnknown as exc:
+        # The server may have it: a second copy is worse than a lost one. Ops see it.
+        logger.warning("email sent, unconfirmed: %s", exc, extra={"email": email.pk})
+        email.status, email.sent_at = OutboxEmail.Status.SENT_UNCONFIRMED, timezone.now()
+        OutboxEmail.objects.filter(pk=email.pk).update(status=email.status, sent_at=email.sent_at)
+        return {"email": email.pk, "unconfirmed": True}
     except Exception:
+        # Refused or failed before the server took the message: it is owed still.
         OutboxEmail.objects.filter(pk=email.pk).update(status=OutboxEmail.Status.PENDING)
         raise
     email.status, email.sent_at = OutboxEmail.Status.SENT, timezone.now()
