@@ -84,6 +84,22 @@ def redis_password_check(app_configs=None, **kwargs) -> list[checks.CheckMessage
     ]
 
 
+@checks.register(checks.Tags.security)
+def safe_fetch_allowed_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """The safe fetcher's exceptions to "no internal address" are for the tests' own
+    image servers: in production they would let any user-given URL reach them."""
+    if not settings.PRODUCTION or not settings.SAFE_FETCH_ALLOWED:
+        return []
+    return [
+        checks.Error(
+            "SAFE_FETCH_ALLOWED opens internal addresses to URLs users give "
+            f"({', '.join(settings.SAFE_FETCH_ALLOWED)}).",
+            hint="Leave SAFE_FETCH_ALLOWED unset in production; it is for the tests.",
+            id="shopflow.E004",
+        )
+    ]
+
+
 def refuse_unsafe_start(process: str) -> None:
     """Exit with the errors when this process's settings fail the security checks."""
     errors = [

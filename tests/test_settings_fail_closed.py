@@ -128,6 +128,16 @@ def test_production_with_a_broker_without_password_refuses_to_start():
     assert "?: (shopflow.E003) SHOPFLOW_REDIS_URL has no password." in result.stderr
 
 
+def test_production_with_internal_addresses_open_to_the_safe_fetcher_refuses_to_start():
+    """SAFE_FETCH_ALLOWED lets user-given URLs reach internal host:port pairs, which only
+    the tests' own image servers need: set in production, it opens the internal network
+    to anyone who can submit an image URL."""
+    result = manage("check", **{**PRODUCTION_ENV, "SAFE_FETCH_ALLOWED": "10.0.0.5:80"})
+
+    assert result.returncode == 1
+    assert "?: (shopflow.E004) SAFE_FETCH_ALLOWED opens internal addresses" in result.stderr
+
+
 def test_an_unauthenticated_broker_starts_when_explicitly_allowed():
     result = manage(
         "check",
