@@ -19,6 +19,7 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.deconstruct import deconstructible
 from django.utils.functional import LazyObject, empty
+from django.utils.html import format_html
 
 
 class PrivateStorage(LazyObject):
@@ -105,3 +106,9 @@ def staff_only(permission: str) -> Callable:
         return checked
 
     return decorate
+
+
+def private_file_link(view: str, pk: int, text: str) -> str:
+    """A link for the admin to a private file's own view (which checks access), never to
+    its storage's URL: that would name the file and lead nowhere."""
+    return format_html('<a href="{}">{}</a>', reverse(view, args=[pk]), text)

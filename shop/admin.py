@@ -9,6 +9,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from bulkjobs.admin import BulkJobAdminMixin
+from kit.files import private_file_link
 from shop.imports import catalog_job_create, catalog_job_error_report, catalog_job_options_check
 from shop.models import CatalogJob, LifecycleStep, Product, RowRejection, Subscription
 from shop.subscriptions import subscription_cancel, subscription_reactivate
@@ -71,7 +72,10 @@ class RejectionInline(admin.TabularInline):
     max_num = 0  # no adding; the full list is in the error report
 
     def get_queryset(self, request):
-        return super().get_queryset(request)[:200]
+        # The first 200 by row, as a filter: the inline's formset filters the queryset
+        # again, which a slice refuses (the change page answered 500).
+        rows = super().get_queryset(request).order_by("row")
+        return rows.filter(pk__in=rows.values("pk")[:200])
 
 
 class CatalogJobForm(forms.ModelForm):
@@ -107,7 +111,7 @@ class CatalogJobAdmin(BulkJobAdminMixin, admin.ModelAdmin):
     list_display = (
         "pk",
         "kind",
-        "file",
+        "file_link",
         "status",
         "progress",
         "rows_applied",
@@ -131,10 +135,21 @@ class CatalogJobAdmin(BulkJobAdminMixin, admin.ModelAdmin):
     options = ("kind", "file", "percent", "sku_prefix", "as_of", "requested_by")
 
     def get_fields(self, request, obj=None):
-        return self.options if obj is None else (*self.options, *self.readonly_fields)
+        return self.options if obj is None else self._shown
 
     def get_readonly_fields(self, request, obj=None):
-        return () if obj is None else (*self.options, *self.readonly_fields)
+        return () if obj is None else self._shown
+
+    @property
+    def _shown(self) -> tuple[str, ...]:
+        """A started job's options and progress, its file through the view that checks
+        access (never the private storage's URL)."""
+        options = tuple("file_link" if name == "file" else name for name in self.options)
+        return (*options, *self.readonly_fields)
+
+    @admin.display(description="file")
+    def file_link(self, job: CatalogJob) -> str:
+        return private_file_link("catalog-job-file", job.pk, "CSV") if job.file else "–"
 
     def get_inlines(self, request, obj):
         return self.inlines if obj else ()

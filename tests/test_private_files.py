@@ -162,3 +162,37 @@ def test_files_stored_before_the_private_storage_are_moved_there_under_random_na
     assert invoice.file.read() == b"%PDF-old"
     assert not public.exists(old)
     assert not (Path(settings.MEDIA_ROOT) / old).exists()
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "/admin/fulfillment/invoice/",
+        "/admin/fulfillment/invoice/{invoice}/change/",
+        "/admin/fulfillment/shipment/",
+        "/admin/fulfillment/shipment/{shipment}/change/",
+        "/admin/shop/catalogjob/",
+        "/admin/shop/catalogjob/{job}/change/",
+    ],
+)
+def test_the_admin_links_private_files_to_the_views_that_check_access(
+    page, shipped, catalog_job, admin_client
+):
+    """The admin showed a private file as Django does any file, a link to its storage's
+    URL, which names the file and leads nowhere (the private storage has no public URL)."""
+    ids = {
+        "invoice": shipped.invoice.pk,
+        "shipment": shipped.shipment.pk,
+        "job": catalog_job.pk,
+    }
+    html = admin_client.get(page.format(**ids)).content.decode()
+
+    assert settings.STORAGES["private"]["OPTIONS"]["base_url"] not in html
+    for name in (shipped.invoice.file.name, shipped.shipment.label.name, catalog_job.file.name):
+        assert name not in html
+    views = {
+        "invoice": f'href="/files/invoices/{ids["invoice"]}"',
+        "shipment": f'href="/files/labels/{ids["shipment"]}"',
+        "catalogjob": f'href="/files/imports/{ids["job"]}"',
+    }
+    assert views[page.split("/")[3]] in html
