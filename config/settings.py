@@ -13,7 +13,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.queues import TASK_QUEUES, celery_routes
+from config.queues import BULK, HIGH, LOW, MEDIUM, TASK_QUEUES, celery_routes
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SHOPFLOW_VAR_DIR", BASE_DIR / "var"))
@@ -407,7 +407,14 @@ BREAKER_PROBE_S = float(os.environ.get("BREAKER_PROBE_S", "15"))
 OPS_ALERT_EMAIL = os.environ.get("OPS_ALERT_EMAIL", "ops@shopflow.example")
 ALERT_DEAD_LETTERS = int(os.environ.get("ALERT_DEAD_LETTERS", "10"))
 ALERT_QUEUE_DEPTH = int(os.environ.get("ALERT_QUEUE_DEPTH", "1000"))
-ALERT_QUEUE_AGE_S = float(os.environ.get("ALERT_QUEUE_AGE_S", "300"))
+# Each queue's promise (DESIGN.md): the longest a step may wait on it before it starts,
+# from the step's first queued_at. The oldest waiting step of a queue past its promise
+# raises an alert for that queue and is red on the dashboard. The control queue carries
+# no steps, so it has none.
+QUEUE_MAX_WAIT_S = {
+    queue: float(os.environ.get(f"QUEUE_MAX_WAIT_{queue.upper()}_S", default))
+    for queue, default in ((HIGH, "30"), (MEDIUM, "300"), (LOW, "1800"), (BULK, "3600"))
+}
 
 # Retention of the daily cleanup (orders/services/cleanup.py). Dead letters are kept.
 STEP_RETENTION_DAYS = int(os.environ.get("STEP_RETENTION_DAYS", "90"))

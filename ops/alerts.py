@@ -33,20 +33,24 @@ def alerts_check() -> list[Condition]:
         for state in breaker_states()
     ]
     for queue in queue_stats():
-        conditions += [
+        conditions.append(
             Condition(
                 Alert.Kind.QUEUE_DEPTH,
                 queue.name,
                 queue.depth > settings.ALERT_QUEUE_DEPTH,
                 f"{queue.depth} messages wait on queue {queue.name} "
                 f"(threshold {settings.ALERT_QUEUE_DEPTH}).",
-            ),
-            Condition(
-                Alert.Kind.QUEUE_AGE,
-                queue.name,
-                queue.oldest_wait_s > settings.ALERT_QUEUE_AGE_S,
-                f"The oldest step queued on {queue.name} has waited {queue.oldest_wait_s:.0f}s "
-                f"(threshold {settings.ALERT_QUEUE_AGE_S:g}s).",
-            ),
-        ]
+            )
+        )
+        if queue.max_wait_s is not None:
+            conditions.append(
+                Condition(
+                    Alert.Kind.QUEUE_AGE,
+                    queue.name,
+                    queue.late,
+                    f"The oldest step queued on {queue.name} has waited "
+                    f"{queue.oldest_wait_s:.0f}s, past the queue's promise of "
+                    f"{queue.max_wait_s:g}s (QUEUE_MAX_WAIT_{queue.name.upper()}_S).",
+                )
+            )
     return alerts_apply(conditions)

@@ -27,7 +27,7 @@ from orders.pipeline import ALL_STEPS
 from orders.selectors import queue_stats
 
 STATUSES = tuple(Step.Status.values)
-THRESHOLDS = ("ALERT_DEAD_LETTERS", "ALERT_QUEUE_DEPTH", "ALERT_QUEUE_AGE_S", "ALERT_JOB_LATE_S")
+THRESHOLDS = ("ALERT_DEAD_LETTERS", "ALERT_QUEUE_DEPTH", "ALERT_JOB_LATE_S")
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class QueueRow:
     name: str
     depth: int
     oldest_wait_s: float
+    max_wait_s: float | None  # the queue's promise
     succeeded_last_hour: int
     failed_last_hour: int
     depth_alert: bool
@@ -61,10 +62,11 @@ def queue_rows(*, now: datetime) -> list[QueueRow]:
             name=queue.name,
             depth=queue.depth,
             oldest_wait_s=queue.oldest_wait_s,
+            max_wait_s=queue.max_wait_s,
             succeeded_last_hour=finished.get((queue.name, Step.Status.SUCCEEDED), 0),
             failed_last_hour=finished.get((queue.name, Step.Status.FAILED), 0),
             depth_alert=queue.depth > settings.ALERT_QUEUE_DEPTH,
-            age_alert=queue.oldest_wait_s > settings.ALERT_QUEUE_AGE_S,
+            age_alert=queue.late,
         )
         for queue in queue_stats()
     ]

@@ -165,11 +165,19 @@ def _broker_metrics() -> Iterator[Metric]:
         "How long the oldest step queued on each queue has waited.",
         labels=["queue"],
     )
+    promise = GaugeMetricFamily(
+        "shopflow_queue_max_wait_seconds",
+        "Each queue's promise: the longest a step may wait on it (QUEUE_MAX_WAIT_S).",
+        labels=["queue"],
+    )
     for queue in queue_stats():
         depth.add_metric([queue.name], queue.depth)
         oldest.add_metric([queue.name], queue.oldest_wait_s)
+        if queue.max_wait_s is not None:
+            promise.add_metric([queue.name], queue.max_wait_s)
     yield depth
     yield oldest
+    yield promise
 
 
 def _redis_metrics() -> Iterator[Metric]:

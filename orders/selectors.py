@@ -6,11 +6,11 @@ from amqp.exceptions import ChannelError
 from celery import current_app as celery_app
 from django.conf import settings
 from django.db.models import Exists, Min, OuterRef, Prefetch, Q, QuerySet
-from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.text import smart_split, unescape_string_literal
 
 from config.queues import QUEUE_NAMES
+from engine.liveness import database_now
 from orders.models import Order, OrderLine, Step
 
 # What the admin's order search box looks in; an export of a search does the same.
@@ -112,11 +112,18 @@ class QueueStats:
     name: str
     depth: int  # messages waiting in the broker
     oldest_wait_s: float  # age of the oldest step queued on it, from the step records
+    max_wait_s: float | None  # the queue's promise (QUEUE_MAX_WAIT_S); None: it has none
+
+    @property
+    def late(self) -> bool:
+        """Its oldest waiting step has waited past the queue's promise."""
+        return self.max_wait_s is not None and self.oldest_wait_s > self.max_wait_s
 
 
 def queue_stats() -> list[QueueStats]:
-    """Depth of each queue (from the broker) and its oldest waiting step (from the database)."""
-    now = timezone.now()
+    """Depth of each queue (from the broker) and its oldest waiting step (from the database),
+    its age from the step's first queued_at on the database's clock."""
+    now = database_now()
     oldest = dict(
         Step.objects.filter(status=Step.Status.QUEUED)
         .values("queue")
@@ -130,6 +137,7 @@ def queue_stats() -> list[QueueStats]:
             name=name,
             depth=depths[name],
             oldest_wait_s=(now - oldest[name]).total_seconds() if oldest.get(name) else 0.0,
+            max_wait_s=settings.QUEUE_MAX_WAIT_S.get(name),
         )
         for name in QUEUE_NAMES
     ]

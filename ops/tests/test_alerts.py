@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 
 import pytest
@@ -5,6 +6,7 @@ from django.core import mail
 from django.utils import timezone
 
 from config.celery import app
+from engine.reconcile import steps_reconcile
 from notifications.models import Alert
 from ops.alerts import alerts_check
 from orders.models import Step
@@ -62,7 +64,6 @@ def test_a_queue_backlog_and_an_old_waiting_step_raise_alerts_for_that_queue(
     settings, empty_queues
 ):
     settings.ALERT_QUEUE_DEPTH = 2
-    settings.ALERT_QUEUE_AGE_S = 60
     for _ in range(3):
         app.send_task("shopflow.nothing", queue="bulk")
     order = order_place((product_create(), 1)).order
@@ -80,3 +81,54 @@ def test_a_queue_backlog_and_an_old_waiting_step_raise_alerts_for_that_queue(
         "[shopflow alert] oldest waiting job above threshold: high",
         "[shopflow alert] queue backlog above threshold: bulk",
     ]
+
+
+def queued(order, name: str, *, seconds_ago: float) -> None:
+    """The order's step waiting on its queue since then, its message published then."""
+    at = timezone.now() - timedelta(seconds=seconds_ago)
+    Step.objects.filter(order=order, name=name).update(
+        status=Step.Status.QUEUED, queued_at=at, published_at=at
+    )
+
+
+def test_each_queue_alerts_when_its_oldest_step_waits_past_its_own_promise(settings, empty_queues):
+    order = order_place((product_create(), 1)).order
+    queued(order, "payment_capture", seconds_ago=45)  # high promises 30 s
+    queued(order, "erp_sync", seconds_ago=240)  # medium promises 5 min
+    queued(order, "analytics_track", seconds_ago=31 * 60)  # low promises 30 min
+
+    firing = alerts_check()
+
+    assert sorted((c.kind, c.subject) for c in firing) == [
+        ("queue_age", "high"),
+        ("queue_age", "low"),
+    ]
+    high = Alert.objects.get(kind="queue_age", subject="high")
+    assert re.fullmatch(
+        r"The oldest step queued on high has waited 4[56]s, past the queue's promise of 30s "
+        r"\(QUEUE_MAX_WAIT_HIGH_S\)\.",
+        high.message,
+    )
+
+
+def test_a_queues_promise_is_a_setting(settings, empty_queues):
+    settings.QUEUE_MAX_WAIT_S = {**settings.QUEUE_MAX_WAIT_S, "high": 60}
+    order = order_place((product_create(), 1)).order
+    queued(order, "payment_capture", seconds_ago=45)
+
+    assert alerts_check() == []
+
+
+def test_a_step_published_again_keeps_its_queue_age_from_its_first_queued_at(
+    settings, empty_queues
+):
+    settings.RECONCILE_QUEUED_AFTER_S = 60
+    order = order_place((product_create(), 1)).order
+    queued(order, "payment_capture", seconds_ago=120)  # its message lost
+
+    report = steps_reconcile()
+    firing = alerts_check()
+
+    assert report.redispatched == [(order.number, "payment_capture", "queued")]
+    assert [(c.kind, c.subject) for c in firing] == [("queue_age", "high")]
+    assert re.match(r"The oldest step queued on high has waited 12[01]s", firing[0].message)
