@@ -1,6 +1,7 @@
 """Every worker process's heartbeat: a daemon thread that, every STEP_HEARTBEAT_S,
-renews the leases the process holds (one UPDATE for all of them) and sweeps for running
-steps whose lease is dead, anywhere (engine/reconcile.py: steps_sweep).
+renews the leases the process holds (engine/leases.py: one UPDATE per table of them)
+and sweeps for running steps whose lease is dead, anywhere (engine/reconcile.py:
+steps_sweep).
 
 Why a sweep in every worker rather than only a job on a queue: a thread of its own is
 not behind any backlog and needs no pool slot, so a full or hung high queue cannot
@@ -18,14 +19,12 @@ import logging
 import os
 import threading
 import time
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models.functions import Now
 
-from engine.liveness import lease_drop, lease_holder, leases_held
-from engine.models import StepRecord
+from engine.leases import leases_extend
+from engine.liveness import lease_drop, leases_held, tables_held
 from engine.pipeline import pipeline
 from engine.reconcile import steps_sweep
 
@@ -55,23 +54,15 @@ def _beat() -> None:
 
 
 def leases_renew() -> int:
-    """Extend every lease this process holds by STEP_LEASE_S on the database's clock, in
-    one statement; return how many. A run past the hard time limit is abandoned: a pool
-    of threads cannot stop it, so its lease is left to lapse and the step runs again
-    elsewhere, its late outcome fenced off."""
-    held = leases_held()
+    """Extend every lease this process holds by STEP_LEASE_S on the database's clock, one
+    statement per table of held leases (steps, outbox emails, exports, bulk jobs, due
+    rows, periodic jobs); return how many. A step run past the hard time limit is
+    abandoned: a pool of threads cannot stop it, so its lease is left to lapse and the
+    step runs again elsewhere, its late outcome fenced off."""
+    steps = pipeline().model
     oldest = time.monotonic() - settings.CELERY_TASK_TIME_LIMIT
-    for pk, (_, claimed_at) in held.items():
+    for pk, (_, claimed_at) in leases_held(steps).items():
         if claimed_at < oldest:
-            lease_drop(pk)
+            lease_drop(steps, pk)
             logger.error("step run abandoned past its time limit", extra={"step_pk": pk})
-    live = [pk for pk, (_, claimed_at) in held.items() if claimed_at >= oldest]
-    if not live:
-        return 0
-    return (
-        pipeline()
-        .model.objects.filter(
-            pk__in=live, lease_holder=lease_holder(), status=StepRecord.Status.RUNNING
-        )
-        .update(lease_expires_at=Now() + timedelta(seconds=settings.STEP_LEASE_S))
-    )
+    return sum(leases_extend(table) for table in tables_held())

@@ -21,9 +21,11 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Model
 
 
 def this_process() -> str:
@@ -74,8 +76,8 @@ class _Process:
     def __init__(self) -> None:
         self.holder = f"{_place()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
         self.lock = threading.Lock()
-        # step pk -> (lease token, time.monotonic() of the claim)
-        self.held: dict[int, tuple[int, float]] = {}
+        # table (a model) -> {row pk: (lease token, time.monotonic() of the claim)}
+        self.held: dict[type[Model], dict[Any, tuple[int, float]]] = {}
 
 
 def _place() -> str:
@@ -109,42 +111,56 @@ def lease_holder() -> str:
     return _process.holder
 
 
-def lease_hold(pk: int, token: int) -> None:
-    """Count the lease on step pk (with its token) among those this process renews."""
+def lease_hold(table: type[Model], pk: Any, token: int) -> None:
+    """Count the lease on row pk of table (with its token) among those this process
+    renews."""
     with _process.lock:
-        _process.held[pk] = (token, time.monotonic())
+        _process.held.setdefault(table, {})[pk] = (token, time.monotonic())
 
 
-def lease_drop(pk: int) -> None:
-    """Stop renewing the lease on step pk: its run is over, or gave up."""
+def lease_drop(table: type[Model], pk: Any) -> None:
+    """Stop renewing the lease on row pk of table: its run is over, or gave up."""
     with _process.lock:
-        _process.held.pop(pk, None)
+        _process.held.get(table, {}).pop(pk, None)
 
 
-def leases_held() -> dict[int, tuple[int, float]]:
-    """{step pk: (token, claimed at, monotonic)} of the leases this process renews."""
+def leases_held(table: type[Model]) -> dict[Any, tuple[int, float]]:
+    """{pk: (token, monotonic time of the claim)} of the leases this process renews in
+    table."""
     with _process.lock:
-        return dict(_process.held)
+        return dict(_process.held.get(table, {}))
+
+
+def tables_held() -> list[type[Model]]:
+    """The tables in which this process holds leases."""
+    with _process.lock:
+        return [table for table, held in _process.held.items() if held]
 
 
 def lease_alive(
-    *, pk: int, holder: str, token: int, expires_at: datetime | None, now: datetime
+    table: type[Model],
+    *,
+    pk: Any,
+    holder: str,
+    token: int,
+    expires_at: datetime | None,
+    now: datetime,
 ) -> bool:
-    """Whether the lease on step pk still holds; `now` is the database's clock."""
+    """Whether the lease on row pk of table still holds; `now` is the database's clock."""
     if expires_at is None or expires_at <= now:
         return False
-    return not holder_gone(pk=pk, holder=holder, token=token)
+    return not holder_gone(table, pk=pk, holder=holder, token=token)
 
 
-def holder_gone(*, pk: int, holder: str, token: int) -> bool:
-    """The faster path: the holder is a process this one can see, and it no longer runs
-    the step (this process dropped the lease, or the pid is gone)."""
+def holder_gone(table: type[Model], *, pk: Any, holder: str, token: int) -> bool:
+    """The faster path: the holder is a process this one can see, and it no longer holds
+    the lease (this process dropped it, or the pid is gone)."""
     place, _, rest = holder.partition("/")
     pid, _, incarnation = rest.partition("/")
     if place != _place_of_this_process() or not pid.isdigit():
         return False  # another machine, container or namespace: only the lease tells
     if holder == _process.holder:
-        held = leases_held().get(pk)
+        held = leases_held(table).get(pk)
         return held is None or held[0] != token
     if int(pid) == os.getpid():
         return True  # an earlier incarnation with this pid: that process is gone

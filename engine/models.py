@@ -1,8 +1,10 @@
 from django.db import models
 from django.utils import timezone
 
+from engine.leases import Leased
 
-class StepRecord(models.Model):
+
+class StepRecord(Leased):
     """One step of one subject's pipeline: the source of truth for its progress.
 
     Abstract: the domain's concrete model adds the foreign key to its subject (named
@@ -35,12 +37,9 @@ class StepRecord(models.Model):
     task_id = models.CharField(max_length=64, blank=True)
     # "host:pid/thread" of the run holding it, for people reading it.
     claimed_by = models.CharField(max_length=128, blank=True)
-    # The run's lease (engine/liveness.py): its holding process, a fencing token that
-    # grows with every claim (each outcome write carries it), and an expiry set with the
-    # database's clock and renewed by the holder's heartbeat.
-    lease_holder = models.CharField(max_length=64, blank=True)
-    lease_token = models.PositiveBigIntegerField(default=0)
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # The run's lease (engine/leases.py: Leased): its holding process, a fencing token
+    # that grows with every claim (each outcome write carries it), and an expiry set with
+    # the database's clock and renewed by the holder's heartbeat.
     created_at = models.DateTimeField(default=timezone.now)
     queued_at = models.DateTimeField(null=True, blank=True)  # the first time: the queue's age
     published_at = models.DateTimeField(null=True, blank=True)  # its latest message

@@ -94,7 +94,12 @@ def dead_leases(*, now: datetime) -> list[tuple[int, tuple]]:
         for row in rows[: settings.RECONCILE_BATCH]
         if row[-1] is None
         or row[-1] < now
-        or holder_gone(pk=row[0], holder=row[-2], token=row[SNAPSHOT.index("lease_token")])
+        or holder_gone(
+            pipeline().model,
+            pk=row[0],
+            holder=row[-2],
+            token=row[SNAPSHOT.index("lease_token")],
+        )
     ]
 
 

@@ -7,15 +7,15 @@ each outcome through its pipeline's hooks.
 
 import enum
 import logging
-import time
 import traceback
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import F, Model, QuerySet
+from django.db import transaction
+from django.db.models import F, Model
 from django.db.models.functions import Coalesce, Now
 
+from engine.leases import Lease, lease_write
 from engine.liveness import (
     claimer_alive,
     lease_alive,
@@ -38,11 +38,6 @@ class Claim(enum.Enum):
     DONE = "done"  # already succeeded: nothing to do, let the steps after it go on
     STOP = "stop"  # must not run now (finished badly, cancelled, or running elsewhere)
     POISON = "poison"  # workers keep dying on it: dead-letter it instead of running it again
-
-
-# Pauses between tries of an outcome write that lost its connection (a failover takes a
-# few seconds); then the run gives up and its lease lapses.
-OUTCOME_WRITE_DELAYS_S = (0.5, 1, 2, 4)
 
 
 def _log_extra(step: Model, **fields) -> dict:
@@ -84,7 +79,7 @@ def step_claim(*, subject_id: int, name: str, task_id: str) -> tuple[Claim, Mode
         return _step_claim(subject_id=subject_id, name=name, task_id=task_id, claimed=claimed)
     except BaseException:
         for pk in claimed:  # the claim did not commit: there is no lease to renew
-            lease_drop(pk)
+            lease_drop(pipeline().model, pk)
         raise
 
 
@@ -145,7 +140,7 @@ def _step_claim(
     # Held before the commit: a thread of this process that reads the row next must
     # find the lease alive.
     claimed.append(step.pk)
-    lease_hold(step.pk, step.lease_token)
+    lease_hold(p.model, step.pk, step.lease_token)
     return Claim.RUN, step
 
 
@@ -155,6 +150,7 @@ def step_lease_alive(step: Model, *, now) -> bool:
         # Claimed before steps had leases: judged as it was then.
         return claimer_alive(step.claimed_by, claimed_at=step.started_at, now=now)
     return lease_alive(
+        pipeline().model,
         pk=step.pk,
         holder=step.lease_holder,
         token=step.lease_token,
@@ -168,11 +164,6 @@ class PoisonPill(Exception):
 
     def __init__(self, step: Model) -> None:
         super().__init__(f"the worker died {step.crashes} times running this step")
-
-
-class OutcomeNotWritten(Exception):
-    """The database kept refusing a step's outcome: the run gives up and its lease lapses,
-    so the step runs again (idempotently) elsewhere."""
 
 
 def step_mark_succeeded(*, step: Model, result: dict) -> bool:
@@ -230,48 +221,15 @@ def step_mark_failed(*, step: Model, error: BaseException) -> bool:
 
 def _outcome_write(step: Model, outcome: str, **fields) -> bool:
     """Write an outcome fenced by the run's token: only while the step is running under
-    the lease this run took. Retried when the connection fails (the write is idempotent);
-    the lease is dropped either way, so the heartbeat no longer renews it."""
-    rows = pipeline().model.objects.filter(
-        pk=step.pk, status=Status.RUNNING, lease_token=step.lease_token
+    the lease this run took (engine/leases.py: retried on a lost connection, the lease
+    ended either way)."""
+    lease = Lease(pipeline().model, step.pk, step.lease_token)
+    return lease_write(
+        lease,
+        f"step {step.name} outcome {outcome}",
+        rows=lease.table.objects.filter(status=Status.RUNNING),
+        **fields,
     )
-    try:
-        for delay in (*OUTCOME_WRITE_DELAYS_S, None):
-            try:
-                written = bool(_outcome_update(rows, fields))
-                break
-            except (OperationalError, InterfaceError) as exc:
-                if delay is None:
-                    logger.error(
-                        "step outcome %s not written, giving the step up to its lease: %s",
-                        outcome,
-                        exc,
-                        extra=_log_extra(step, lease_token=step.lease_token),
-                    )
-                    raise OutcomeNotWritten(f"{outcome} not written: {exc}") from exc
-                logger.warning(
-                    "step outcome %s not written, again in %.1fs: %s",
-                    outcome,
-                    delay,
-                    exc,
-                    extra=_log_extra(step, lease_token=step.lease_token),
-                )
-                if not connection.in_atomic_block:
-                    connection.close()  # the next query opens a new connection
-                time.sleep(delay)
-    finally:
-        lease_drop(step.pk)
-    if not written:
-        logger.warning(
-            "stale run: step outcome %s not written, a newer claim holds the step",
-            outcome,
-            extra=_log_extra(step, lease_token=step.lease_token),
-        )
-    return written
-
-
-def _outcome_update(rows: QuerySet, fields: dict) -> int:
-    return rows.update(**fields)
 
 
 class WaitingForStep(TransientError):

@@ -15,7 +15,9 @@ class OutboxEmailAdmin(admin.ModelAdmin):
         "to",
         "subject",
         "status",
-        "claimed_at",
+        "lease_holder",
+        "lease_token",
+        "lease_expires_at",
         "sent_at",
         "created_at",
     )

@@ -1,6 +1,8 @@
 from django.db import models
 from django.db.models import Q
 
+from engine.leases import Leased
+
 
 class Alert(models.Model):
     """An incident ops must hear about: open until its condition clears, one email each."""
@@ -31,7 +33,7 @@ class Alert(models.Model):
         return f"{self.kind} {self.subject}"
 
 
-class OutboxEmail(models.Model):
+class OutboxEmail(Leased):
     """An email owed to someone, once per key its sender gives ("order:SF-1:order_confirmation",
     "alert:7"), rendered from its template when it is owed: none is sent twice."""
 
@@ -69,8 +71,7 @@ class OutboxEmail(models.Model):
     body = models.TextField(blank=True)
     html = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    claimed_by = models.CharField(max_length=128, blank=True)  # "host:pid" of the sender
+    # Its sender holds a lease while sending (engine/leases.py: Leased).
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

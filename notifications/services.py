@@ -10,12 +10,11 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.db.models.functions import Now
 from django.template import Context, TemplateDoesNotExist
 from django.template.loader import get_template
 from django.utils import timezone
 
-from engine.liveness import claimer_alive, this_process
+from engine.leases import Lease, lease_end, lease_take, lease_write
 from kit.errors import TransientError
 from kit.limits import RateLimited, limit_hit
 from kit.transactions import in_transaction
@@ -108,18 +107,16 @@ def _deliver_or_log(email_id: int) -> None:
         logger.exception("email not sent; it stays pending", extra={"email": email_id})
 
 
-def outbox_email_claim(*, email: OutboxEmail) -> bool:
-    """Take the right to send this email; only one live sender holds it at a time."""
-    claimable = Q(status=OutboxEmail.Status.PENDING)
-    if email.status == OutboxEmail.Status.SENDING and not claimer_alive(
-        email.claimed_by, claimed_at=email.claimed_at
-    ):
-        # The sender died after claiming; it may or may not have sent (at-least-once).
-        claimable |= Q(status=OutboxEmail.Status.SENDING, claimed_by=email.claimed_by)
-    return bool(
-        OutboxEmail.objects.filter(claimable, pk=email.pk).update(
-            status=OutboxEmail.Status.SENDING, claimed_at=Now(), claimed_by=this_process()
-        )
+def outbox_email_claim(*, email: OutboxEmail) -> Lease | None:
+    """Take the right to send this email: a lease (engine/leases.py), so only one live
+    sender holds it at a time, and one that died or gave up holds it no longer."""
+    # A sending row whose lease is over: its sender died, or could not record what it did;
+    # it may or may not have sent (at-least-once).
+    return lease_take(
+        OutboxEmail,
+        pk=email.pk,
+        claimable=Q(status__in=(OutboxEmail.Status.PENDING, OutboxEmail.Status.SENDING)),
+        status=OutboxEmail.Status.SENDING,
     )
 
 
@@ -139,10 +136,13 @@ def outbox_email_deliver(*, email: OutboxEmail) -> dict[str, Any]:
         return {"email": email.pk, "unconfirmed": True}
     if email.status == OutboxEmail.Status.SUPPRESSED:
         return {"email": email.pk, "suppressed": True}
-    if not outbox_email_claim(email=email):
+    lease = outbox_email_claim(email=email)
+    if lease is None:
         email.refresh_from_db()
         if email.status == OutboxEmail.Status.SENT:
             return {"email": email.pk, "sent_at": email.sent_at.isoformat()}
+        if email.status == OutboxEmail.Status.SENT_UNCONFIRMED:
+            return {"email": email.pk, "unconfirmed": True}
         raise EmailInFlight(f"email {email.pk} is being sent by another run")
     message = EmailMultiAlternatives(
         subject=email.subject,
@@ -158,12 +158,15 @@ def outbox_email_deliver(*, email: OutboxEmail) -> dict[str, Any]:
         # The server may have it: a second copy is worse than a lost one. Ops see it.
         logger.warning("email sent, unconfirmed: %s", exc, extra={"email": email.pk})
         email.status, email.sent_at = OutboxEmail.Status.SENT_UNCONFIRMED, timezone.now()
-        OutboxEmail.objects.filter(pk=email.pk).update(status=email.status, sent_at=email.sent_at)
+        lease_write(lease, "email sent, unconfirmed", status=email.status, sent_at=email.sent_at)
         return {"email": email.pk, "unconfirmed": True}
     except Exception:
         # Refused or failed before the server took the message: it is owed still.
-        OutboxEmail.objects.filter(pk=email.pk).update(status=OutboxEmail.Status.PENDING)
+        lease_write(lease, "email back to pending", status=OutboxEmail.Status.PENDING)
+        raise
+    except BaseException:
+        lease_end(lease)
         raise
     email.status, email.sent_at = OutboxEmail.Status.SENT, timezone.now()
-    OutboxEmail.objects.filter(pk=email.pk).update(status=email.status, sent_at=email.sent_at)
+    lease_write(lease, "email sent", status=email.status, sent_at=email.sent_at)
     return {"email": email.pk, "sent_at": email.sent_at.isoformat()}

@@ -1,5 +1,8 @@
+from datetime import timedelta
+
 import pytest
 from django.core import mail
+from django.db.models.functions import Now
 
 from notifications.models import OutboxEmail
 from notifications.services import EmailInFlight
@@ -47,7 +50,12 @@ def test_an_email_another_run_is_sending_is_not_sent_again(sandbox):
         to=order.email,
         status="sending",
     )
-    OutboxEmail.objects.update(claimed_at=order.created_at)
+    # Its sender, on another machine, holds its lease.
+    OutboxEmail.objects.update(
+        lease_holder="0123456789ab/4242/feedfacecafe",
+        lease_token=1,
+        lease_expires_at=Now() + timedelta(seconds=30),
+    )
 
     with pytest.raises(EmailInFlight):
         order_email_send(order=order, kind=OutboxEmail.Kind.ORDER_CONFIRMATION)

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def quick_outcome_retries():
-    with mock.patch("engine.steps.OUTCOME_WRITE_DELAYS_S", (0, 0)):
+    with mock.patch("engine.leases.WRITE_DELAYS_S", (0, 0)):
         yield
 
 
@@ -106,14 +106,14 @@ def test_an_outcome_write_that_fails_leaves_the_step_to_be_taken_again_not_held_
     order = order_place((product_create(), 1)).order
 
     with mock.patch(
-        "engine.steps._outcome_update", side_effect=OperationalError("server closed the connection")
+        "engine.leases._fenced_update", side_effect=OperationalError("server closed the connection")
     ) as update:
         first = payment_capture.apply(args=(order.pk,))
 
     assert update.call_count > 1  # the write was retried before the run gave up
     step = Step.objects.get(order=order, name="payment_capture")
     assert (first.state, step.status) == ("FAILURE", "running")
-    assert step.pk not in leases_held()
+    assert step.pk not in leases_held(Step)
     assert leases_renew() == 0  # the heartbeat no longer renews it
     lease_expire(step)  # left alone, it lapses
     payment_capture.apply(args=(order.pk,))  # the message again, or the sweep's re-dispatch
@@ -125,9 +125,9 @@ def test_an_outcome_write_that_fails_leaves_the_step_to_be_taken_again_not_held_
 
 def test_an_outcome_write_that_fails_once_is_written_on_its_retry(sandbox):
     order = order_place((product_create(), 1)).order
-    from engine import steps
+    from engine import leases
 
-    real = steps._outcome_update
+    real = leases._fenced_update
     calls = iter([OperationalError("server closed the connection")])
 
     def flaky(rows, fields):
@@ -136,7 +136,7 @@ def test_an_outcome_write_that_fails_once_is_written_on_its_retry(sandbox):
             raise error
         return real(rows, fields)
 
-    with mock.patch("engine.steps._outcome_update", side_effect=flaky):
+    with mock.patch("engine.leases._fenced_update", side_effect=flaky):
         payment_capture.apply(args=(order.pk,))
 
     assert Step.objects.get(order=order, name="payment_capture").status == "succeeded"
@@ -165,7 +165,7 @@ def test_an_expired_lease_is_swept_and_its_step_alone_published_again_keeping_it
     first_queued = timezone.now() - timedelta(minutes=3)
     Step.objects.filter(order=order, name="payment_capture").update(queued_at=first_queued)
     _, step = step_claim(subject_id=order.pk, name="payment_capture", task_id="dead-elsewhere")
-    lease_drop(step.pk)  # as if another process held it and died
+    lease_drop(Step, step.pk)  # as if another process held it and died
     lease_expire(step)
 
     with django_capture_on_commit_callbacks(execute=True):

@@ -96,7 +96,7 @@ def test_a_claim_from_another_host_is_judged_on_the_databases_clock_not_a_clock_
 
 @pytest.mark.django_db
 def test_outbox_and_export_claims_are_stamped_with_the_databases_clock_not_the_workers(
-    django_user_model,
+    django_user_model, settings
 ):
     email = OutboxEmail.objects.create(
         key="clock:1", kind="order_confirmation", to="a@example.com", subject="s", body="b"
@@ -112,5 +112,6 @@ def test_outbox_and_export_claims_are_stamped_with_the_databases_clock_not_the_w
     email.refresh_from_db()
     export.refresh_from_db()
     now = database_now()
-    assert now - timedelta(minutes=1) < email.claimed_at <= now
+    lease = timedelta(seconds=settings.STEP_LEASE_S)
+    assert now + lease - timedelta(minutes=1) < email.lease_expires_at <= now + lease
     assert now - timedelta(minutes=1) < export.claimed_at <= now
