@@ -1,10 +1,13 @@
 from django.db import models
 
+from engine.leases import Leased
 
-class BulkJob(models.Model):
+
+class BulkJob(Leased):
     """What every bulk job records: rows counted as they commit, a message, when it was made
-    and when it ended. A kind declares its own `status` field (queued and running, then its
-    end states) and lists those end states in FINISHED."""
+    and when it ended, and the lease of the run that works on it (bulkjobs/services.py). A
+    kind declares its own `status` field (queued and running, then its end states) and
+    lists those end states in FINISHED."""
 
     ACTIVE = ("queued", "running")
     FINISHED: tuple[str, ...] = ()

@@ -19,11 +19,12 @@ process.
 import logging
 import operator
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import reduce
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, migrations, models
@@ -33,6 +34,7 @@ from django.db.models.functions import Greatest, Now
 from engine.liveness import holder_gone, lease_drop, lease_hold, lease_holder, leases_held
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Pauses between tries of a write that lost its connection (a failover takes a few
 # seconds); then the run gives up and its lease lapses.
@@ -132,35 +134,61 @@ def lease_write(
     Retried when the connection fails (the write is idempotent); after the last try it
     raises LeaseWriteFailed and the lease is left to lapse."""
     fenced = lease.rows if rows is None else rows & lease.rows
-    if final:
-        fields.setdefault("lease_expires_at", None)
-    try:
-        written = bool(retried(lambda: _fenced_update(fenced, fields), what=what, lease=lease))
-    except LeaseWriteFailed:
-        lease_drop(lease.table, lease.pk)
-        raise
+    # A final write frees the row; any other renews the lease, so a run that writes as it
+    # goes keeps it even in a process without a heartbeat (a command run here).
+    fields.setdefault("lease_expires_at", None if final else _renewed())
+    written = bool(lease_retried(lambda: _fenced_update(fenced, fields), what=what, lease=lease))
     if final or not written:
         lease_drop(lease.table, lease.pk)
     if not written:
-        logger.warning(
-            "stale run: %s not written, a newer claim holds the row",
-            what,
-            extra=_log_extra(lease),
-        )
+        _stale(lease, what)
     return written
 
 
+def lease_locked(lease: Lease, what: str) -> Model | None:
+    """The leased row locked for the rest of the transaction, while this lease holds it;
+    None (logged, the lease no longer renewed) when a newer claim took it. What the
+    transaction writes is fenced: no claim can take the row until it commits."""
+    row = lease.rows.select_for_update().first()
+    if row is None:
+        lease_drop(lease.table, lease.pk)
+        _stale(lease, what)
+    return row
+
+
 def lease_end(lease: Lease) -> None:
-    """Stop renewing a lease whose run ends without a write (it was killed, or raised):
-    it lapses, or the faster path finds it dropped."""
+    """Stop renewing a lease whose run ends without a final write (it was killed, or lost
+    the lease): it lapses, or the faster path finds it dropped."""
     lease_drop(lease.table, lease.pk)
 
 
-def retried(write: Callable[[], int], *, what: str, lease: Lease) -> int:
-    """Run a write, again after each of WRITE_DELAYS_S while the connection fails."""
+@contextmanager
+def lease_running(lease: Lease) -> Iterator[Lease]:
+    """Run a claim's work under its lease: an error frees the row for the next run at once
+    (if the lease still holds it); a kill leaves the lease to lapse; either way it is no
+    longer renewed."""
+    try:
+        yield lease
+    except Exception:
+        lease_write(lease, "lease given back after an error")
+        raise
+    finally:
+        lease_end(lease)
+
+
+def _stale(lease: Lease, what: str) -> None:
+    logger.warning(
+        "stale run: %s not written, a newer claim holds the row", what, extra=_log_extra(lease)
+    )
+
+
+def lease_retried(work: Callable[[], T], *, what: str, lease: Lease) -> T:
+    """Run a write (or a transaction of them) under a lease, again after each of
+    WRITE_DELAYS_S while the connection fails; then raise LeaseWriteFailed and leave the
+    lease to lapse."""
     for delay in (*WRITE_DELAYS_S, None):
         try:
-            return write()
+            return work()
         except (OperationalError, InterfaceError) as exc:
             if delay is None:
                 logger.error(
@@ -169,6 +197,7 @@ def retried(write: Callable[[], int], *, what: str, lease: Lease) -> int:
                     exc,
                     extra=_log_extra(lease),
                 )
+                lease_drop(lease.table, lease.pk)
                 raise LeaseWriteFailed(f"{what} not written: {exc}") from exc
             logger.warning(
                 "%s not written, again in %.1fs: %s", what, delay, exc, extra=_log_extra(lease)
@@ -196,12 +225,12 @@ def leases_extend(table: type[Model], pks: list[Any] | None = None) -> int:
     return (
         table._default_manager.filter(mine, lease_holder=lease_holder())
         .exclude(lease_expires_at__isnull=True)  # ended: a renewal must not revive it
-        .update(
-            lease_expires_at=Greatest(
-                F("lease_expires_at"), Now() + timedelta(seconds=settings.STEP_LEASE_S)
-            )
-        )
+        .update(lease_expires_at=_renewed())
     )
+
+
+def _renewed() -> Greatest:
+    return Greatest(F("lease_expires_at"), Now() + timedelta(seconds=settings.STEP_LEASE_S))
 
 
 def old_claims_leased(app_label: str, model_name: str, *, status: str) -> migrations.RunPython:

@@ -276,9 +276,6 @@ class OrderExport(BulkJob):
     file = models.FileField(
         storage=private_storage, upload_to=RandomName("exports", (".csv",)), blank=True
     )
-    # "host:pid" of the run writing the file, refreshed each batch (orders/liveness.py).
-    claimed_by = models.CharField(max_length=128, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:

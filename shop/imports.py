@@ -26,6 +26,15 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from bulkjobs.services import bulk_job_claim
+from engine.leases import (
+    Lease,
+    lease_free,
+    lease_locked,
+    lease_retried,
+    lease_running,
+    lease_write,
+)
 from kit.spreadsheet import csv_cell
 from notifications.models import OutboxEmail
 from notifications.services import email_enqueue
@@ -197,68 +206,95 @@ def catalog_job_create(
 
 
 def catalog_job_run(*, job_id: int) -> CatalogJob:
-    """Run (or resume) a job to the end and tell its requester; a finished job is only
-    told again if that email has not gone out yet."""
+    """Run (or resume) a job to the end under its lease and tell its requester; a finished
+    job is only told again if that email has not gone out yet, and a job another live run
+    holds is left to it."""
     job = CatalogJob.objects.get(pk=job_id)
-    if job.status not in (CatalogJob.Status.DONE, CatalogJob.Status.REJECTED):
-        _run(job)
+    if job.status in CatalogJob.ACTIVE:
+        lease = bulk_job_claim(job=job)
+        if lease is None:
+            return job  # a live run holds it and tells the requester when it ends
+        with lease_running(lease):  # an error frees it for the task's retry at once
+            _run(job, lease)
         job.refresh_from_db()
-    if job.requested_by:
+    if job.requested_by and job.is_finished:
         import_summary_send(job=job)
     return job
 
 
 def catalog_job_refuse(*, job_id: int, reason: str) -> CatalogJob:
-    """End a job that cannot go on, with the reason, and tell its requester."""
-    CatalogJob.objects.filter(pk=job_id).exclude(status=CatalogJob.Status.DONE).update(
-        status=CatalogJob.Status.REJECTED, message=reason, finished_at=timezone.now()
-    )
+    """End a job that cannot go on, with the reason, and tell its requester; not one a
+    live run holds."""
+    CatalogJob.objects.filter(lease_free(), pk=job_id).exclude(
+        status=CatalogJob.Status.DONE
+    ).update(status=CatalogJob.Status.REJECTED, message=reason, finished_at=timezone.now())
     return catalog_job_run(job_id=job_id)
 
 
-def _run(job: CatalogJob) -> None:
+def _run(job: CatalogJob, lease: Lease) -> None:
+    """The job's work; every write carries the run's lease, so a run that lost it (it
+    stalled, another run took the job) stops at its next write."""
     if job.kind == CatalogJob.Kind.PRICES and not job.file:
-        prices.prices_percent_run(job_id=job.pk, batch_size=BATCH)
+        if not prices.prices_percent_run(job=job, lease=lease, batch_size=BATCH):
+            return
     else:
         if job.kind == CatalogJob.Kind.STOCK and not job.file:
             if not stock.stock_feed_save(job=job):  # PartnerUnavailable: the task retries
-                CatalogJob.objects.filter(pk=job.pk).update(
+                lease_write(
+                    lease,
+                    "catalog job done",
                     status=CatalogJob.Status.DONE,
                     message="The ERP's feed listed no SKUs; nothing to sync.",
                     finished_at=timezone.now(),
                 )
+                return
+            if not lease_write(
+                lease, "stock feed saved", final=False, as_of=job.as_of, file=job.file.name
+            ):
                 return
         # Through the storage, not by path: the private storage may be S3.
         opener = functools.partial(job.file.storage.open, job.file.name, "rb")
         try:
             total = catalog_file_check(opener, kind=job.kind)
         except MalformedFile as exc:
-            CatalogJob.objects.filter(pk=job.pk).update(
-                status=CatalogJob.Status.REJECTED, message=str(exc), finished_at=timezone.now()
+            lease_write(
+                lease,
+                "catalog job rejected",
+                status=CatalogJob.Status.REJECTED,
+                message=str(exc),
+                finished_at=timezone.now(),
             )
             return
-        CatalogJob.objects.filter(pk=job.pk).update(
-            status=CatalogJob.Status.RUNNING, rows_total=total
-        )
+        if not lease_write(lease, "catalog job started", final=False, rows_total=total):
+            return
         apply = FILE_KINDS[job.kind][1]
         rows = csv_rows(opener, skip=job.rows_done)
         while batch := list(itertools.islice(rows, BATCH)):
-            _batch_commit(job_id=job.pk, batch=batch, apply=apply)
-    CatalogJob.objects.filter(pk=job.pk).update(
-        status=CatalogJob.Status.DONE, finished_at=timezone.now()
+            if not lease_retried(
+                lambda: _batch_commit(lease=lease, batch=batch, apply=apply),
+                what="catalog job batch",
+                lease=lease,
+            ):
+                return
+    lease_write(
+        lease, "catalog job done", status=CatalogJob.Status.DONE, finished_at=timezone.now()
     )
 
 
 @transaction.atomic
-def _batch_commit(*, job_id: int, batch: list[Row], apply: BatchApply) -> None:
-    """Apply a batch, record its bad rows, and move the job past it, together."""
-    job = CatalogJob.objects.select_for_update().get(pk=job_id)
+def _batch_commit(*, lease: Lease, batch: list[Row], apply: BatchApply) -> bool:
+    """Apply a batch, record its bad rows, and move the job past it, together, while the
+    run's lease holds the job; False (nothing written) once another run took it."""
+    job = lease_locked(lease, "catalog job batch")
+    if job is None:
+        return False
     rejections = apply(job=job, batch=batch)
     RowRejection.objects.bulk_create(rejections, ignore_conflicts=True)
     job.rows_done += len(batch)
     job.rows_applied += len(batch) - len(rejections)
     job.rows_rejected += len(rejections)
     job.save(update_fields=["rows_done", "rows_applied", "rows_rejected"])
+    return True
 
 
 def catalog_job_label(job: CatalogJob) -> str:

@@ -9,6 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import transaction
 
+from engine.leases import Lease, lease_locked, lease_retried, lease_write
 from shop.csvfiles import Columns, Row, sku_batch_apply
 from shop.models import CatalogJob, Product, RowRejection
 
@@ -33,22 +34,32 @@ def prices_batch_apply(*, job: CatalogJob, batch: list[Row]) -> list[RowRejectio
     return sku_batch_apply(job=job, batch=batch, field="price_cents", update=update)
 
 
-def prices_percent_run(*, job_id: int, batch_size: int) -> None:
+def prices_percent_run(*, job: CatalogJob, lease: Lease, batch_size: int) -> bool:
     """Change every matching price by the job's percentage, in batches by product id;
-    each batch commits with the job's cursor, so a re-run never changes a price twice."""
-    job = CatalogJob.objects.get(pk=job_id)
+    each batch commits with the job's cursor under the run's lease, so a re-run never
+    changes a price twice. False when the run lost its lease (another run goes on)."""
     products = Product.objects.filter(sku__startswith=job.sku_prefix).order_by("pk")
-    CatalogJob.objects.filter(pk=job_id).update(
-        status=CatalogJob.Status.RUNNING,
-        rows_total=job.rows_done + products.filter(pk__gt=job.cursor).count(),
-    )
-    while _percent_batch_commit(job_id=job_id, products=products, batch_size=batch_size):
-        pass
+    total = job.rows_done + products.filter(pk__gt=job.cursor).count()
+    if not lease_write(lease, "price update started", final=False, rows_total=total):
+        return False
+    while True:
+        moved = lease_retried(
+            lambda: _percent_batch_commit(lease=lease, products=products, batch_size=batch_size),
+            what="price update batch",
+            lease=lease,
+        )
+        if moved is None:
+            return False
+        if not moved:
+            return True
 
 
 @transaction.atomic
-def _percent_batch_commit(*, job_id: int, products, batch_size: int) -> bool:
-    job = CatalogJob.objects.select_for_update().get(pk=job_id)
+def _percent_batch_commit(*, lease: Lease, products, batch_size: int) -> bool | None:
+    """Reprice the next batch: True, False when none is left, None once the lease is lost."""
+    job = lease_locked(lease, "price update batch")
+    if job is None:
+        return None
     batch = list(products.select_for_update().filter(pk__gt=job.cursor)[:batch_size])
     if not batch:
         return False

@@ -59,8 +59,8 @@ def stock_batch_apply(*, job: CatalogJob, batch: list[Row]) -> list[RowRejection
 
 
 def stock_feed_save(*, job: CatalogJob) -> int:
-    """Store the ERP's warehouse feed as the job's CSV, with the time it was counted;
-    return how many SKUs it lists."""
+    """Store the ERP's warehouse feed as the job's CSV, with the time it was counted, on
+    the job (the caller records both under its lease); return how many SKUs it lists."""
     as_of, items = erp_stock_list()
     text = io.StringIO()
     writer = csv.writer(text)
@@ -68,5 +68,4 @@ def stock_feed_save(*, job: CatalogJob) -> int:
     writer.writerows([item["sku"], item["on_hand"]] for item in items)
     job.as_of = moment_parse(as_of)
     job.file.save(f"erp-stock-{job.pk}.csv", ContentFile(text.getvalue()), save=False)
-    job.save(update_fields=["as_of", "file"])
     return len(items)

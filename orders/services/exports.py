@@ -25,12 +25,12 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage
 from django.db import transaction
-from django.db.models import Count, Max, Prefetch, Q
-from django.db.models.functions import Now
+from django.db.models import Count, Max, Prefetch
 from django.urls import reverse
 from django.utils import timezone
 
-from engine.liveness import claimer_alive, this_process
+from bulkjobs.services import bulk_job_claim
+from engine.leases import Lease, lease_running, lease_write
 from kit.files import private_name
 from kit.options import moment_parse
 from kit.spreadsheet import csv_cell
@@ -192,49 +192,41 @@ def order_export_run(*, export_id: int) -> OrderExport:
     """Write (or resume) the export's file, then email the requester once; a finished export
     is only emailed again if that email has not gone out yet."""
     export = OrderExport.objects.select_related("requester").get(pk=export_id)
-    if export.status in (OrderExport.Status.QUEUED, OrderExport.Status.RUNNING):
-        if not order_export_claim(export=export):
+    if export.status in OrderExport.ACTIVE:
+        lease = bulk_job_claim(job=export)
+        if lease is None:
             return export  # a live run is writing it and will send the email
-        try:
-            _write(export.pk)
-        except Exception as exc:
-            logger.exception("order export failed", extra={"export": export.pk})
-            _fail(export.pk, exc)
+        with lease_running(lease):  # killed, the lease lapses and the next run resumes
+            try:
+                _write(export.pk, lease)
+            except Exception as exc:
+                logger.exception("order export failed", extra={"export": export.pk})
+                _fail(export.pk, exc, lease)
         export.refresh_from_db()
     if export.status in (OrderExport.Status.DONE, OrderExport.Status.FAILED):
         order_export_email_send(export=export)
     return export
 
 
-def order_export_claim(*, export: OrderExport) -> bool:
-    """Take the right to write this export; only one live run holds it at a time."""
-    claimable = Q(status=OrderExport.Status.QUEUED)
-    if export.status == OrderExport.Status.RUNNING and not claimer_alive(
-        export.claimed_by, claimed_at=export.claimed_at
-    ):
-        claimable |= Q(status=OrderExport.Status.RUNNING, claimed_by=export.claimed_by)
-    return bool(
-        OrderExport.objects.filter(claimable, pk=export.pk).update(
-            status=OrderExport.Status.RUNNING, claimed_by=this_process(), claimed_at=Now()
-        )
-    )
-
-
-def _write(export_id: int) -> None:
-    me = this_process()
+def _write(export_id: int, lease: Lease) -> None:
+    """Write the file under the run's lease; every record of progress carries its token, so
+    a run that lost the lease (it stalled, another run took over) stops at its next one."""
     export = OrderExport.objects.get(pk=export_id)
     matching = orders_for_export(filters=export.filters)
     if export.last_id is None:  # the first run fixes the orders it covers and the file
         found = matching.aggregate(last_id=Max("pk"), total=Count("pk"))
         export.last_id, export.rows_total = found["last_id"] or 0, found["total"]
         export.file.name = private_name("exports", ".csv")
-        export.save(update_fields=["last_id", "rows_total", "file"])
+        if not _record(
+            lease, last_id=export.last_id, rows_total=export.rows_total, file=export.file.name
+        ):
+            return
     storage, name = export.file.storage, export.file.name
     parts, cursor, done = export.parts_done, export.cursor, export.rows_done
     if parts == 0:  # part 0 is the header
         _part_save(storage, _part_name(name, 0), [COLUMNS])
         parts = 1
-        if not _record(export.pk, me, parts_done=parts):
+        if not _record(lease, parts_done=parts):
             return
     lines = Prefetch("lines", queryset=OrderLine.objects.order_by("pk"))
     while orders := list(
@@ -245,28 +237,27 @@ def _write(export_id: int) -> None:
         rows = (row for order in orders for row in _order_rows(order))
         _part_save(storage, _part_name(name, parts), rows)
         parts, cursor, done = parts + 1, orders[-1].pk, done + len(orders)
-        if not _record(export.pk, me, parts_done=parts, cursor=cursor, rows_done=done):
+        if not _record(lease, parts_done=parts, cursor=cursor, rows_done=done):
             return  # another run took over (this one looked dead); it finishes the file
-    if not _record(export.pk, me):
+    if not _record(lease):
         return
     _parts_join(storage, name, parts)
     now = timezone.now()
-    finished = OrderExport.objects.filter(pk=export.pk, claimed_by=me).update(
+    finished = lease_write(
+        lease,
+        "export done",
         status=OrderExport.Status.DONE,
         finished_at=now,
         expires_at=now + timedelta(hours=settings.EXPORT_LINK_TTL_HOURS),
-        claimed_by="",
     )
     if finished:
         _parts_delete(storage, name, parts)
 
 
-def _record(export_id: int, me: str, **progress: int) -> bool:
-    """Record a saved part (or only that this run is alive), if this run still holds the
-    export; False when another run took it over."""
-    return bool(
-        OrderExport.objects.filter(pk=export_id, claimed_by=me).update(**progress, claimed_at=Now())
-    )
+def _record(lease: Lease, **progress: Any) -> bool:
+    """Record a saved part (or only that this run still holds the export) under the run's
+    lease; False when another run took it over."""
+    return lease_write(lease, "export progress", final=False, **progress)
 
 
 def _part_name(name: str, number: int) -> str:
@@ -322,14 +313,15 @@ def _order_rows(order: Order) -> Iterable[list[Any]]:
         yield [*head, csv_cell(line.sku), csv_cell(line.name), line.quantity, line.unit_price_cents]
 
 
-def _fail(export_id: int, exc: BaseException) -> None:
+def _fail(export_id: int, exc: BaseException, lease: Lease) -> None:
     export = OrderExport.objects.get(pk=export_id)
-    failed = OrderExport.objects.filter(pk=export_id, claimed_by=this_process()).update(
+    failed = lease_write(
+        lease,
+        "export failed",
         status=OrderExport.Status.FAILED,
         message=f"{type(exc).__name__}: {exc}"[:2000],
         file="",
         finished_at=timezone.now(),
-        claimed_by="",
     )
     if failed and export.file.name:  # a partial file helps nobody
         _parts_delete(export.file.storage, export.file.name, export.parts_done)

@@ -7,6 +7,7 @@ from django.contrib.auth.models import Permission
 from django.core import mail
 from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from notifications.models import OutboxEmail
@@ -186,6 +187,34 @@ def test_a_run_killed_half_way_resumes_after_its_last_batch_without_repeating_ro
     assert (export.status, export.rows_done, export.rows_total) == ("done", 5, 5)
     assert [row[0] for row in csv_rows(export)] == ["number", *(o.number for o in orders)]
     assert [storage.exists(export_part(export, n)) for n in range(5)] == [False] * 5
+    assert len(mail.outbox) == 1
+
+
+def test_a_stale_export_writers_write_is_fenced_off_and_the_live_writer_finishes_the_file(
+    olga, settings, monkeypatch
+):
+    settings.EXPORT_BATCH = 1
+    product = product_create()
+    orders = [order_on(1, (product, 1)) for _ in range(3)]
+    export = order_export_create(requester=olga, filters={}, queue=False)
+    real_rows = exports._order_rows
+    stalled = []
+
+    def stall_then_lose_the_lease(order):
+        if not stalled:  # the first writer stalls past its lease in its first batch...
+            stalled.append(order.pk)
+            OrderExport.objects.filter(pk=export.pk).update(
+                lease_expires_at=Now() - timedelta(seconds=1)
+            )
+            order_export_run(export_id=export.pk)  # ...and another run takes it and finishes
+        return real_rows(order)
+
+    monkeypatch.setattr(exports, "_order_rows", stall_then_lose_the_lease)
+    order_export_run(export_id=export.pk)  # the stale writer goes on after its stall
+
+    export.refresh_from_db()
+    assert (export.status, export.rows_done, export.lease_token) == ("done", 3, 2)
+    assert [row[0] for row in csv_rows(export)] == ["number", *(o.number for o in orders)]
     assert len(mail.outbox) == 1
 
 

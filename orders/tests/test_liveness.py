@@ -10,11 +10,11 @@ from datetime import timedelta
 import pytest
 import time_machine
 
+from bulkjobs.services import bulk_job_claim
 from engine.liveness import claimer_alive, database_now, this_process
 from notifications.models import OutboxEmail
 from notifications.services import outbox_email_claim
 from orders.models import OrderExport
-from orders.services.exports import order_export_claim
 
 
 def _claim_in_a_thread(release: threading.Event) -> tuple[threading.Thread, str]:
@@ -107,11 +107,11 @@ def test_outbox_and_export_claims_are_stamped_with_the_databases_clock_not_the_w
 
     with time_machine.travel(slow, tick=False):
         assert outbox_email_claim(email=email)
-        assert order_export_claim(export=export)
+        assert bulk_job_claim(job=export)
 
     email.refresh_from_db()
     export.refresh_from_db()
     now = database_now()
     lease = timedelta(seconds=settings.STEP_LEASE_S)
     assert now + lease - timedelta(minutes=1) < email.lease_expires_at <= now + lease
-    assert now - timedelta(minutes=1) < export.claimed_at <= now
+    assert now + lease - timedelta(minutes=1) < export.lease_expires_at <= now + lease

@@ -1,10 +1,14 @@
 import csv
+from datetime import timedelta
 
 import pytest
 from django.core import mail
 from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
+from django.db.models import F
+from django.db.models.functions import Now
 
+import shop.imports
 from shop.imports import catalog_job_error_report, catalog_job_run
 from shop.models import CatalogJob, Product, ProductImage
 
@@ -99,6 +103,68 @@ def test_an_import_killed_half_way_resumes_after_its_last_batch_without_duplicat
         "C-2",
         "C-3",
     ]
+
+
+# A holder on another machine: no process here can probe it, only its lease tells.
+ELSEWHERE = "0123456789ab/4242/feedfacecafe"
+
+
+def test_a_job_held_by_a_live_run_on_another_machine_is_not_run_twice_and_resumes_after_it_lapses():
+    job = job_for(GOOD)
+    leased = CatalogJob.objects.filter(pk=job.pk)
+    leased.update(
+        status="running",
+        lease_holder=ELSEWHERE,
+        lease_token=1,
+        lease_expires_at=Now() + timedelta(seconds=30),
+    )
+
+    while_it_lives = catalog_job_run(job_id=job.pk)
+    assert (while_it_lives.status, while_it_lives.rows_done, Product.objects.count()) == (
+        "running",
+        0,
+        0,
+    )
+
+    leased.update(lease_expires_at=Now() - timedelta(seconds=1))  # its worker died
+    job = catalog_job_run(job_id=job.pk)
+
+    assert (job.status, job.rows_applied, job.lease_token, job.lease_expires_at) == (
+        "done",
+        2,
+        2,
+        None,
+    )
+    assert Product.objects.count() == 2
+
+
+def test_a_stale_runs_next_batch_is_fenced_off_once_another_run_took_the_job(monkeypatch):
+    monkeypatch.setattr("shop.imports.BATCH", 2)
+    rows = "".join(f"D-{n},Item {n},{100 + n},1\n" for n in range(4))
+    job = job_for("sku,name,price_cents,stock\n" + rows)
+    real_rows = shop.imports.csv_rows
+
+    def rows_then_lose_the_lease(opener, *, skip):
+        for number, row in enumerate(real_rows(opener, skip=skip)):
+            if number == 2:  # between batches the run stalls past its lease; another takes it
+                CatalogJob.objects.filter(pk=job.pk).update(
+                    lease_holder=ELSEWHERE,
+                    lease_token=F("lease_token") + 1,
+                    lease_expires_at=Now() + timedelta(seconds=30),
+                )
+            yield row
+
+    monkeypatch.setattr(shop.imports, "csv_rows", rows_then_lose_the_lease)
+    catalog_job_run(job_id=job.pk)
+
+    job.refresh_from_db()
+    assert (job.status, job.rows_done, job.lease_token, job.lease_holder) == (
+        "running",
+        2,
+        2,
+        ELSEWHERE,
+    )
+    assert sorted(Product.objects.values_list("sku", flat=True)) == ["D-0", "D-1"]
 
 
 def test_import_command_refuses_a_malformed_file_and_imports_a_good_one(tmp_path, capsys):

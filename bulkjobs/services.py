@@ -1,0 +1,16 @@
+"""What every bulk job's run does with its row: claim it under a lease, so one live run
+works on a job at a time (engine/leases.py), and write its progress and outcome fenced
+by that lease, so a run that lost it changes nothing."""
+
+from django.db.models import Q
+
+from bulkjobs.models import BulkJob
+from engine.leases import Lease, lease_take
+
+
+def bulk_job_claim(*, job: BulkJob) -> Lease | None:
+    """Take the right to run this queued or running job; None while a live run holds it.
+    A running job whose lease is over had a run that died or gave up: it resumes."""
+    return lease_take(
+        type(job), pk=job.pk, claimable=Q(status__in=BulkJob.ACTIVE), status="running"
+    )
