@@ -9,7 +9,7 @@ from engine.leases import old_claims_leased
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0012_export_parts'),
+        ('orders', '0013_erp_acknowledged_at'),
     ]
 
     operations = [
