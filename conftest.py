@@ -81,8 +81,8 @@ def empty_default_cache():
 
 @pytest.fixture
 def shared_state_in_test_redis(settings):
-    """Breakers, job leases and counters live in the tests' Redis database, closed, free
-    and at zero at the start: for the tests that touch them (the sandbox fixture asks)."""
+    """Breakers and counters live in the tests' Redis database, closed and at zero at
+    the start: for the tests that touch them (the sandbox fixture asks)."""
     settings.SHOPFLOW_REDIS_URL = app.conf.broker_url
     client = shared_redis()
     for key in client.scan_iter("shopflow:*"):

@@ -49,3 +49,16 @@ class StepRecord(Leased):
 
     class Meta:
         abstract = True
+
+
+class JobTick(Leased):
+    """A periodic job's lease (engine/ticks.py): the tick that took it holds it while the job
+    runs and for the rest of the job's interval, so a tick runs once across every beat and
+    worker process, whatever became of Redis."""
+
+    job = models.CharField(max_length=64, primary_key=True)
+    # When the tick that holds it was taken, on the database's clock.
+    taken_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.job} (token {self.lease_token})"

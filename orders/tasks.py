@@ -2,7 +2,7 @@ from celery import shared_task
 
 from engine.reconcile import steps_reconcile
 from engine.runner import STEP_TASK, step_run
-from kit.leases import once_per_tick
+from engine.ticks import once_per_tick
 from kit.tasks import renamed_shared_task
 from orders.services.analytics import order_analytics_track
 from orders.services.backfill import sales_backfill

@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from kit.leases import once_per_tick
+from engine.ticks import once_per_tick
 from partners import PartnerUnavailable
 from shop.assets import images_download_due
 from shop.imports import catalog_job_create, catalog_job_refuse, catalog_job_run

@@ -12,7 +12,7 @@ from ops.alerts import alerts_check
 from orders.models import Step
 from tests.factories import order_place, product_create
 
-# Reads and writes counters, breakers and job leases in Redis.
+# Reads and writes counters and breakers in Redis.
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("shared_state_in_test_redis")]
 
 

@@ -13,7 +13,7 @@ from ops.dashboard import activity_chart
 from orders.models import Order, Step
 from tests.factories import order_place, product_create
 
-# Reads and writes counters, breakers and job leases in Redis.
+# Reads and writes counters and breakers in Redis.
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("shared_state_in_test_redis")]
 
 DASHBOARD = "/admin/operations/"

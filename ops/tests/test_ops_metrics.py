@@ -17,7 +17,7 @@ from orders.models import Step
 from orders.tasks import analytics_track, payment_capture, reconcile_steps
 from tests.factories import checkout_body, order_place, product_create
 
-# Reads and writes counters, breakers and job leases in Redis.
+# Reads and writes counters and breakers in Redis.
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("shared_state_in_test_redis")]
 
 TOKEN = "test-metrics-token"

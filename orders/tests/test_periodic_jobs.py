@@ -4,10 +4,10 @@ import pytest
 from django.core.management import call_command
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from kit.leases import once_per_tick
+from engine.ticks import once_per_tick
+from tests.threads import at_once
 
-# Reads and writes counters, breakers and job leases in Redis.
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("shared_state_in_test_redis")]
+pytestmark = pytest.mark.django_db
 
 
 def test_setup_periodic_tasks_registers_each_job_once_and_keeps_operator_edits(capsys):
@@ -41,25 +41,16 @@ def test_setup_periodic_tasks_registers_each_job_once_and_keeps_operator_edits(c
     assert capsys.readouterr().out.count("kept: ") == 9
 
 
+@pytest.mark.django_db(transaction=True)  # each run takes the tick on its own connection
 def test_three_runs_of_the_same_tick_at_once_run_the_job_once():
     runs = []
-    barrier = threading.Barrier(3)
 
     @once_per_tick("test-job", lease_s=5)
     def job():
         runs.append(threading.get_ident())
         return "ran"
 
-    def tick():
-        barrier.wait()
-        return job()
-
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(tick())) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = at_once(job, threads=3)
 
     assert len(runs) == 1
     assert sorted(results, key=str) == [None, None, "ran"]
