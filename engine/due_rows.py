@@ -4,8 +4,11 @@ Long delays live in rows with a due time, not in the broker (a review request se
 days after an order, the steps of a cancelled subscription, an image's next download).
 A periodic job runs `DueRows.run`: it claims the rows that are due, earliest first, a
 batch at a time with `SELECT ... FOR UPDATE SKIP LOCKED`, so two runners at once never
-claim one row, and hands each claimed row to the domain's work function. A claim older
-than the stale window belongs to a run that died, and the row is taken again.
+claim one row, and hands each claimed row to the domain's work function. A claim is a
+lease (engine/leases.py): renewed by the worker's heartbeat while the run lives, dead
+once past its expiry on the database's clock, wherever the run was; the domain records
+the row's outcome fenced by it (`due_row_finish`), so a run that lost its row changes
+nothing. A row whose work raised is left alone for the error window, then taken again.
 
 On SQLite (no row locks) two runners at once may both take a row; run one there.
 """
@@ -18,19 +21,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import models, transaction
-from django.db.models import F, Q
+from django.db.models import F
+from django.db.models.functions import Now
 from django.utils import timezone
 
+from engine.leases import Lease, Leased, lease_end, lease_free, lease_write, leases_take
 from engine.lock_objects import due_rows_for_update
 
 logger = logging.getLogger(__name__)
 
-# A claim this old belongs to a run that died; the row may be taken again. No row's
-# work takes this long.
-STALE_CLAIM = timedelta(minutes=10)
+# A row whose work raised waits this long before a run takes it again.
+ERROR_WINDOW = timedelta(minutes=10)
 
 
-class DueRow(models.Model):
+class DueRow(Leased):
     """Work due at a time. Abstract: the domain's model adds what the work is about."""
 
     class Status(models.TextChoices):
@@ -42,8 +46,7 @@ class DueRow(models.Model):
 
     due_at = models.DateTimeField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    # When the run that holds it claimed it; cleared when that run is over.
-    claimed_at = models.DateTimeField(null=True, blank=True)
+    # The run that holds it holds its lease (engine/leases.py: Leased).
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -52,11 +55,11 @@ class DueRow(models.Model):
         abstract = True
 
 
-def due_row_finish(*, row: DueRow, status: str, now: datetime) -> str:
-    """Record how the row's run ended (done, failed or cancelled); return the status."""
-    row.status, row.finished_at = status, now
-    type(row).objects.filter(pk=row.pk).update(status=status, finished_at=now)
-    return status
+def due_row_finish(*, lease: Lease, status: str, now: datetime) -> str:
+    """Record how the row's run ended (done, failed or cancelled), fenced by its lease;
+    return the status, or "stale" when another run holds the row now."""
+    written = lease_write(lease, f"due row {status}", status=status, finished_at=now)
+    return status if written else "stale"
 
 
 def _claimed_as_running() -> dict[str, Any]:
@@ -67,20 +70,20 @@ def _claimed_as_running() -> dict[str, Any]:
 class DueRows:
     """The rows of one model that fall due, and the work that runs one of them.
 
-    `work(pk, now)` runs the claimed row and records its outcome on it (a status out of
-    `waiting`, or a later due time); it returns the outcome's name. A model that is not
+    `work(lease, now)` runs the claimed row (`lease.pk`) and records its outcome on it
+    under the lease (a status out of `waiting`, or a later due time: `due_row_finish`,
+    `lease_write`); it returns the outcome's name. A model that is not
     a DueRow names its due field, its waiting statuses and what a claim writes.
     """
 
     model: type[models.Model]
-    work: Callable[[int, datetime], str]
+    work: Callable[[Lease, datetime], str]
     waiting: tuple[str, ...] = (DueRow.Status.PENDING, DueRow.Status.RUNNING)
     due_field: str = "due_at"
     claim: Mapping[str, Any] = field(default_factory=_claimed_as_running)
-    stale: timedelta = STALE_CLAIM
-    # Small: a claimed row waits for those before it in its batch, and its claim must not
-    # go stale meanwhile (a batch of the slowest work, an email or a download of 10 s
-    # at most, stays well inside STALE_CLAIM).
+    error_window: timedelta = ERROR_WINDOW
+    # Small: a claimed row waits for those before it in its batch (its lease renewed by the
+    # heartbeat meanwhile), and other runners take the next batches.
     batch: int = 10
 
     def run(self, *, now: datetime | None = None, limit: int = 500) -> dict[str, int]:
@@ -93,30 +96,34 @@ class DueRows:
             if not pks:
                 break
             taken += len(pks)
-            for pk in pks:
-                outcomes[self._run_one(pk=pk, now=now)] += 1
+            for lease in pks:
+                outcomes[self._run_one(lease=lease, now=now)] += 1
         return dict(outcomes)
 
-    def _claim(self, *, now: datetime, size: int) -> list[int]:
+    def _claim(self, *, now: datetime, size: int) -> list[Lease]:
         due = self.model._default_manager.filter(
-            Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - self.stale),
-            status__in=self.waiting,
-            **{f"{self.due_field}__lte": now},
+            lease_free(), status__in=self.waiting, **{f"{self.due_field}__lte": now}
         )
         with transaction.atomic():
             locked = due_rows_for_update(rows=due, due_field=self.due_field)
             pks = list(locked.values_list("pk", flat=True)[:size])
-            self.model._default_manager.filter(pk__in=pks).update(claimed_at=now, **self.claim)
-        return pks
+            return leases_take(self.model, pks=pks, **self.claim)
 
-    def _run_one(self, *, pk: int, now: datetime) -> str:
-        rows = self.model._default_manager.filter(pk=pk, claimed_at=now)
+    def _run_one(self, *, lease: Lease, now: datetime) -> str:
         try:
-            outcome = self.work(pk, now)
+            return self.work(lease, now)
         except Exception as exc:
-            # The claim stays: the row is taken again after the stale window.
-            logger.exception("due row failed", extra={"model": self.model._meta.label, "row": pk})
-            rows.update(last_error=f"{type(exc).__name__}: {exc}"[:1000])
+            logger.exception(
+                "due row failed", extra={"model": self.model._meta.label, "row": lease.pk}
+            )
+            # Held by no run, for the error window: the next runs leave it alone till then.
+            lease_write(
+                lease,
+                "due row error",
+                last_error=f"{type(exc).__name__}: {exc}"[:1000],
+                lease_holder="",
+                lease_expires_at=Now() + self.error_window,
+            )
             return "error"
-        rows.update(claimed_at=None)
-        return outcome
+        finally:
+            lease_end(lease)  # its work wrote its outcome under the lease, or it lapses

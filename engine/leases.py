@@ -118,6 +118,30 @@ def lease_take(
     return lease
 
 
+def leases_take(table: type[Model], *, pks: list[Any], **fields) -> list[Lease]:
+    """Take the leases on rows that the caller's transaction has locked and found free (due
+    rows, a batch at a time), writing `fields` with them: one UPDATE."""
+    if not pks:
+        return []
+    rows = table._default_manager.filter(pk__in=pks)
+    tokens = dict(rows.values_list("pk", "lease_token"))
+    leases = [Lease(table, pk, tokens[pk] + 1) for pk in pks]
+    for lease in leases:  # held before they are written, as in lease_take
+        lease_hold(table, lease.pk, lease.token)
+    try:
+        rows.update(
+            lease_holder=lease_holder(),
+            lease_token=F("lease_token") + 1,
+            lease_expires_at=Now() + timedelta(seconds=settings.STEP_LEASE_S),
+            **fields,
+        )
+    except BaseException:
+        for lease in leases:
+            lease_drop(table, lease.pk)
+        raise
+    return leases
+
+
 def lease_write(
     lease: Lease,
     what: str,
@@ -233,17 +257,22 @@ def _renewed() -> Greatest:
     return Greatest(F("lease_expires_at"), Now() + timedelta(seconds=settings.STEP_LEASE_S))
 
 
-def old_claims_leased(app_label: str, model_name: str, *, status: str) -> migrations.RunPython:
-    """A data migration for a table that claimed with "host:pid" and claimed_at before it
-    had leases: each row claimed then (in `status`) is leased until claimed_at plus the hard
-    task time limit, as long as the old scheme let another host's claim live, so a run of
-    the old release still at work is not raced. A row with no claim time is free."""
+def old_claims_leased(
+    app_label: str, model_name: str, *, status: str | None = None, window_s: float | None = None
+) -> migrations.RunPython:
+    """A data migration for a table that claimed with claimed_at (and "host:pid") before it
+    had leases: each row claimed then (in `status`, if given) is leased until claimed_at
+    plus the old scheme's window (the hard task time limit unless `window_s` says), as long
+    as the old scheme let another host's claim live, so a run of the old release still at
+    work is not raced. A row with no claim time is free."""
 
     def lease(apps, schema_editor) -> None:
         rows = apps.get_model(app_label, model_name)._default_manager
-        rows.filter(status=status, claimed_at__isnull=False).update(
-            lease_expires_at=F("claimed_at") + timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
-        )
+        claimed = rows.filter(claimed_at__isnull=False)
+        if status is not None:
+            claimed = claimed.filter(status=status)
+        window = timedelta(seconds=window_s or settings.CELERY_TASK_TIME_LIMIT)
+        claimed.update(lease_expires_at=F("claimed_at") + window)
 
     return migrations.RunPython(lease, migrations.RunPython.noop)
 

@@ -294,7 +294,7 @@ class FollowUpAdmin(admin.ModelAdmin):
         "kind",
         "due_at",
         "status",
-        "claimed_at",
+        "lease_expires_at",
         "attempts",
         "last_error",
         "finished_at",

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 
 from engine.due_rows import DueRows
+from engine.leases import Lease, lease_write
 from kit.retry import RetryPolicy
 from safefetch import FetchRefused, fetch, image_normalize
 from shop.models import ProductImage
@@ -26,29 +27,37 @@ def image_fetch(url: str) -> bytes:
     return image_normalize(fetched.content)
 
 
-def image_download(*, image: ProductImage, now: datetime) -> str:
-    """Try one download; record the outcome (downloaded, failed with a next try, broken)."""
-    image.attempts += 1
+def image_download(*, image: ProductImage, lease: Lease, now: datetime) -> str:
+    """Try one download; record the outcome (downloaded, failed with a next try, broken)
+    under the run's lease: a run that lost the image to another records nothing."""
+    attempts = image.attempts + 1
     try:
         content = image_fetch(image.source_url)
     except FetchRefused as exc:
-        countdown = None if exc.permanent else DOWNLOAD_RETRY.countdown(image.attempts - 1)
-        image.last_error = str(exc)[:1000]
-        if countdown is None:
-            image.status = ProductImage.Status.BROKEN
-        else:
-            image.status = ProductImage.Status.FAILED
-            image.next_attempt_at = now + timedelta(seconds=countdown)
-        image.save(update_fields=["attempts", "last_error", "status", "next_attempt_at"])
-        return image.status
+        countdown = None if exc.permanent else DOWNLOAD_RETRY.countdown(attempts - 1)
+        outcome: dict = {"status": ProductImage.Status.BROKEN}
+        if countdown is not None:
+            outcome = {
+                "status": ProductImage.Status.FAILED,
+                "next_attempt_at": now + timedelta(seconds=countdown),
+            }
+        lease_write(
+            lease, "image download", attempts=attempts, last_error=str(exc)[:1000], **outcome
+        )
+        return outcome["status"]
     # Named by what it holds: nothing a supplier wrote (a SKU with `../`) reaches a path.
     name = f"{hashlib.sha256(content).hexdigest()[:32]}.png"
     image.file.save(name, ContentFile(content), save=False)
-    image.status = ProductImage.Status.DOWNLOADED
-    image.downloaded_at = now
-    image.last_error = ""
-    image.save(update_fields=["attempts", "file", "status", "downloaded_at", "last_error"])
-    return image.status
+    lease_write(
+        lease,
+        "image download",
+        attempts=attempts,
+        file=image.file.name,
+        status=ProductImage.Status.DOWNLOADED,
+        downloaded_at=now,
+        last_error="",
+    )
+    return ProductImage.Status.DOWNLOADED
 
 
 def images_download_due(*, now: datetime | None = None, limit: int = 200) -> dict[str, int]:
@@ -56,12 +65,13 @@ def images_download_due(*, now: datetime | None = None, limit: int = 200) -> dic
     return DUE_IMAGES.run(now=now, limit=limit)
 
 
-def _image_download_claimed(pk: int, now: datetime) -> str:
-    return image_download(image=ProductImage.objects.select_related("product").get(pk=pk), now=now)
+def _image_download_claimed(lease: Lease, now: datetime) -> str:
+    image = ProductImage.objects.select_related("product").get(pk=lease.pk)
+    return image_download(image=image, lease=lease, now=now)
 
 
 # Its status says what became of the last try (a failed one waits for its next), so the
-# claim writes only claimed_at; image_download counts the attempts.
+# claim writes only its lease; image_download counts the attempts.
 DUE_IMAGES = DueRows(
     model=ProductImage,
     work=_image_download_claimed,

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from bulkjobs.models import BulkJob
 from engine.due_rows import DueRow
+from engine.leases import Leased
 from kit.files import RandomName, private_storage
 
 
@@ -89,7 +90,7 @@ class LifecycleStep(DueRow):
         return f"{self.subscription_id}:{self.cycle}:{self.kind}"
 
 
-class ProductImage(models.Model):
+class ProductImage(Leased):
     """A product image given as a URL (by the catalog import), downloaded in the background."""
 
     class Status(models.TextChoices):
@@ -104,8 +105,7 @@ class ProductImage(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
-    # When the download run that holds it claimed it (engine/due_rows.py); cleared after.
-    claimed_at = models.DateTimeField(null=True, blank=True)
+    # The download run that holds it holds its lease (engine/due_rows.py, engine/leases.py).
     last_error = models.TextField(blank=True)
     downloaded_at = models.DateTimeField(null=True, blank=True)
 

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from engine.due_rows import DueRows, due_row_finish
+from engine.leases import Lease
 from notifications.services import email_enqueue
 from shop.models import LifecycleStep, Subscription
 
@@ -80,19 +81,19 @@ def lifecycle_due_run(*, now: datetime | None = None, limit: int = 500) -> int:
     return sum(DUE_LIFECYCLE_STEPS.run(now=now, limit=limit).values())
 
 
-def _lifecycle_step_run(pk: int, now: datetime) -> str:
+def _lifecycle_step_run(lease: Lease, now: datetime) -> str:
     with transaction.atomic():
-        step = LifecycleStep.objects.select_for_update().get(pk=pk)
+        step = LifecycleStep.objects.select_for_update().get(pk=lease.pk)
         subscription = Subscription.objects.select_for_update().get(pk=step.subscription_id)
         if subscription.status == Subscription.Status.ACTIVE or step.cycle != subscription.cycle:
             # Reactivated (perhaps while this row was claimed): nothing more happens.
-            return due_row_finish(row=step, status=LifecycleStep.Status.CANCELLED, now=now)
+            return due_row_finish(lease=lease, status=LifecycleStep.Status.CANCELLED, now=now)
         if step.kind in NEW_STATUS:
             subscription.status = NEW_STATUS[step.kind]
             subscription.save(update_fields=["status"])
-            return due_row_finish(row=step, status=LifecycleStep.Status.DONE, now=now)
+            return due_row_finish(lease=lease, status=LifecycleStep.Status.DONE, now=now)
     _email_send(step=step, subscription=subscription)  # outside the locks: SMTP is slow
-    return due_row_finish(row=step, status=LifecycleStep.Status.DONE, now=now)
+    return due_row_finish(lease=lease, status=LifecycleStep.Status.DONE, now=now)
 
 
 def _email_send(*, step: LifecycleStep, subscription: Subscription) -> None:

@@ -10,8 +10,12 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.db.models import F
+from django.db.models.functions import Now
 
-from engine.due_rows import DueRows, due_row_finish
+from engine.due_rows import ERROR_WINDOW, DueRows, due_row_finish
+from engine.leases import Lease
+from engine.liveness import database_now
 from orders.models import FollowUp, Order
 from orders.services.follow_ups import follow_ups_due_run
 from shop.assets import images_download_due
@@ -20,6 +24,8 @@ from shop.subscriptions import lifecycle_due_run
 from tests.threads import at_once
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+# A holder on another machine: no process here can probe it, only its lease tells.
+ELSEWHERE = "0123456789ab/4242/feedfacecafe"
 _numbers = itertools.count(1)
 
 
@@ -70,7 +76,7 @@ class Runner:
     create: Callable[[datetime], Any]
     run: Callable[..., int]
     waiting: tuple[str, ...]  # the statuses of a row not yet run
-    died: dict[str, str]  # what a run that died leaves on its row, besides claimed_at
+    died: dict[str, str]  # what a run that died leaves on its row, besides its lease
 
 
 RUNNERS = {
@@ -119,16 +125,63 @@ def test_due_rows_run_in_due_order(runner):
 
 @runners
 @pytest.mark.django_db
-def test_a_row_claimed_by_a_runner_that_died_is_taken_again_after_the_stale_window(runner):
+def test_a_row_claimed_by_a_runner_that_died_elsewhere_is_taken_again_once_its_lease_lapses(
+    runner,
+):
     row = runner.create(NOW - timedelta(hours=1))
-    claimed = NOW - timedelta(minutes=5)
-    type(row).objects.filter(pk=row.pk).update(claimed_at=claimed, **runner.died)
+    leased = type(row).objects.filter(pk=row.pk)
+    leased.update(
+        lease_holder=ELSEWHERE,
+        lease_token=1,
+        lease_expires_at=Now() + timedelta(seconds=30),
+        **runner.died,
+    )
 
-    while_claimed = runner.run(now=NOW)
-    after_the_window = runner.run(now=claimed + timedelta(minutes=10, seconds=1))
+    while_it_lives = runner.run(now=NOW)
+    leased.update(lease_expires_at=Now() - timedelta(seconds=1))  # not renewed: it died
+    after_it_lapsed = runner.run(now=NOW)
 
-    assert (while_claimed, after_the_window) == (0, 1)
+    assert (while_it_lives, after_it_lapsed) == (0, 1)
     assert taken(runner, [row]) == [True]
+    row.refresh_from_db()
+    assert (row.lease_token, row.lease_expires_at) == (2, None)
+
+
+@pytest.mark.django_db
+def test_a_row_whose_run_outlives_the_old_stale_window_is_not_taken_by_another_runner():
+    row = follow_up_create(NOW - timedelta(hours=1))
+    ran = []
+
+    def work(lease: Lease, now: datetime) -> str:
+        ran.append(now)
+        if len(ran) == 1:  # while it works, another runner comes eleven minutes later
+            assert due.run(now=NOW + timedelta(minutes=11)) == {}
+        return due_row_finish(lease=lease, status="done", now=now)
+
+    due = DueRows(model=FollowUp, work=work)
+    outcomes = due.run(now=NOW)
+
+    assert (outcomes, ran) == ({"done": 1}, [NOW])
+    row.refresh_from_db()
+    assert (row.status, row.attempts) == ("done", 1)
+
+
+@pytest.mark.django_db
+def test_a_stale_runs_outcome_is_fenced_off_once_another_run_took_the_row():
+    row = follow_up_create(NOW - timedelta(hours=1))
+
+    def work(lease: Lease, now: datetime) -> str:
+        # It stalls past its lease, and another runner on another machine takes the row.
+        FollowUp.objects.filter(pk=lease.pk).update(
+            lease_holder=ELSEWHERE, lease_token=F("lease_token") + 1
+        )
+        return due_row_finish(lease=lease, status="done", now=now)
+
+    outcomes = DueRows(model=FollowUp, work=work).run(now=NOW)
+
+    assert outcomes == {"stale": 1}
+    row.refresh_from_db()
+    assert (row.status, row.lease_holder, row.finished_at) == ("running", ELSEWHERE, None)
 
 
 @runners
@@ -155,25 +208,31 @@ def test_three_runners_at_once_run_each_due_row_once(runner):
 
 
 @pytest.mark.django_db
-def test_a_row_whose_work_raises_keeps_its_error_and_its_claim_and_the_others_run():
+def test_a_row_whose_work_raises_keeps_its_error_and_waits_its_window_and_the_others_run():
     broken, fine = (follow_up_create(NOW - timedelta(hours=h)) for h in (2, 1))
 
-    def work(pk: int, now: datetime) -> str:
-        if pk == broken.pk:
+    def work(lease: Lease, now: datetime) -> str:
+        if lease.pk == broken.pk:
             raise ConnectionError("SMTP refused")
-        return due_row_finish(row=FollowUp.objects.get(pk=pk), status="done", now=now)
+        return due_row_finish(lease=lease, status="done", now=now)
 
     due = DueRows(model=FollowUp, work=work)
     outcomes = due.run(now=NOW)
-    while_claimed = due.run(now=NOW + timedelta(minutes=5))
+    within_the_window = due.run(now=NOW + timedelta(minutes=5))
 
-    assert (outcomes, while_claimed) == ({"error": 1, "done": 1}, {})
+    assert (outcomes, within_the_window) == ({"error": 1, "done": 1}, {})
     broken.refresh_from_db()
     fine.refresh_from_db()
-    assert (broken.status, broken.claimed_at, broken.attempts, broken.last_error) == (
+    assert (broken.status, broken.attempts, broken.last_error) == (
         "running",
-        NOW,
         1,
         "ConnectionError: SMTP refused",
     )
-    assert (fine.status, fine.claimed_at, fine.attempts, fine.finished_at) == ("done", None, 1, NOW)
+    left = broken.lease_expires_at - database_now()
+    assert (broken.lease_holder, timedelta(minutes=9) < left <= ERROR_WINDOW) == ("", True)
+    assert (fine.status, fine.attempts, fine.finished_at, fine.lease_expires_at) == (
+        "done",
+        1,
+        NOW,
+        None,
+    )

@@ -1,7 +1,8 @@
 """The migrations that put FollowUp and LifecycleStep on the one due-row model (and give
-ProductImage a claim) keep every row, with its status, due time and finish time."""
+ProductImage a claim) keep every row, with its status, due time and finish time; a claim
+made then is a lease now until the old stale window's end (orders 0015, shop 0010)."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -13,6 +14,7 @@ from shop.models import LifecycleStep, ProductImage
 DUE_ROWS = {"orders": "0010_follow_up_due_row", "shop": "0007_due_rows"}
 DUE = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 DONE = datetime(2026, 3, 1, 10, 5, tzinfo=UTC)
+LEASED = DUE + timedelta(minutes=10)  # claimed at DUE: the old stale window
 
 
 def migrate(targets):
@@ -95,14 +97,14 @@ def test_follow_ups_lifecycle_steps_and_images_are_kept_by_the_due_row_migration
             "kind",
             "due_at",
             "status",
-            "claimed_at",
+            "lease_expires_at",
             "finished_at",
             "attempts",
             "last_error",
         )
     ) == [
-        (follow_ups[0].pk, order.pk, "review_request", DUE, "done", DUE, DONE, 0, ""),
-        (follow_ups[1].pk, order.pk, "loyalty_points", DUE, "pending", DUE, None, 0, ""),
+        (follow_ups[0].pk, order.pk, "review_request", DUE, "done", LEASED, DONE, 0, ""),
+        (follow_ups[1].pk, order.pk, "loyalty_points", DUE, "pending", LEASED, None, 0, ""),
     ]
     assert list(
         LifecycleStep.objects.order_by("pk").values_list(
@@ -111,18 +113,18 @@ def test_follow_ups_lifecycle_steps_and_images_are_kept_by_the_due_row_migration
             "kind",
             "due_at",
             "status",
-            "claimed_at",
+            "lease_expires_at",
             "finished_at",
             "attempts",
         )
     ) == [
-        (steps[0].pk, subscription.pk, "winback", DUE, "done", DUE, DONE, 0),
-        (steps[1].pk, subscription.pk, "freeze", DUE, "running", DUE, None, 0),
+        (steps[0].pk, subscription.pk, "winback", DUE, "done", LEASED, DONE, 0),
+        (steps[1].pk, subscription.pk, "freeze", DUE, "running", LEASED, None, 0),
         (steps[2].pk, subscription.pk, "archive", DUE, "cancelled", None, None, 0),
     ]
     assert list(
         ProductImage.objects.order_by("pk").values_list(
-            "pk", "status", "attempts", "next_attempt_at", "last_error", "file", "claimed_at"
+            "pk", "status", "attempts", "next_attempt_at", "last_error", "file", "lease_expires_at"
         )
     ) == [
         (images[0].pk, "failed", 2, DUE, "HTTP 503", "", None),

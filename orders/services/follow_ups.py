@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import F
 
 from engine.due_rows import DueRows, due_row_finish
+from engine.leases import Lease
 from notifications.models import OutboxEmail
 from orders.models import FollowUp, LoyaltyAccount, LoyaltyEntry, Order
 from orders.services.emails import order_email_send
@@ -40,16 +41,16 @@ def follow_ups_due_run(*, now: datetime | None = None, limit: int = 500) -> int:
     return sum(DUE_FOLLOW_UPS.run(now=now, limit=limit).values())
 
 
-def _follow_up_run(pk: int, now: datetime) -> str:
-    follow_up = FollowUp.objects.select_related("order").get(pk=pk)
+def _follow_up_run(lease: Lease, now: datetime) -> str:
+    follow_up = FollowUp.objects.select_related("order").get(pk=lease.pk)
     order = follow_up.order
     if order.status != Order.Status.COMPLETED:
-        return due_row_finish(row=follow_up, status=FollowUp.Status.CANCELLED, now=now)
+        return due_row_finish(lease=lease, status=FollowUp.Status.CANCELLED, now=now)
     if follow_up.kind == FollowUp.Kind.REVIEW_REQUEST:
         order_email_send(order=order, kind=OutboxEmail.Kind.REVIEW_REQUEST)
     else:
         loyalty_points_award(order=order)
-    return due_row_finish(row=follow_up, status=FollowUp.Status.DONE, now=now)
+    return due_row_finish(lease=lease, status=FollowUp.Status.DONE, now=now)
 
 
 DUE_FOLLOW_UPS = DueRows(model=FollowUp, work=_follow_up_run)

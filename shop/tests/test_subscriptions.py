@@ -1,11 +1,12 @@
 """The cancellation lifecycle: due rows in the customer's time zone, run once each."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 from django.core import mail
 from django.db import connection
+from django.db.models.functions import Now
 
 from shop.models import LifecycleStep, Product, Subscription
 from shop.subscriptions import (
@@ -128,11 +129,13 @@ def test_a_step_claimed_before_a_reactivation_does_nothing_after_it():
     subscription_cancel(subscription_id=subscription.pk, now=utc(2026, 1, 5, 12, 0))
     freeze = subscription.lifecycle.get(kind="freeze")
     LifecycleStep.objects.filter(pk=freeze.pk).update(
-        status="running", claimed_at=utc(2026, 1, 19, 9, 0)
+        status="running", lease_token=1, lease_expires_at=Now() + timedelta(seconds=30)
     )
     subscription_reactivate(subscription_id=subscription.pk)
+    # Its run died before it wrote anything: its lease lapses and it is taken again.
+    LifecycleStep.objects.filter(pk=freeze.pk).update(lease_expires_at=Now() - timedelta(seconds=1))
 
-    lifecycle_due_run(now=utc(2026, 1, 19, 9, 30))  # the claim went stale: taken again
+    lifecycle_due_run(now=utc(2026, 1, 19, 9, 30))
 
     freeze.refresh_from_db()
     subscription.refresh_from_db()
