@@ -382,10 +382,9 @@ STEP_MAX_CRASHES = int(os.environ.get("STEP_MAX_CRASHES", "3"))
 # worker that dies anywhere has its steps running again within about lease + heartbeat.
 STEP_LEASE_S = float(os.environ.get("STEP_LEASE_S", "15"))
 STEP_HEARTBEAT_S = float(os.environ.get("STEP_HEARTBEAT_S", "3"))
-# Steps the reconciliation treats as lost: running past every task's hard time
-# limit, queued or pending far longer than any healthy backlog, retrying well
-# past their retry time.
-RECONCILE_RUNNING_AFTER_S = float(os.environ.get("RECONCILE_RUNNING_AFTER_S", "180"))
+# Steps the reconciliation treats as lost besides those running under an expired lease:
+# queued or pending far longer than any healthy backlog, retrying well past their retry
+# time.
 RECONCILE_QUEUED_AFTER_S = float(os.environ.get("RECONCILE_QUEUED_AFTER_S", "900"))
 RECONCILE_PENDING_AFTER_S = float(os.environ.get("RECONCILE_PENDING_AFTER_S", "60"))
 RECONCILE_RETRYING_GRACE_S = float(os.environ.get("RECONCILE_RETRYING_GRACE_S", "120"))

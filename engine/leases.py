@@ -258,21 +258,27 @@ def _renewed() -> Greatest:
 
 
 def old_claims_leased(
-    app_label: str, model_name: str, *, status: str | None = None, window_s: float | None = None
+    app_label: str,
+    model_name: str,
+    *,
+    status: str | None = None,
+    window_s: float | None = None,
+    claimed_at: str = "claimed_at",
+    **only: Any,
 ) -> migrations.RunPython:
-    """A data migration for a table that claimed with claimed_at (and "host:pid") before it
-    had leases: each row claimed then (in `status`, if given) is leased until claimed_at
-    plus the old scheme's window (the hard task time limit unless `window_s` says), as long
-    as the old scheme let another host's claim live, so a run of the old release still at
-    work is not raced. A row with no claim time is free."""
+    """A data migration for a table that claimed with a claim time (and "host:pid") before
+    it had leases: each row claimed then (in `status`, and matching `only`, if given) is
+    leased until its claim time plus the old scheme's window (the hard task time limit
+    unless `window_s` says), as long as the old scheme let another host's claim live, so a
+    run of the old release still at work is not raced. A row with no claim time is free."""
 
     def lease(apps, schema_editor) -> None:
         rows = apps.get_model(app_label, model_name)._default_manager
-        claimed = rows.filter(claimed_at__isnull=False)
+        claimed = rows.filter(**{f"{claimed_at}__isnull": False}, **only)
         if status is not None:
             claimed = claimed.filter(status=status)
         window = timedelta(seconds=window_s or settings.CELERY_TASK_TIME_LIMIT)
-        claimed.update(lease_expires_at=F("claimed_at") + window)
+        claimed.update(lease_expires_at=F(claimed_at) + window)
 
     return migrations.RunPython(lease, migrations.RunPython.noop)
 

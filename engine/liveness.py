@@ -1,6 +1,6 @@
 """Telling a dead claim from a live one.
 
-Steps are claimed with a lease (engine/steps.py): the claiming process's `holder`
+Claims are leases (engine/leases.py, engine/steps.py): the claiming process's `holder`
 (where it runs, its pid and a random incarnation id made when it starts or forks), a
 fencing token and an expiry computed by PostgreSQL. The process renews the leases it
 holds (engine/heartbeat.py), so a lease past its expiry is dead wherever its worker ran.
@@ -8,9 +8,8 @@ One faster path: a holder in this very process, or one whose pid is gone from th
 kernel and pid namespace, is dead before its lease runs out. It only ever says "dead"
 for a process it can see; everything else waits for the lease, on the database's clock.
 
-Outbox emails and exports still claim with "host:pid" (`this_process`, `claimer_alive`):
-on the same host a signal-0 probe, on another only time (the hard task time limit from
-the claim, both on the database's clock).
+Every claimed kind uses these leases (engine/leases.py). Nothing decides liveness by
+host name and pid alone: the probe only ever shortens a wait the lease bounds anyway.
 """
 
 import hashlib
@@ -19,51 +18,21 @@ import socket
 import threading
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.db import connection
 from django.db.models import Model
 
 
-def this_process() -> str:
+def claim_owner() -> str:
+    """Who holds a claim, for people reading it: "host:pid", and "/thread" in a pool of
+    threads. Never judged: liveness is the lease's alone."""
     process = f"{socket.gethostname()}:{os.getpid()}"
     if threading.current_thread() is threading.main_thread():
         return process  # prefork pool processes run their task in their main thread
     return f"{process}/{threading.get_ident()}"
-
-
-def claimer_alive(
-    claimed_by: str, *, claimed_at: datetime | None, now: datetime | None = None
-) -> bool:
-    host, _, process = claimed_by.rpartition(":")
-    pid, _, thread = process.partition("/")
-    if host == socket.gethostname() and pid.isdigit():
-        if int(pid) == os.getpid():
-            # This process is asking. Its own thread's earlier claim is over (that
-            # thread is asking again); another thread's lives while that thread does.
-            return thread.isdigit() and _other_thread_alive(int(thread))
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True  # alive, owned by another user
-        return True
-    if claimed_at is None:
-        return False
-    # Claims are stamped by the database (Now()), and judged by its clock too: a worker
-    # whose clock is off neither expires a live claim early nor holds a dead one.
-    now = now or database_now()
-    return now < claimed_at + timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
-
-
-def _other_thread_alive(ident: int) -> bool:
-    if ident == threading.get_ident():
-        return False
-    return any(thread.ident == ident for thread in threading.enumerate())
 
 
 # --- leases ------------------------------------------------------------------------

@@ -35,7 +35,7 @@ class StepRecord(Leased):
     last_traceback = models.TextField(blank=True)
     result = models.JSONField(default=dict, blank=True)
     task_id = models.CharField(max_length=64, blank=True)
-    # "host:pid/thread" of the run holding it, for people reading it.
+    # "host:pid/thread" of the run holding it, for people reading it (never judged).
     claimed_by = models.CharField(max_length=128, blank=True)
     # The run's lease (engine/leases.py: Leased): its holding process, a fencing token
     # that grows with every claim (each outcome write carries it), and an expiry set with

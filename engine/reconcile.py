@@ -46,12 +46,6 @@ def lost_steps(*, now: datetime) -> list[tuple[int, tuple]]:
     published_before = ago(now, settings.RECONCILE_QUEUED_AFTER_S)
     stale = steps.filter(
         Q(status=Status.RUNNING, lease_expires_at__lt=now)
-        # Claimed before steps had leases: running past every time limit.
-        | Q(
-            status=Status.RUNNING,
-            lease_holder="",
-            started_at__lt=ago(now, settings.RECONCILE_RUNNING_AFTER_S),
-        )
         | Q(status=Status.QUEUED, published_at__lt=published_before)
         | Q(status=Status.QUEUED, published_at__isnull=True, queued_at__lt=published_before)
         | Q(status=Status.RETRYING, retry_at__lt=ago(now, settings.RECONCILE_RETRYING_GRACE_S))

@@ -16,14 +16,7 @@ from django.db.models import F, Model
 from django.db.models.functions import Coalesce, Now
 
 from engine.leases import Lease, lease_write
-from engine.liveness import (
-    claimer_alive,
-    lease_alive,
-    lease_drop,
-    lease_hold,
-    lease_holder,
-    this_process,
-)
+from engine.liveness import claim_owner, lease_alive, lease_drop, lease_hold, lease_holder
 from engine.lock_objects import step_for_update
 from engine.models import StepRecord
 from engine.pipeline import pipeline
@@ -117,7 +110,7 @@ def _step_claim(
     step.status = Status.RUNNING
     step.attempts += 1
     step.task_id = task_id
-    step.claimed_by = this_process()
+    step.claimed_by = claim_owner()
     step.lease_holder = lease_holder()
     step.lease_token += 1  # the row is locked: no other claim reads it meanwhile
     step.lease_expires_at = now + timedelta(seconds=settings.STEP_LEASE_S)
@@ -146,9 +139,6 @@ def _step_claim(
 
 def step_lease_alive(step: Model, *, now) -> bool:
     """Whether the run holding this running step lives; now is the database's clock."""
-    if not step.lease_holder:
-        # Claimed before steps had leases: judged as it was then.
-        return claimer_alive(step.claimed_by, claimed_at=step.started_at, now=now)
     return lease_alive(
         pipeline().model,
         pk=step.pk,

@@ -63,7 +63,6 @@ class Rig:
             ),
             # Lost-step deadlines for a test run: a dead worker on this machine is
             # seen at once (its pid is gone), so these only bound the wait.
-            "RECONCILE_RUNNING_AFTER_S": "2",
             "RECONCILE_QUEUED_AFTER_S": "15",
             "RECONCILE_PENDING_AFTER_S": "3",
             "RECONCILE_RETRYING_GRACE_S": "5",

@@ -18,7 +18,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from engine.breaker import breaker_opened
-from engine.liveness import this_process
+from engine.liveness import claim_owner
 from kit.logs import log_context_bind, log_context_clear
 from notifications.alerts import alert_breaker_opened
 from ops.counters import job_success_record, step_retry_count
@@ -77,7 +77,7 @@ def record_job_success(sender=None, **kwargs) -> None:
 def record_beat_start(**kwargs) -> None:
     # Sent as beat starts, before its first tick: /readyz sees it at once, not only
     # when the first job is sent a minute later.
-    beat_start_record(process=this_process(), at=timezone.now())
+    beat_start_record(process=claim_owner(), at=timezone.now())
 
 
 @receiver(breaker_opened)

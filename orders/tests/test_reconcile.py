@@ -65,10 +65,21 @@ def test_a_step_pending_behind_a_finished_parent_is_dispatched_but_not_one_behin
     assert order.steps.get(name="label_purchase").status == "pending"
 
 
-def test_a_step_running_past_every_time_limit_is_counted_as_a_crash_and_dispatched_again(published):
+# A holder on another machine: no process here can probe it, only its lease tells.
+ELSEWHERE = "0123456789ab/4242/feedfacecafe"
+
+
+def expired_lease() -> dict:
+    """What a run on another machine that died leaves: its lease, never renewed."""
+    return {"lease_holder": ELSEWHERE, "lease_token": 1, "lease_expires_at": timezone.now()}
+
+
+def test_a_step_running_under_a_lease_that_expired_is_counted_as_a_crash_and_dispatched_again(
+    published,
+):
     order = order_place((product_create(), 1)).order
     Step.objects.filter(order=order, name="payment_capture").update(
-        status=Step.Status.RUNNING, started_at=timezone.now(), attempts=1
+        status=Step.Status.RUNNING, started_at=timezone.now(), attempts=1, **expired_lease()
     )
 
     first = steps_reconcile(now=later(181))
@@ -87,6 +98,7 @@ def test_a_step_whose_worker_keeps_dying_becomes_a_dead_letter(published, settin
         started_at=timezone.now(),
         attempts=3,
         crashes=settings.STEP_MAX_CRASHES - 1,
+        **expired_lease(),
     )
 
     report = steps_reconcile(now=later(181))
