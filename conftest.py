@@ -100,3 +100,15 @@ def abuse_limits(settings, shared_state_in_test_redis):
         "limits": {**settings.CACHES["limits"], "LOCATION": app.conf.broker_url},
     }
     return settings
+
+
+@pytest.fixture
+def staff_client(client):
+    """A session of staff who may view steps: what the operations pages ask
+    (ops.views.OPS_PERMISSION)."""
+    from django.contrib.auth.models import Permission, User
+
+    user = User.objects.create_user("ops", password="x", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_step"))
+    client.force_login(user)
+    return client

@@ -406,6 +406,11 @@ BREAKER_PROBE_S = float(os.environ.get("BREAKER_PROBE_S", "15"))
 OPS_ALERT_EMAIL = os.environ.get("OPS_ALERT_EMAIL", "ops@shopflow.example")
 ALERT_DEAD_LETTERS = int(os.environ.get("ALERT_DEAD_LETTERS", "10"))
 ALERT_QUEUE_DEPTH = int(os.environ.get("ALERT_QUEUE_DEPTH", "1000"))
+# The watchdog for workers that live but no longer consume (ops/consumers.py): each
+# worker writes a beacon every CONSUMER_BEACON_S; a queue whose messages have waited
+# CONSUMER_STALL_S while a live worker of it had a free slot and took nothing is stalled.
+CONSUMER_BEACON_S = float(os.environ.get("CONSUMER_BEACON_S", "5"))
+CONSUMER_STALL_S = float(os.environ.get("CONSUMER_STALL_S", "60"))
 # Each queue's promise (DESIGN.md): the longest a step may wait on it before it starts,
 # from the step's first queued_at. The oldest waiting step of a queue past its promise
 # raises an alert for that queue and is red on the dashboard. The control queue carries

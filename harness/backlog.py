@@ -16,6 +16,7 @@ from kombu.utils.json import dumps
 
 from config.celery import app
 from config.queues import BULK
+from harness.processes import wait_for
 from kit.redis import shared_redis
 
 RUNS_KEY = "shopflow:bulk_job_runs"
@@ -57,6 +58,18 @@ def holds_running(*, redis_url: str) -> int:
 def holds_release(*, redis_url: str) -> None:
     """Let every hold, running or still to start, return at once."""
     redis.Redis.from_url(redis_url).set(RELEASE_KEY, 1)
+
+
+def slots_hang(*, broker_url: str, queue: str, slots: int, waiting: int) -> None:
+    """Hang every one of a queue's `slots` pool slots on a hold (an hour, or until
+    holds_release) with `waiting` more holds behind them, and wait until all hang."""
+    signature = hold.si(3600).set(queue=queue)
+    backlog_publish(broker_url=broker_url, signature=signature, count=slots + waiting)
+    wait_for(
+        lambda: holds_running(redis_url=broker_url) == slots,
+        timeout=30,
+        what=f"every {queue} slot hung",
+    )
 
 
 def backlog_publish(*, broker_url: str, signature: Signature, count: int) -> None:

@@ -12,6 +12,7 @@ class Alert(models.Model):
         BREAKER_OPEN = "breaker_open", "partner circuit breaker open"
         QUEUE_DEPTH = "queue_depth", "queue backlog above threshold"
         QUEUE_AGE = "queue_age", "oldest waiting job above threshold"
+        QUEUE_STALLED = "queue_stalled", "queue not consumed by its live workers"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     subject = models.CharField(max_length=64)  # the partner, the queue, or "all"

@@ -1,4 +1,5 @@
-"""What operations alert on: dead letters, open breakers, queues past their promise.
+"""What operations alert on: dead letters, open breakers, queues past their promise,
+queues whose live workers no longer consume them.
 The incidents themselves (open once, email ops once, resolve) are notifications/alerts.py."""
 
 from django.conf import settings
@@ -6,12 +7,14 @@ from django.conf import settings
 from engine.breaker import breaker_states
 from notifications.alerts import Condition, alerts_apply
 from notifications.models import Alert
+from ops.consumers import Consumption, queues_consumption
 from orders.models import DeadLetter
 from orders.selectors import queue_stats
 
 
 def alerts_check() -> list[Condition]:
-    """Look at dead letters, breakers and queues; alert ops on what is past its threshold."""
+    """Look at dead letters, breakers, queues and their consumers; alert ops on what is past
+    its threshold."""
     dead = DeadLetter.objects.count()
     conditions = [
         Condition(
@@ -32,7 +35,10 @@ def alerts_check() -> list[Condition]:
         )
         for state in breaker_states()
     ]
-    for queue in queue_stats():
+    stats = queue_stats()
+    consumption = queues_consumption({queue.name: queue.depth for queue in stats})
+    for queue, consumed in zip(stats, consumption, strict=True):
+        conditions.append(stall_condition(consumed))
         conditions.append(
             Condition(
                 Alert.Kind.QUEUE_DEPTH,
@@ -54,3 +60,19 @@ def alerts_check() -> list[Condition]:
                 )
             )
     return alerts_apply(conditions)
+
+
+def stall_condition(consumed: Consumption) -> Condition:
+    workers = ", ".join(
+        f"{c.node} ({c.concurrency - c.busy} of {c.concurrency} slots free)"
+        for c in consumed.stalled
+    )
+    return Condition(
+        Alert.Kind.QUEUE_STALLED,
+        consumed.queue,
+        bool(consumed.stalled),
+        f"Messages have waited on {consumed.queue} for {consumed.waiting_for_s:.0f}s and "
+        f"its live workers {workers} took none of them in {settings.CONSUMER_STALL_S:g}s: "
+        "they no longer consume the queue (a known Celery fault after a broker reconnect). "
+        "Restart them.",
+    )

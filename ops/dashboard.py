@@ -12,6 +12,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from engine.breaker import breaker_states
+from ops.consumers import queues_consumption
 from ops.counters import job_last_successes
 from ops.selectors import (
     BeatJob,
@@ -49,6 +50,8 @@ class QueueRow:
     depth: int
     oldest_wait_s: float
     max_wait_s: float | None  # the queue's promise
+    taken_ago_s: float | None  # its live workers' last take; None: no live worker
+    stalled: tuple[str, ...]  # live workers with a free slot that take nothing
     succeeded_last_hour: int
     failed_last_hour: int
     depth_alert: bool
@@ -57,18 +60,22 @@ class QueueRow:
 
 def queue_rows(*, now: datetime) -> list[QueueRow]:
     finished = steps_finished_by_queue(since=now - timedelta(hours=1))
+    stats = queue_stats()
+    consumption = queues_consumption({queue.name: queue.depth for queue in stats})
     return [
         QueueRow(
             name=queue.name,
             depth=queue.depth,
             oldest_wait_s=queue.oldest_wait_s,
             max_wait_s=queue.max_wait_s,
+            taken_ago_s=consumed.taken_ago_s,
+            stalled=tuple(c.node for c in consumed.stalled),
             succeeded_last_hour=finished.get((queue.name, Step.Status.SUCCEEDED), 0),
             failed_last_hour=finished.get((queue.name, Step.Status.FAILED), 0),
             depth_alert=queue.depth > settings.ALERT_QUEUE_DEPTH,
             age_alert=queue.late,
         )
-        for queue in queue_stats()
+        for queue, consumed in zip(stats, consumption, strict=True)
     ]
 
 

@@ -1,5 +1,6 @@
 """Readiness: can the shop do its work? The database answers, the broker answers, every
-queue has a worker that answers, and beat has started or sent a periodic job recently."""
+queue has a worker that answers and no live worker of a queue has stopped consuming it,
+and beat has started or sent a periodic job recently."""
 
 import functools
 from collections.abc import Callable
@@ -17,8 +18,10 @@ from kombu import Connection
 from kombu.pidbox import Mailbox
 
 from config.queues import QUEUE_NAMES
+from ops.consumers import queues_consumption
 from ops.selectors import JOB_TASKS
 from orders.models import BeatStart
+from orders.selectors import queue_stats
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ def readiness(*, broker_url: str, timeout: float | None = None) -> Readiness:
         {
             "database": _guarded(database_check),
             **broker_checks(broker_url=broker_url, timeout=timeout),
+            "consumers": _guarded(consumers_check),
             "beat": _guarded(lambda: beat_check(now=timezone.now())),
         }
     )
@@ -128,6 +132,22 @@ def workers_check(broker: Connection, timeout: float) -> Check:
     if missing:
         detail["error"] = f"no worker answers for {', '.join(missing)}"
     return Check(not missing, detail)
+
+
+def consumers_check() -> Check:
+    """No queue is stalled: messages wait and a live worker of it with a free slot takes
+    none (ops/consumers.py). The alert check says so too, but it runs on the control
+    queue, so a control worker that stalled could not; a probe from outside can."""
+    depths = {queue.name: queue.depth for queue in queue_stats()}
+    stalled = {
+        c.queue: [worker.node for worker in c.stalled]
+        for c in queues_consumption(depths)
+        if c.stalled
+    }
+    if not stalled:
+        return Check(True)
+    error = "; ".join(f"{queue} not consumed by {', '.join(w)}" for queue, w in stalled.items())
+    return Check(False, {"stalled": stalled, "error": error})
 
 
 def beat_start_record(*, process: str, at: datetime) -> None:

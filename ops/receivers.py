@@ -1,6 +1,7 @@
 """Signal receivers for the operations surface: task log context, retry counts,
-periodic job successes, beat's start, Django's LOGGING in Celery's processes, and the
-alert when a partner's circuit breaker opens."""
+periodic job successes, beat's start, Django's LOGGING in Celery's processes, the
+consumer watchdog's beacon and takes (ops/consumers.py), and the alert when a partner's
+circuit breaker opens."""
 
 import functools
 import logging.config
@@ -10,8 +11,11 @@ from celery.signals import (
     setup_logging,
     task_postrun,
     task_prerun,
+    task_received,
     task_retry,
+    task_revoked,
     task_success,
+    worker_ready,
 )
 from django.conf import settings
 from django.dispatch import receiver
@@ -21,6 +25,7 @@ from engine.breaker import breaker_opened
 from engine.liveness import claim_owner
 from kit.logs import log_context_bind, log_context_clear
 from notifications.alerts import alert_breaker_opened
+from ops.consumers import beacon_start, consumer_took
 from ops.counters import job_success_record, step_retry_count
 from ops.health import beat_start_record
 from ops.selectors import JOB_TASKS
@@ -78,6 +83,25 @@ def record_beat_start(**kwargs) -> None:
     # Sent as beat starts, before its first tick: /readyz sees it at once, not only
     # when the first job is sent a minute later.
     beat_start_record(process=claim_owner(), at=timezone.now())
+
+
+@worker_ready.connect
+def start_consumer_beacon(sender=None, **kwargs) -> None:
+    # In the worker's main process, where its consumer and its pool's requests live.
+    beacon_start(
+        node=sender.hostname,
+        queues=list(sender.app.amqp.queues.consume_from),
+        concurrency=sender.controller.concurrency,
+    )
+
+
+@task_received.connect
+@task_revoked.connect
+def note_message_taken(request=None, **kwargs) -> None:
+    # Received, or dropped on receipt as expired or revoked: taken off its queue either
+    # way. Also sent for a run revoked later; it only makes the take look more recent.
+    delivery_info = getattr(request, "delivery_info", None) or {}
+    consumer_took(routing_key=delivery_info.get("routing_key"))
 
 
 @receiver(breaker_opened)

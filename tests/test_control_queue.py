@@ -10,7 +10,7 @@ import redis
 from config.celery import app
 from config.queues import CONTROL, HIGH, QUEUE_NAMES, queue_for
 from config.schedule import JOBS
-from harness.backlog import backlog_publish, hold, holds_release, holds_running
+from harness.backlog import backlog_publish, hold, holds_release, holds_running, slots_hang
 from harness.processes import children_start, children_stop, procfile_worker, wait_for
 from harness.procfile import WorkerSpec, procfile_worker_specs
 from notifications.models import Alert, OutboxEmail
@@ -87,16 +87,7 @@ def test_alerts_keep_firing_while_thousands_of_messages_back_up_the_high_queue(w
 
 @pytest.mark.system
 def test_alerts_and_the_reconciliation_keep_running_while_every_high_thread_hangs(workers):
-    backlog_publish(
-        broker_url=app.conf.broker_url,
-        signature=hold.si(3600).set(queue=HIGH),
-        count=HIGH_THREADS + 20,
-    )
-    wait_for(
-        lambda: holds_running(redis_url=app.conf.broker_url) == HIGH_THREADS,
-        timeout=30,
-        what="every high thread hung",
-    )
+    slots_hang(broker_url=app.conf.broker_url, queue=HIGH, slots=HIGH_THREADS, waiting=20)
     order = order_place((product_create(), 1)).order
     payment = Step.objects.filter(order=order, name="payment_capture")
     long_ago = payment.get().created_at - timedelta(minutes=20)

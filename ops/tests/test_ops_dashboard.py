@@ -2,7 +2,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
@@ -17,15 +17,6 @@ from tests.factories import order_place, product_create
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("shared_state_in_test_redis")]
 
 DASHBOARD = "/admin/operations/"
-
-
-@pytest.fixture
-def staff_client(client):
-    """Staff who may view steps: what the operations pages ask (ops.views.OPS_PERMISSION)."""
-    user = User.objects.create_user("ops", password="x", is_staff=True)
-    user.user_permissions.add(Permission.objects.get(codename="view_step"))
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
@@ -78,9 +69,9 @@ def test_the_dashboard_shows_queues_steps_dead_letters_breakers_and_jobs_with_th
     html = response.content.decode()
     # The 90 s waits count the page's load too: 91 s on a loaded machine.
     assert re.fullmatch(
-        "Queues queue depth oldest waiting promise done last hour failed last hour "
-        r"high 0 9[01]s 30s 0 0 medium 0 9[01]s 300s 2 0 low 0 0s 1800s 0 2 "
-        "bulk 0 0s 3600s 0 0 control 0 0s – 0 0",
+        "Queues queue depth oldest waiting promise last taken done last hour failed last hour "
+        r"high 0 9[01]s 30s – 0 0 medium 0 9[01]s 300s – 2 0 low 0 0s 1800s – 0 2 "
+        "bulk 0 0s 3600s – 0 0 control 0 0s – – 0 0",
         section(html, "ops-queues"),
     ), section(html, "ops-queues")
     assert section(html, "ops-dead-letters") == "Dead letters all dead letters 2 analytics_track 2"
