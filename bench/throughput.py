@@ -276,24 +276,28 @@ def with_latency(bench: Bench, workers, *, orders: int, repeats: int) -> dict:
     }
 
 
-def run(*, quick: bool = False) -> dict:
+def run(*, quick: bool = False, ceiling_only: bool = False) -> dict:
     """Measure in a child process (its own Django settings and signal receivers, whatever
     ran before in this one), write the JSON and the plot, and return the figures."""
     started = time.monotonic()
     command = [sys.executable, "-m", "bench.throughput", "--measure"]
     if quick:
         command.append("--quick")
+    if ceiling_only:
+        command.append("--ceiling-only")
     # The child's progress goes to stderr, shown as it comes; its figures come on stdout.
     out = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True)
     results = json.loads(out.stdout.strip().splitlines()[-1])
     results["seconds"] = round(time.monotonic() - started, 1)
+    if ceiling_only:
+        return results
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "throughput.json").write_text(json.dumps(results, indent=2) + "\n")
     plot(results, RESULTS / "throughput_concurrency.png")
     return results
 
 
-def measure(*, quick: bool) -> dict:
+def measure(*, quick: bool, ceiling_only: bool = False) -> dict:
     from bench.backfill import database_ensure
 
     concurrencies = (2, 8) if quick else (2, 4, 8, 16)
@@ -331,6 +335,8 @@ def measure(*, quick: bool) -> dict:
                 f"  zero latency: pipeline {zero['pipeline_median']:.2f} orders/s, "
                 f"raw chain {zero['raw_chain_median']:.2f}/s, ratio {zero['ratio']:.2f}"
             )
+            if ceiling_only:
+                return results
             results["procfile_with_latency"] = with_latency(
                 bench, workers, orders=30 if quick else 80, repeats=repeats
             )
@@ -427,12 +433,20 @@ def report(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer orders and points")
+    parser.add_argument(
+        "--ceiling-only",
+        action="store_true",
+        help="only the zero-latency pipeline against the raw chain (nothing written)",
+    )
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.measure:
-        print(json.dumps(measure(quick=options.quick)))
+        print(json.dumps(measure(quick=options.quick, ceiling_only=options.ceiling_only)))
         return
-    results = run(quick=options.quick)
+    results = run(quick=options.quick, ceiling_only=options.ceiling_only)
+    if options.ceiling_only:
+        print(json.dumps(results["zero_latency"], indent=2))
+        return
     print(report(results))
     written = "bench/results/throughput.json and throughput_concurrency.png"
     print(f"({results['seconds']} s; wrote {written})")

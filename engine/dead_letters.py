@@ -53,14 +53,23 @@ def _dead_letter_retry(*, pk: int, report: RetryReport) -> None:
     if why_not:
         report.skipped.append((str(p.subject_of(step)), step.name, why_not))
         return
-    step.status = StepRecord.Status.PENDING
+    step.status = StepRecord.Status.QUEUED  # ready: published after the commit
+    step.published_at = None
     step.attempts = 0
     step.crashes = 0
     step.last_error = ""
     step.retry_at = None
     step.finished_at = None
     step.save(
-        update_fields=["status", "attempts", "crashes", "last_error", "retry_at", "finished_at"]
+        update_fields=[
+            "status",
+            "published_at",
+            "attempts",
+            "crashes",
+            "last_error",
+            "retry_at",
+            "finished_at",
+        ]
     )
     steps_dispatch_on_commit(subject_id=p.subject_id_of(step), names=(step.name,))
     report.retried.append((str(p.subject_of(step)), step.name))

@@ -1,28 +1,54 @@
-from celery import group
+"""Publishing steps: each alone, one small message, after the commit that made it ready.
+
+A step is *ready* when a transaction made it so: its parent's success, in the transaction
+that records it (engine/steps.py, step_mark_succeeded), the subject's creation (its root),
+a cancel's follow-ups, a dead letter retried. Ready is `queued` with no `published_at`:
+the step record is its own outbox entry. After the commit each ready step's task is
+published alone, its message the subject's id (the task names the step; no chain, no
+callbacks), and the step is then marked published. A publish that is lost (the process
+died between the commit and the publish, the broker was down) leaves the step ready and
+not published, which the reconciliation finds by its index and publishes once
+(engine/reconcile.py). What waits for what is read from the pipeline's declaration only.
+"""
+
+from celery import current_app
 from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce, Now
 
 from engine.models import StepRecord
 from engine.pipeline import pipeline
 
+Status = StepRecord.Status
+
 
 def pipeline_dispatch(*, subject_id: int) -> None:
-    """Publish the whole pipeline of a subject. Call after commit only."""
-    pipeline().signature(subject_id=subject_id).apply_async()
+    """Publish a new subject's root step, which its creation made ready. Call after commit."""
+    _steps_publish(subject_id, (pipeline().root,))
 
 
 def _steps_publish(subject_id: int, names: tuple[str, ...]) -> None:
-    # Only called by steps_dispatch_on_commit's callback, after the commit. Each step
-    # alone: what waits on it is published when it succeeds (engine/runner.py), so a
-    # re-dispatch never copies work that is already queued.
+    # After the commit only (steps_dispatch_on_commit, pipeline_dispatch): publish, then
+    # mark published, so a death in between costs a second message, never a lost one.
     p = pipeline()
-    group(p.step_signature(subject_id=subject_id, name=name) for name in names).apply_async()
+    with current_app.producer_or_acquire() as producer:
+        for name in names:
+            step_message_send(task=p.steps[name].task, subject_id=subject_id, producer=producer)
+    p.steps_of(subject_id).filter(
+        name__in=names, status=Status.QUEUED, published_at__isnull=True
+    ).update(published_at=Now())
+
+
+def step_message_send(*, task: str, subject_id: int, producer) -> None:
+    """One step's message on its task's queue: the subject's id, and nothing after it."""
+    current_app.send_task(task, args=(subject_id,), producer=producer)
 
 
 def steps_dispatch_on_commit(*, subject_id: int, names: tuple[str, ...]) -> None:
     """Publish these steps, each alone, once the transaction commits.
 
     robust: a broker that is down must not undo the committed work; the steps stay
-    pending and the reconciliation dispatches them.
+    ready and the reconciliation publishes them.
     """
 
     def publish() -> None:  # named: Django's robust on_commit logs a failure by __qualname__
@@ -31,11 +57,28 @@ def steps_dispatch_on_commit(*, subject_id: int, names: tuple[str, ...]) -> None
     transaction.on_commit(publish, robust=True)
 
 
-def steps_publish_ready(*, subject_id: int, names: tuple[str, ...]) -> None:
-    """Publish those of these steps that wait to be published (pending)."""
-    pending = (
-        pipeline().steps_of(subject_id).filter(name__in=names, status=StepRecord.Status.PENDING)
+def steps_ready(*, subject_id: int, names: tuple[str, ...]) -> None:
+    """Make these pending steps ready, in the caller's transaction, and publish them
+    after its commit. Steps no longer pending (cancelled with their subject) stay as
+    they are and are not published."""
+    steps = pipeline().steps_of(subject_id).filter(name__in=names)
+    marked = steps.filter(status=Status.PENDING).update(
+        status=Status.QUEUED, queued_at=Coalesce(F("queued_at"), Now()), published_at=None
     )
-    ready = tuple(pending.values_list("name", flat=True))
-    if ready:
-        steps_dispatch_on_commit(subject_id=subject_id, names=ready)
+    if marked == 0:
+        return
+    if marked < len(names):
+        names = _unpublished(steps)
+    steps_dispatch_on_commit(subject_id=subject_id, names=names)
+
+
+def steps_publish_unpublished(*, subject_id: int, names: tuple[str, ...]) -> None:
+    """Publish those of these steps that are ready and not published yet."""
+    unpublished = _unpublished(pipeline().steps_of(subject_id).filter(name__in=names))
+    if unpublished:
+        steps_dispatch_on_commit(subject_id=subject_id, names=unpublished)
+
+
+def _unpublished(steps) -> tuple[str, ...]:
+    ready = steps.filter(status=Status.QUEUED, published_at__isnull=True).order_by()
+    return tuple(ready.values_list("name", flat=True))

@@ -27,7 +27,7 @@ from functools import reduce
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, migrations, models
+from django.db import InterfaceError, OperationalError, connection, migrations, models, transaction
 from django.db.models import F, Model, Q, QuerySet
 from django.db.models.functions import Greatest, Now
 
@@ -148,12 +148,14 @@ def lease_write(
     *,
     rows: QuerySet | None = None,
     final: bool = True,
+    then: Callable[[], None] | None = None,
     **fields,
 ) -> bool:
     """Write `fields` on the leased row if the lease still holds it; False (nothing
     changed, logged) when a newer claim took it. `rows` narrows the row further (a
     status, for instance). A final write ends the lease: it is no longer renewed, and
-    the row is free at once unless `fields` set its expiry.
+    the row is free at once unless `fields` set its expiry. `then()`, when given, runs
+    in the write's transaction once it was written (what the outcome makes follow).
 
     Retried when the connection fails (the write is idempotent); after the last try it
     raises LeaseWriteFailed and the lease is left to lapse."""
@@ -161,7 +163,9 @@ def lease_write(
     # A final write frees the row; any other renews the lease, so a run that writes as it
     # goes keeps it even in a process without a heartbeat (a command run here).
     fields.setdefault("lease_expires_at", None if final else _renewed())
-    written = bool(lease_retried(lambda: _fenced_update(fenced, fields), what=what, lease=lease))
+    written = bool(
+        lease_retried(lambda: _fenced_update(fenced, fields, then), what=what, lease=lease)
+    )
     if final or not written:
         lease_drop(lease.table, lease.pk)
     if not written:
@@ -232,8 +236,14 @@ def lease_retried(work: Callable[[], T], *, what: str, lease: Lease) -> T:
     raise AssertionError("unreachable")
 
 
-def _fenced_update(rows: QuerySet, fields: dict) -> int:
-    return rows.update(**fields)
+def _fenced_update(rows: QuerySet, fields: dict, then: Callable[[], None] | None = None) -> int:
+    if then is None:
+        return rows.update(**fields)
+    with transaction.atomic():
+        written = rows.update(**fields)
+        if written:
+            then()
+    return written
 
 
 def leases_extend(table: type[Model], pks: list[Any] | None = None) -> int:

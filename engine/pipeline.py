@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from celery import chain, group, signature
-from celery.canvas import Signature
 from django.apps import apps
 from django.conf import settings
 from django.db.models import Model, QuerySet
@@ -79,6 +77,10 @@ class Pipeline:
         self.forward_names = [spec.name for spec in forward]
         self.root = forward[0].name
         self.partners = tuple(dict.fromkeys(s.partner for s in self.all_steps if s.partner))
+        # What waits for each step: made ready when it succeeds (engine/dispatch.py).
+        self.successors: dict[str, tuple[str, ...]] = {
+            name: tuple(spec.name for spec in forward if spec.after == name) for name in self.steps
+        }
         self._hooks = hooks
         assert all(
             spec.after is None or self.position[spec.after] < self.position[spec.name]
@@ -100,25 +102,6 @@ class Pipeline:
 
     def steps_of(self, subject_id: int) -> QuerySet:
         return self.model.objects.filter(**{f"{self.subject}_id": subject_id})
-
-    def children(self, name: str) -> list[StepSpec]:
-        return [spec for spec in self.forward if spec.after == name]
-
-    def step_signature(self, *, subject_id: int, name: str) -> Signature:
-        """The one step's task, alone."""
-        return signature(self.steps[name].task, args=(subject_id,), immutable=True)
-
-    def signature(self, *, subject_id: int, start: str | None = None) -> Signature:
-        """Build the canvas that runs `start` (the root by default) and what waits on it."""
-        spec = self.steps[start or self.root]
-        # Immutable: each task takes only the subject's id, never its parent's return value.
-        head = self.step_signature(subject_id=subject_id, name=spec.name)
-        children = [
-            self.signature(subject_id=subject_id, start=c.name) for c in self.children(spec.name)
-        ]
-        if not children:
-            return head
-        return chain(head, children[0] if len(children) == 1 else group(children))
 
 
 _pipeline: list[Pipeline] = []

@@ -40,16 +40,17 @@ def ago(now: datetime, seconds: float) -> datetime:
 def lost_steps(*, now: datetime) -> list[tuple[int, tuple]]:
     """Steps that should be moving and are not, as (pk, snapshot): running under a lease
     that ran out, queued or retrying long past their time, and pending ones that nothing
-    is going to publish."""
+    is going to publish (from before ready steps)."""
     p = pipeline()
     steps = p.model.objects
     published_before = ago(now, settings.RECONCILE_QUEUED_AFTER_S)
     stale = steps.filter(
         Q(status=Status.RUNNING, lease_expires_at__lt=now)
         | Q(status=Status.QUEUED, published_at__lt=published_before)
-        | Q(status=Status.QUEUED, published_at__isnull=True, queued_at__lt=published_before)
         | Q(status=Status.RETRYING, retry_at__lt=ago(now, settings.RECONCILE_RETRYING_GRACE_S))
     )
+    # Made pending by the code before the step records drove the graph (the canvas
+    # published them): remove one release after it, with RENAMED_TASKS.
     parent = Case(
         *[When(name=spec.name, then=Value(spec.after)) for spec in p.all_steps if spec.after],
         default=Value(None),
@@ -77,6 +78,19 @@ def lost_steps(*, now: datetime) -> list[tuple[int, tuple]]:
     ]
 
 
+def unpublished_steps(*, now: datetime) -> list[Model]:
+    """Steps made ready whose publish was lost (the process died between its commit and
+    the publish, or the broker was down): queued, never published, for longer than a
+    publish takes. One index holds exactly these (orders.Step's step_ready_unpublished)."""
+    p = pipeline()
+    ready = p.model.objects.filter(
+        status=Status.QUEUED,
+        published_at__isnull=True,
+        queued_at__lt=ago(now, settings.RECONCILE_PENDING_AFTER_S),
+    )
+    return list(ready.select_related(p.subject).order_by("queued_at")[: settings.RECONCILE_BATCH])
+
+
 def dead_leases(*, now: datetime) -> list[tuple[int, tuple]]:
     """Running steps whose run is over, as (pk, snapshot): their lease ran out (on the
     database's clock), or its holder is a process of this machine that is gone."""
@@ -102,10 +116,17 @@ SNAPSHOT = ("pk", "status", "published_at", "started_at", "retry_at", "lease_tok
 
 
 def steps_reconcile(*, now: datetime | None = None) -> ReconcileReport:
-    """Dispatch every lost step again; dead-letter steps whose worker keeps dying."""
+    """Dispatch every lost step again, publish the ready ones never published, and
+    dead-letter steps whose worker keeps dying."""
+    p = pipeline()
     now = now or database_now()
     report = _steps_redispatch(lost_steps(now=now), now=now)
-    report.settled = pipeline().hook("subjects_settle")(now=now)
+    for step in unpublished_steps(now=now):
+        # Published as its first publish would have been: marked published after it
+        # went out, so a broker still down leaves it for the next run.
+        steps_dispatch_on_commit(subject_id=p.subject_id_of(step), names=(step.name,))
+        report.redispatched.append((str(p.subject_of(step)), step.name, "unpublished"))
+    report.settled = p.hook("subjects_settle")(now=now)
     _report_log(report, "reconciled")
     return report
 

@@ -14,7 +14,7 @@ from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 
 from engine.breaker import breaker_wait
-from engine.dispatch import steps_publish_ready
+from engine.dispatch import steps_publish_unpublished
 from engine.pipeline import pipeline
 from engine.steps import (
     Claim,
@@ -38,6 +38,10 @@ STEP_TASK = {"bind": True, "max_retries": None}
 def step_run(*, task: Task, subject_id: int, name: str, work: StepWork) -> None:
     p = pipeline()
     spec = p.steps[name]
+    # A message from before the step records drove the graph may carry the canvas of
+    # what follows; those steps are made ready from the records, so the canvas is
+    # dropped here, before a retry could copy it or a success publish it.
+    task.request.chain = task.request.callbacks = None
     wait = breaker_wait(spec.partner) if spec.partner else 0
     if wait and step_defer(
         subject_id=subject_id, name=name, seconds=wait, reason=f"{spec.partner} circuit open"
@@ -48,14 +52,14 @@ def step_run(*, task: Task, subject_id: int, name: str, work: StepWork) -> None:
     log_context_bind(attempt=step.attempts)
     if claim is Claim.DONE:
         # A redelivery after a kill between recording the outcome and telling the
-        # domain: tell it again (its hook is idempotent). Returning lets the canvas go on.
+        # domain or publishing what it made ready: do both again (both idempotent).
         p.hook("step_succeeded")(step=step)
-        _successors_publish(task, step)
+        _successors_publish(step)
         return
     if claim is Claim.POISON:
         step_mark_failed(step=step, error=PoisonPill(step))
     if claim in (Claim.STOP, Claim.POISON):
-        raise Ignore()  # acks the message without running the steps after this one
+        raise Ignore()
     # A write that finds the lease taken (a newer run holds the step) changes nothing:
     # this run then stops there, without a retry message or the steps after it.
     try:
@@ -77,15 +81,11 @@ def step_run(*, task: Task, subject_id: int, name: str, work: StepWork) -> None:
         raise task.retry(exc=exc, countdown=countdown) from exc
     if not step_mark_succeeded(step=step, result=result):
         raise Ignore()
-    _successors_publish(task, step)
 
 
-def _successors_publish(task: Task, step) -> None:
-    """A step published alone (re-dispatched, retried by hand) carries no canvas: its
-    waiting successors are published from the step records, each alone too."""
-    if task.request.chain or task.request.callbacks:
-        return  # the canvas publishes them
+def _successors_publish(step) -> None:
+    """Publish the steps this one's success made ready, if their publish was lost."""
     p = pipeline()
-    names = [spec.name for spec in p.children(step.name)]
+    names = p.successors[step.name]
     if names:
-        steps_publish_ready(subject_id=p.subject_id_of(step), names=tuple(names))
+        steps_publish_unpublished(subject_id=p.subject_id_of(step), names=names)

@@ -12,9 +12,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Model
-from django.db.models.functions import Coalesce, Now
+from django.db.models import Model
+from django.db.models.functions import Now
 
+from engine.dispatch import steps_ready
 from engine.leases import Lease, lease_write
 from engine.liveness import claim_owner, lease_alive, lease_drop, lease_hold, lease_holder
 from engine.lock_objects import step_for_update
@@ -36,15 +37,6 @@ class Claim(enum.Enum):
 def _log_extra(step: Model, **fields) -> dict:
     p = pipeline()
     return {p.subject: str(p.subject_of(step)), "step": step.name, **fields}
-
-
-def step_mark_queued(*, subject_id: int, name: str, task_id: str) -> None:
-    pipeline().steps_of(subject_id).filter(name=name, status=Status.PENDING).update(
-        status=Status.QUEUED,
-        task_id=task_id,
-        queued_at=Coalesce(F("queued_at"), Now()),
-        published_at=Now(),
-    )
 
 
 def step_defer(*, subject_id: int, name: str, seconds: float, reason: str) -> bool:
@@ -97,7 +89,14 @@ def _step_claim(
         step.save(update_fields=["status", "finished_at"])
         return Claim.STOP, step
     parent = p.steps[name].after
-    if parent and not p.steps_of(subject_id).filter(name=parent, status=Status.SUCCEEDED).exists():
+    # A step is made ready (queued) only by its parent's success; a pending one has a
+    # message from elsewhere (a duplicate, a canvas from before the step records drove
+    # the graph) and runs only once its parent has succeeded.
+    if (
+        parent
+        and step.status == Status.PENDING
+        and not p.steps_of(subject_id).filter(name=parent, status=Status.SUCCEEDED).exists()
+    ):
         return Claim.STOP, step
     if step.status == Status.RUNNING:
         if step_lease_alive(step, now=now):
@@ -157,10 +156,19 @@ class PoisonPill(Exception):
 
 
 def step_mark_succeeded(*, step: Model, result: dict) -> bool:
-    """Record the run's success; False (and nothing changed) if its lease was taken."""
+    """Record the run's success and, in the same transaction, make ready the steps that
+    wait for it (published after the commit); False (and nothing changed) if its lease
+    was taken."""
+    p = pipeline()
+    successors = p.successors[step.name]
+
+    def successors_ready() -> None:
+        steps_ready(subject_id=p.subject_id_of(step), names=successors)
+
     written = _outcome_write(
         step,
         "succeeded",
+        then=successors_ready if successors else None,
         status=Status.SUCCEEDED,
         result=result,
         last_error="",
@@ -209,15 +217,16 @@ def step_mark_failed(*, step: Model, error: BaseException) -> bool:
     return written
 
 
-def _outcome_write(step: Model, outcome: str, **fields) -> bool:
+def _outcome_write(step: Model, outcome: str, *, then=None, **fields) -> bool:
     """Write an outcome fenced by the run's token: only while the step is running under
     the lease this run took (engine/leases.py: retried on a lost connection, the lease
-    ended either way)."""
+    ended either way); `then()` runs in its transaction when it was written."""
     lease = Lease(pipeline().model, step.pk, step.lease_token)
     return lease_write(
         lease,
         f"step {step.name} outcome {outcome}",
         rows=lease.table.objects.filter(status=Status.RUNNING),
+        then=then,
         **fields,
     )
 

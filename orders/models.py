@@ -95,6 +95,13 @@ class Step(StepRecord):
             models.Index(fields=["status", "queued_at"]),
             # The heartbeat's sweep: running steps whose lease ran out.
             models.Index(fields=["status", "lease_expires_at"]),
+            # The reconciliation's "ready, not published": a publish lost after the
+            # commit that made the step ready (engine/dispatch.py). Few rows, if any.
+            models.Index(
+                fields=["queued_at"],
+                condition=models.Q(status="queued", published_at__isnull=True),
+                name="step_ready_unpublished",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -27,7 +27,7 @@ def test_a_token_holder_sees_customer_step_names_but_no_error_texts_queues_or_ad
 
     steps = api.json()["steps"]
     assert [(s["name"], s["status"]) for s in steps] == [
-        ("Payment", "pending"),
+        ("Payment", "queued"),
         ("Confirmation email", "pending"),
         ("Sent to the warehouse", "retrying"),
         ("Invoice", "pending"),

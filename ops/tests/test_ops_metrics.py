@@ -87,18 +87,19 @@ def test_metrics_carry_steps_dead_letters_retries_breakers_and_jobs_after_known_
     assert nonzero(metrics, "shopflow_steps", "step", "status") == {
         ("payment_capture", "succeeded"): 2,
         ("payment_capture", "failed"): 1,
-        ("payment_failed_email_send", "pending"): 1,
-        # the declined order's other steps stop; the others' wait for workers that never ran
+        ("payment_failed_email_send", "queued"): 1,
+        # the declined order's other steps stop; the others' wait for workers that never
+        # ran: ready (queued) after the payment, the label pending behind the ERP sync
         ("confirmation_email_send", "cancelled"): 1,
         ("erp_sync", "cancelled"): 1,
         ("invoice_render", "cancelled"): 1,
         ("label_purchase", "cancelled"): 1,
         ("analytics_track", "cancelled"): 1,
-        ("confirmation_email_send", "pending"): 2,
-        ("erp_sync", "pending"): 2,
-        ("invoice_render", "pending"): 2,
+        ("confirmation_email_send", "queued"): 2,
+        ("erp_sync", "queued"): 2,
+        ("invoice_render", "queued"): 2,
         ("label_purchase", "pending"): 2,
-        ("analytics_track", "pending"): 1,
+        ("analytics_track", "queued"): 1,
         ("analytics_track", "failed"): 1,
     }
     assert nonzero(metrics, "shopflow_dead_letters", "step") == {
@@ -193,6 +194,7 @@ def test_queue_depth_comes_from_the_broker_and_oldest_wait_from_the_step_records
     for _ in range(3):
         app.send_task("ops.test.never_consumed", queue="bulk")
     order = order_place((product_create(), 1)).order
+    order.steps.filter(name="payment_capture").update(status=Step.Status.SUCCEEDED)
     Step.objects.filter(order=order, name="analytics_track").update(
         status=Step.Status.QUEUED, queued_at=timezone.now() - timedelta(seconds=120)
     )

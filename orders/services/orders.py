@@ -3,13 +3,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from engine.dispatch import steps_dispatch_on_commit
 from engine.pipeline import StepSpec
 from orders.lock_objects import order_for_update, steps_for_update
 from orders.models import Order, OrderLine, Step
-from orders.pipeline import CANCELLATION, FORWARD_NAMES, PAYMENT_FAILURE, PIPELINE, POSITION
+from orders.pipeline import (
+    CANCELLATION,
+    FORWARD_NAMES,
+    ORDER_PIPELINE,
+    PAYMENT_FAILURE,
+    PIPELINE,
+    POSITION,
+)
 from orders.services.follow_ups import follow_ups_cancel, follow_ups_schedule
 from orders.signals import order_stock_released
 
@@ -66,15 +74,26 @@ def order_create(
         )
         for product, quantity in lines
     )
-    steps_create(order=order, specs=PIPELINE)
+    # The payment is ready at once (the checkout's commit publishes it); the others
+    # wait for the steps before them (engine/dispatch.py).
+    steps_create(order=order, specs=PIPELINE, ready=(ORDER_PIPELINE.root,))
     return order
 
 
-def steps_create(*, order: Order, specs: tuple[StepSpec, ...]) -> None:
-    """Add pending step records; steps the order already has are left as they are."""
+def steps_create(*, order: Order, specs: tuple[StepSpec, ...], ready: tuple[str, ...]) -> None:
+    """Add step records, pending, or ready to publish for the steps named in `ready`;
+    steps the order already has are left as they are."""
     Step.objects.bulk_create(
         (
-            Step(order=order, name=spec.name, position=POSITION[spec.name], queue=spec.queue)
+            Step(
+                order=order,
+                name=spec.name,
+                position=POSITION[spec.name],
+                queue=spec.queue,
+                **(
+                    {"status": Step.Status.QUEUED, "queued_at": Now()} if spec.name in ready else {}
+                ),
+            )
             for spec in specs
         ),
         ignore_conflicts=True,
@@ -131,8 +150,9 @@ def _order_end(
     if release_stock:
         _stock_release(order)
     follow_ups_cancel(order_id=order.pk)
-    steps_create(order=order, specs=followups)
-    steps_dispatch_on_commit(subject_id=order.pk, names=tuple(spec.name for spec in followups))
+    names = tuple(spec.name for spec in followups)
+    steps_create(order=order, specs=followups, ready=names)
+    steps_dispatch_on_commit(subject_id=order.pk, names=names)
 
 
 @transaction.atomic

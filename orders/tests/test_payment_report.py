@@ -42,8 +42,8 @@ def test_a_capture_without_a_paid_order_and_a_day_old_unfulfilled_order_are_repo
         (
             "paid_unfulfilled",
             paid.number,
-            "unfinished steps: confirmation_email_send (pending), erp_sync (pending), "
-            "invoice_render (pending), label_purchase (pending), analytics_track (pending)",
+            "unfinished steps: confirmation_email_send (queued), erp_sync (queued), "
+            "invoice_render (queued), label_purchase (pending), analytics_track (queued)",
         ),
     ]
 

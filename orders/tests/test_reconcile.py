@@ -33,7 +33,7 @@ def test_a_payment_step_whose_dispatch_was_lost_is_dispatched_again(
     with django_capture_on_commit_callbacks(execute=True):
         report = steps_reconcile(now=later(61))
 
-    assert report.redispatched == [(order.number, "payment_capture", "pending")]
+    assert report.redispatched == [(order.number, "payment_capture", "unpublished")]
     published.assert_called_once_with(order.pk, ("payment_capture",))
     assert order.steps.get(name="payment_capture").status == "queued"
 
