@@ -252,10 +252,11 @@ def order_return_receive(*, order_id: int) -> bool:
 
 def order_status_refresh(*, order_id: int) -> None:
     """Complete the order when every step succeeded; flag it when one failed for good."""
+    # order_by(): the steps' default order would join the order for nothing.
     statuses = set(
-        Step.objects.filter(order_id=order_id, name__in=FORWARD_NAMES).values_list(
-            "status", flat=True
-        )
+        Step.objects.filter(order_id=order_id, name__in=FORWARD_NAMES)
+        .order_by()
+        .values_list("status", flat=True)
     )
     if statuses == {Step.Status.SUCCEEDED}:
         new_status = Order.Status.COMPLETED

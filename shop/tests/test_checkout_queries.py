@@ -30,7 +30,7 @@ def test_checkout_of_a_two_line_order_takes_eleven_queries_with_the_publish_afte
 
     # 1 replay lookup of the Idempotency-Key; BEGIN; 1 product read; 2 stock updates (one
     # per line, in id order); order, lines, steps and key inserts; COMMIT; then the payment
-    # step marked queued once its message is published.
+    # step, created ready, marked published once its message is out.
     with django_assert_num_queries(11) as queries:
         response = client.post(
             "/api/v1/checkout",
