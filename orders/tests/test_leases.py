@@ -130,11 +130,11 @@ def test_an_outcome_write_that_fails_once_is_written_on_its_retry(sandbox):
     real = leases._fenced_update
     calls = iter([OperationalError("server closed the connection")])
 
-    def flaky(rows, fields):
+    def flaky(*args):
         error = next(calls, None)
         if error:
             raise error
-        return real(rows, fields)
+        return real(*args)
 
     with mock.patch("engine.leases._fenced_update", side_effect=flaky):
         payment_capture.apply(args=(order.pk,))
