@@ -11,7 +11,7 @@ not published, which the reconciliation finds by its index and publishes once
 (engine/reconcile.py). What waits for what is read from the pipeline's declaration only.
 """
 
-from celery import current_app
+from celery import current_app, signature
 from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce, Now
@@ -40,8 +40,10 @@ def _steps_publish(subject_id: int, names: tuple[str, ...]) -> None:
 
 
 def step_message_send(*, task: str, subject_id: int, producer) -> None:
-    """One step's message on its task's queue: the subject's id, and nothing after it."""
-    current_app.send_task(task, args=(subject_id,), producer=producer)
+    """One step's message on its task's queue: the subject's id, and nothing after it.
+    (Through the task, so CELERY_TASK_ALWAYS_EAGER runs it inline: the synchronous
+    baseline of bench/checkout.py.)"""
+    signature(task, args=(subject_id,), app=current_app).apply_async(producer=producer)
 
 
 def steps_dispatch_on_commit(*, subject_id: int, names: tuple[str, ...]) -> None:
