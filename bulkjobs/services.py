@@ -2,6 +2,7 @@
 works on a job at a time (engine/leases.py), and write its progress and outcome fenced
 by that lease, so a run that lost it changes nothing."""
 
+from django.conf import settings
 from django.db.models import Q
 
 from bulkjobs.models import BulkJob
@@ -14,3 +15,11 @@ def bulk_job_claim(*, job: BulkJob) -> Lease | None:
     return lease_take(
         type(job), pk=job.pk, claimable=Q(status__in=BulkJob.ACTIVE), status="running"
     )
+
+
+def bulk_job_look_again(*, task, job: BulkJob) -> str:
+    """A run found the job held by another: send the task again to look once that lease
+    could have lapsed, so a holder that died (on any machine) is taken over, and one that
+    finishes is found finished. Return the job's status."""
+    task.apply_async((job.pk,), countdown=settings.STEP_LEASE_S)
+    return job.status

@@ -1,5 +1,6 @@
 from celery import shared_task
 
+from bulkjobs.services import bulk_job_look_again
 from engine.reconcile import steps_reconcile
 from engine.runner import STEP_TASK, step_run
 from engine.ticks import once_per_tick
@@ -121,7 +122,11 @@ def run_follow_ups() -> int:
 
 
 # Hundreds of thousands of orders in batches of EXPORT_BATCH fit well inside the limit.
-@shared_task(name="orders.export_orders", soft_time_limit=1800, time_limit=1900)
-def export_orders(export_id: int) -> str:
-    """Idempotent: one live writer resumes the one file; the outbox row is unique per export."""
-    return order_export_run(export_id=export_id).status
+@shared_task(name="orders.export_orders", bind=True, soft_time_limit=1800, time_limit=1900)
+def export_orders(self, export_id: int) -> str:
+    """Idempotent: one live writer resumes the one file (a copy that finds it held looks
+    again after the lease); the outbox row is unique per export."""
+    export = order_export_run(export_id=export_id)
+    if not export.is_finished:  # another run holds it
+        return bulk_job_look_again(task=self, job=export)
+    return export.status

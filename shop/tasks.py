@@ -1,5 +1,6 @@
 from celery import shared_task
 
+from bulkjobs.services import bulk_job_look_again
 from engine.ticks import once_per_tick
 from partners import PartnerUnavailable
 from shop.assets import images_download_due
@@ -30,7 +31,8 @@ def retry_image_downloads() -> dict:
 # A 100k-row file takes well under the limit; a killed run resumes where it stopped.
 @shared_task(name="shop.run_catalog_job", bind=True, soft_time_limit=1800, time_limit=1900)
 def run_catalog_job(self, job_id: int) -> str:
-    """Idempotent: resumes after the last committed batch; a finished job is left alone."""
+    """Idempotent: resumes after the last committed batch; a finished job is left alone, a
+    held one looked at again after the lease."""
     return _catalog_job_run_or_retry(self, job_id)
 
 
@@ -44,7 +46,10 @@ def import_products(self, job_id: int) -> str:
 
 def _catalog_job_run_or_retry(task, job_id: int) -> str:
     try:
-        return catalog_job_run(job_id=job_id).status
+        job = catalog_job_run(job_id=job_id)
+        if not job.is_finished:  # another run holds it: look again after its lease
+            return bulk_job_look_again(task=task, job=job)
+        return job.status
     except PartnerUnavailable as exc:  # only the stock sync's ERP feed calls out
         if task.request.retries >= len(FEED_RETRIES_S):
             return catalog_job_refuse(

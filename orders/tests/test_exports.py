@@ -1,5 +1,6 @@
 import csv
 from datetime import UTC, datetime, timedelta
+from unittest import mock
 
 import pytest
 import time_machine
@@ -216,6 +217,23 @@ def test_a_stale_export_writers_write_is_fenced_off_and_the_live_writer_finishes
     assert (export.status, export.rows_done, export.lease_token) == ("done", 3, 2)
     assert [row[0] for row in csv_rows(export)] == ["number", *(o.number for o in orders)]
     assert len(mail.outbox) == 1
+
+
+def test_a_task_that_finds_the_export_held_elsewhere_looks_again_after_the_lease(olga, settings):
+    export = order_export_create(requester=olga, filters={}, queue=False)
+    OrderExport.objects.filter(pk=export.pk).update(
+        status="running",
+        lease_holder="0123456789ab/4242/feedfacecafe",  # a worker on another machine
+        lease_token=1,
+        lease_expires_at=Now() + timedelta(seconds=30),
+    )
+
+    with mock.patch.object(export_orders, "apply_async") as again:
+        status = export_orders.apply(args=(export.pk,)).get()
+
+    assert status == "running"
+    again.assert_called_once_with((export.pk,), countdown=settings.STEP_LEASE_S)
+    assert mail.outbox == []
 
 
 def export_part(export: OrderExport, number: int) -> str:

@@ -1,16 +1,20 @@
 """Leases hold across machines: the Procfile's workers, one of them on "another machine"
-(a host name of its own), killed whole while it holds running steps."""
+(a host name of its own), killed whole while it holds running steps or an export."""
 
 import socket
 import statistics
 from collections import Counter
+from datetime import datetime
 
 import pytest
+from celery import signature
+from django.contrib.auth.models import Permission
 
 from engine.liveness import database_now
 from harness.orders import claimer_pid, orders_wait_settled, step_restart_wait
 from harness.processes import wait_for
-from orders.models import Order, Step
+from orders.models import Order, OrderExport, Step
+from orders.services.exports import EXPORT_TASK, order_export_create
 from tests.chaos.helpers import duplicates, effects_per_order
 from tests.factories import product_create
 
@@ -59,4 +63,66 @@ def test_a_whole_worker_killed_on_another_machine_has_its_steps_run_again_by_a_s
     print(
         f"\nwhole worker killed on another machine: {len(delays)} steps running again after "
         f"median {statistics.median(delays):.1f} s, max {max(delays):.1f} s (database clock)"
+    )
+
+
+EXPORTED = 20_000
+
+
+def test_an_export_held_by_a_worker_killed_on_another_machine_is_taken_over_once_its_lease_lapses(
+    rig, django_user_model
+):
+    Order.objects.bulk_create(
+        Order(
+            number=f"SF-EXP{n:06d}",
+            token=f"exp-{n}",
+            email="ada@example.com",
+            shipping_address={},
+            payment_token="tok_visa",
+            currency="EUR",
+            total_cents=1000,
+        )
+        for n in range(EXPORTED)
+    )
+    requester = django_user_model.objects.create_user(
+        "olga", "olga@shop.example", "pw-123456", is_staff=True
+    )
+    requester.user_permissions.add(Permission.objects.get(codename="view_order"))
+    export = order_export_create(requester=requester, filters={}, queue=False)
+    rig.env["EXPORT_BATCH"] = "5"  # thousands of batches: the kill lands mid-file
+    rig.start(workers=0, reconcile=False)
+    (elsewhere,) = rig.procfile_start("worker_bulk", machine="other-host")
+    rows = OrderExport.objects.filter(pk=export.pk)
+    with rig.producer() as publish:
+        publish(signature(EXPORT_TASK, args=(export.pk,)))
+
+        def writing() -> OrderExport | None:
+            row = rows.get()
+            return row if row.rows_done > 0 and row.status == "running" else None
+
+        held = wait_for(writing, timeout=120, what="the export written on the other machine")
+        elsewhere.kill()
+        rig.workers.remove(elsewhere)
+        killed_at = database_now()
+        expired_at = rows.get().lease_expires_at
+        rig.procfile_start("worker_bulk")  # the survivor, on this machine
+        publish(signature(EXPORT_TASK, args=(export.pk,)))  # as the redelivery would
+
+        def taken_over() -> datetime | None:
+            return database_now() if rows.get().lease_token > held.lease_token else None
+
+        resumed_at = wait_for(taken_over, timeout=120, what="another worker taking the export")
+    done = wait_for(
+        lambda: rows.filter(status="done").first(), timeout=300, what="the export finished"
+    )
+
+    assert resumed_at >= expired_at  # not taken while the dead worker's lease lived
+    assert (done.rows_done, done.lease_token) == (EXPORTED, held.lease_token + 1)
+    with done.file.open("rb") as file:
+        numbers = [line.split(b",")[0] for line in file.read().splitlines()[1:]]
+    assert numbers == [f"SF-EXP{n:06d}".encode() for n in range(EXPORTED)]
+    print(
+        f"\nexport held by a worker killed on another machine: taken over "
+        f"{(resumed_at - killed_at).total_seconds():.1f} s after the kill (database clock; "
+        f"its lease had {(expired_at - killed_at).total_seconds():.1f} s left)"
     )
