@@ -31,7 +31,14 @@ from django.db import InterfaceError, OperationalError, connection, migrations, 
 from django.db.models import F, Model, Q, QuerySet
 from django.db.models.functions import Greatest, Now
 
-from engine.liveness import holder_gone, lease_drop, lease_hold, lease_holder, leases_held
+from engine.liveness import (
+    holder_gone,
+    lease_drop,
+    lease_hold,
+    lease_holder,
+    lease_unhold,
+    leases_held,
+)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -104,7 +111,7 @@ def lease_take(
     lease = Lease(table, pk, token + 1)
     # Held before it is written: a thread of this process that reads the row next must
     # find the lease alive.
-    lease_hold(table, pk, lease.token)
+    previous = lease_hold(table, pk, lease.token)
     seconds = max(hold_s or 0, settings.STEP_LEASE_S)
     taken = rows.filter(free, claimable or Q(), lease_token=token).update(
         lease_holder=lease_holder(),
@@ -113,7 +120,7 @@ def lease_take(
         **fields,
     )
     if not taken:
-        lease_drop(table, pk)
+        lease_unhold(table, pk, lease.token, previous)  # a live lease of ours stays held
         return None
     return lease
 
@@ -127,7 +134,7 @@ def leases_take(table: type[Model], *, pks: list[Any], **fields) -> list[Lease]:
     tokens = dict(rows.values_list("pk", "lease_token"))
     leases = [Lease(table, pk, tokens[pk] + 1) for pk in pks]
     for lease in leases:  # held before they are written, as in lease_take
-        lease_hold(table, lease.pk, lease.token)
+        lease_hold(table, lease.pk, lease.token)  # free rows: no live lease of ours
     try:
         rows.update(
             lease_holder=lease_holder(),
@@ -137,7 +144,7 @@ def leases_take(table: type[Model], *, pks: list[Any], **fields) -> list[Lease]:
         )
     except BaseException:
         for lease in leases:
-            lease_drop(table, lease.pk)
+            lease_drop(table, lease.pk, lease.token)
         raise
     return leases
 
@@ -167,7 +174,7 @@ def lease_write(
         lease_retried(lambda: _fenced_update(fenced, fields, then), what=what, lease=lease)
     )
     if final or not written:
-        lease_drop(lease.table, lease.pk)
+        lease_drop(lease.table, lease.pk, lease.token)
     if not written:
         _stale(lease, what)
     return written
@@ -179,7 +186,7 @@ def lease_locked(lease: Lease, what: str) -> Model | None:
     transaction writes is fenced: no claim can take the row until it commits."""
     row = lease.rows.select_for_update().first()
     if row is None:
-        lease_drop(lease.table, lease.pk)
+        lease_drop(lease.table, lease.pk, lease.token)
         _stale(lease, what)
     return row
 
@@ -187,7 +194,7 @@ def lease_locked(lease: Lease, what: str) -> Model | None:
 def lease_end(lease: Lease) -> None:
     """Stop renewing a lease whose run ends without a final write (it was killed, or lost
     the lease): it lapses, or the faster path finds it dropped."""
-    lease_drop(lease.table, lease.pk)
+    lease_drop(lease.table, lease.pk, lease.token)
 
 
 @contextmanager
@@ -225,7 +232,7 @@ def lease_retried(work: Callable[[], T], *, what: str, lease: Lease) -> T:
                     exc,
                     extra=_log_extra(lease),
                 )
-                lease_drop(lease.table, lease.pk)
+                lease_drop(lease.table, lease.pk, lease.token)
                 raise LeaseWriteFailed(f"{what} not written: {exc}") from exc
             logger.warning(
                 "%s not written, again in %.1fs: %s", what, delay, exc, extra=_log_extra(lease)

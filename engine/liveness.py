@@ -80,17 +80,37 @@ def lease_holder() -> str:
     return _process.holder
 
 
-def lease_hold(table: type[Model], pk: Any, token: int) -> None:
+def lease_hold(table: type[Model], pk: Any, token: int) -> tuple[int, float] | None:
     """Count the lease on row pk of table (with its token) among those this process
-    renews."""
+    renews; return the entry it replaced (another thread's lease on the row), if any."""
     with _process.lock:
-        _process.held.setdefault(table, {})[pk] = (token, time.monotonic())
+        held = _process.held.setdefault(table, {})
+        previous = held.get(pk)
+        held[pk] = (token, time.monotonic())
+        return previous
 
 
-def lease_drop(table: type[Model], pk: Any) -> None:
-    """Stop renewing the lease on row pk of table: its run is over, or gave up."""
+def lease_unhold(
+    table: type[Model], pk: Any, token: int, previous: tuple[int, float] | None
+) -> None:
+    """Undo lease_hold for a claim that was not taken: the entry it replaced is back."""
     with _process.lock:
-        _process.held.get(table, {}).pop(pk, None)
+        held = _process.held.setdefault(table, {})
+        if held.get(pk, (None,))[0] != token:
+            return  # another thread has held the row since
+        if previous is None:
+            held.pop(pk, None)
+        else:
+            held[pk] = previous
+
+
+def lease_drop(table: type[Model], pk: Any, token: int | None = None) -> None:
+    """Stop renewing the lease on row pk of table: its run is over, or gave up. With a
+    token, only that lease: a newer one another thread of this process took stays held."""
+    with _process.lock:
+        held = _process.held.get(table, {})
+        if token is None or held.get(pk, (None,))[0] == token:
+            held.pop(pk, None)
 
 
 def leases_held(table: type[Model]) -> dict[Any, tuple[int, float]]:

@@ -114,6 +114,19 @@ def test_a_stale_senders_sent_write_is_fenced_off_and_changes_nothing():
     row = OutboxEmail.objects.get(pk=email.pk)
     assert (row.status, row.lease_token) == ("sending", 2)
     assert row.lease_expires_at > database_now()
+    assert leases_held(OutboxEmail)[email.pk][0] == 2  # the live lease is still renewed
+
+
+def test_a_second_claim_in_the_same_process_leaves_the_live_lease_held_and_renewed():
+    email = owed()
+    first = outbox_email_claim(email=email)  # a thread of a pool sending it
+
+    again = outbox_email_claim(email=email)  # a duplicate delivery on another thread
+
+    assert (first.token, again) == (1, None)
+    assert leases_held(OutboxEmail)[email.pk][0] == 1
+    with pytest.raises(EmailInFlight):  # and a third run still finds it alive
+        outbox_email_deliver(email=OutboxEmail.objects.get(pk=email.pk))
 
 
 def test_an_email_claim_is_a_lease_on_the_databases_clock_renewed_by_the_heartbeat(settings):
