@@ -31,6 +31,11 @@ class StepRecord(Leased):
     attempts = models.PositiveIntegerField(default=0)
     # Deliveries whose worker died mid-run; past a limit the step is a poison pill.
     crashes = models.PositiveSmallIntegerField(default=0)
+    # The step's effect may be in place and nobody knows: a run holds it (and may die
+    # mid-call), or its last attempt sent a request that got no answer. The next run
+    # asks the partner first (the step's settle); an undo is made for it. Never reset
+    # by a dead-letter retry: an effect of an earlier life is still there.
+    effect_unknown = models.BooleanField(default=False)
     last_error = models.TextField(blank=True)
     last_traceback = models.TextField(blank=True)
     result = models.JSONField(default=dict, blank=True)

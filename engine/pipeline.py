@@ -30,6 +30,11 @@ class StepSpec:
     partner: str | None = None
     # For a compensation: the forward step whose effect it undoes.
     undoes: str | None = None
+    # Dotted path to (subject) -> result | None: after an attempt whose outcome is
+    # unknown, ask the partner by key what it did before anything else, and record it;
+    # None when it did nothing (the step's work then runs). Raises OutcomeUnknown while
+    # the partner cannot say.
+    settle: str | None = None
 
     @property
     def queue(self) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
+from django.utils.module_loading import import_string
 
 from engine.breaker import breaker_wait
 from engine.dispatch import steps_publish_unpublished
@@ -25,7 +26,7 @@ from engine.steps import (
     step_mark_retrying,
     step_mark_succeeded,
 )
-from kit.errors import PermanentError
+from kit.errors import OutcomeUnknown, PermanentError
 from kit.logs import log_context_bind
 
 # Takes the step's subject (loaded with the claim), returns the result to record.
@@ -63,15 +64,23 @@ def step_run(*, task: Task, subject_id: int, name: str, work: StepWork) -> None:
     # A write that finds the lease taken (a newer run holds the step) changes nothing:
     # this run then stops there, without a retry message or the steps after it.
     try:
-        result = work(p.subject_of(step))
+        subject = p.subject_of(step)
+        result = None
+        if claim is Claim.SETTLE and spec.settle:
+            # Before anything else: what did the partner do with the earlier attempt?
+            result = import_string(spec.settle)(subject)
+        if result is None:
+            result = work(subject)
     except PermanentError as exc:
         if not step_mark_failed(step=step, error=exc):
             raise Ignore() from exc
         raise
     except (Exception, SoftTimeLimitExceeded) as exc:
         # Timeouts, 5xx, dropped connections and unexpected errors (a database
-        # hiccup, a bug being fixed) are retried; retries are bounded per step.
-        countdown = spec.retry.countdown(step.attempts - 1)
+        # hiccup, a bug being fixed) are retried; retries are bounded per step, except
+        # for an unknown outcome: it is asked again at the policy's last delay for as
+        # long as the partner cannot say, never given up as failed.
+        countdown = spec.retry.countdown(step.attempts - 1, endless=isinstance(exc, OutcomeUnknown))
         if countdown is None:
             if not step_mark_failed(step=step, error=exc):
                 raise Ignore() from exc

@@ -21,7 +21,7 @@ from engine.liveness import claim_owner, lease_alive, lease_drop, lease_hold, le
 from engine.lock_objects import step_for_update
 from engine.models import StepRecord
 from engine.pipeline import pipeline
-from kit.errors import TransientError
+from kit.errors import OutcomeUnknown, StepError, TransientError
 
 logger = logging.getLogger(__name__)
 Status = StepRecord.Status
@@ -29,6 +29,9 @@ Status = StepRecord.Status
 
 class Claim(enum.Enum):
     RUN = "run"  # this delivery does the work
+    # An earlier run's effect is unknown (no answer came, or its worker died): ask the
+    # partner what it did (the step's settle) before doing the work.
+    SETTLE = "settle"
     DONE = "done"  # already succeeded: nothing to do, let the steps after it go on
     STOP = "stop"  # must not run now (finished badly, cancelled, or running elsewhere)
     POISON = "poison"  # workers keep dying on it: dead-letter it instead of running it again
@@ -106,6 +109,9 @@ def _step_claim(
         if step.crashes >= settings.STEP_MAX_CRASHES:
             step.save(update_fields=["crashes"])
             return Claim.POISON, step
+    settle = step.effect_unknown
+    # Until this run writes its outcome: a run that dies mid-call may have acted.
+    step.effect_unknown = True
     step.status = Status.RUNNING
     step.attempts += 1
     step.task_id = task_id
@@ -120,6 +126,7 @@ def _step_claim(
             "status",
             "attempts",
             "crashes",
+            "effect_unknown",
             "task_id",
             "claimed_by",
             "lease_holder",
@@ -133,7 +140,7 @@ def _step_claim(
     # find the lease alive.
     claimed.append(step.pk)
     lease_hold(p.model, step.pk, step.lease_token)
-    return Claim.RUN, step
+    return (Claim.SETTLE if settle else Claim.RUN), step
 
 
 def step_lease_alive(step: Model, *, now) -> bool:
@@ -155,6 +162,13 @@ class PoisonPill(Exception):
         super().__init__(f"the worker died {step.crashes} times running this step")
 
 
+def effect_may_exist(error: BaseException) -> bool:
+    """Whether an attempt that ended with this error may have had its effect: unless the
+    partner refused or the call surely never went out, it may (no answer came, the time
+    limit cut the call off, an unexpected error after it)."""
+    return isinstance(error, OutcomeUnknown) or not isinstance(error, StepError)
+
+
 def step_mark_succeeded(*, step: Model, result: dict) -> bool:
     """Record the run's success and, in the same transaction, make ready the steps that
     wait for it (published after the commit); False (and nothing changed) if its lease
@@ -170,6 +184,7 @@ def step_mark_succeeded(*, step: Model, result: dict) -> bool:
         "succeeded",
         then=successors_ready if successors else None,
         status=Status.SUCCEEDED,
+        effect_unknown=False,
         result=result,
         last_error="",
         last_traceback="",
@@ -186,6 +201,7 @@ def step_mark_retrying(*, step: Model, error: BaseException, countdown: float) -
         step,
         "retrying",
         status=Status.RETRYING,
+        effect_unknown=effect_may_exist(error),
         last_error=_describe(error),
         last_traceback=_traceback(error),
         retry_at=Now() + timedelta(seconds=countdown),
@@ -201,11 +217,13 @@ def step_mark_retrying(*, step: Model, error: BaseException, countdown: float) -
 
 
 def step_mark_failed(*, step: Model, error: BaseException) -> bool:
-    """Record a final failure (a dead letter) and tell the domain."""
+    """Record a final failure (a dead letter) and tell the domain, which reads on the step
+    whether its effect may be in place all the same (effect_unknown)."""
     written = _outcome_write(
         step,
         "failed",
         status=Status.FAILED,
+        effect_unknown=effect_may_exist(error),
         last_error=_describe(error),
         last_traceback=_traceback(error),
         finished_at=Now(),
@@ -222,13 +240,16 @@ def _outcome_write(step: Model, outcome: str, *, then=None, **fields) -> bool:
     the lease this run took (engine/leases.py: retried on a lost connection, the lease
     ended either way); `then()` runs in its transaction when it was written."""
     lease = Lease(pipeline().model, step.pk, step.lease_token)
-    return lease_write(
+    written = lease_write(
         lease,
         f"step {step.name} outcome {outcome}",
         rows=lease.table.objects.filter(status=Status.RUNNING),
         then=then,
         **fields,
     )
+    if written:
+        step.effect_unknown = fields["effect_unknown"]  # what the hooks read
+    return written
 
 
 class WaitingForStep(TransientError):

@@ -21,9 +21,22 @@ def order_erp_sync(order: Order) -> dict[str, Any]:
     reference, acknowledged_at = partners.erp_sync(
         order_number=order.number, lines=lines, total_cents=order.total_cents
     )
+    return _erp_synced(order, reference, acknowledged_at)
+
+
+def order_erp_sync_settle(order: Order) -> dict[str, Any] | None:
+    """After a sync whose answer was lost: the ERP's order under the order's key, kept as
+    the answer would have been; None if the ERP has none."""
+    found = partners.erp_sync_find(order_number=order.number)
+    return None if found is None else _erp_synced(order, *found)
+
+
+def _erp_synced(order: Order, reference: str, acknowledged_at: str) -> dict[str, Any]:
+    acknowledged = moment_parse(acknowledged_at)
     Order.objects.filter(pk=order.pk).update(
-        erp_reference=reference, erp_acknowledged_at=moment_parse(acknowledged_at)
+        erp_reference=reference, erp_acknowledged_at=acknowledged
     )
+    order.erp_reference, order.erp_acknowledged_at = reference, acknowledged
     return {"erp_reference": reference}
 
 
@@ -108,6 +121,17 @@ def order_label_purchase(order: Order) -> dict[str, Any]:
         erp_reference=order.erp_reference,
         address=order.shipping_address,
     )
+    return _label_bought(order, tracking_number, label_zpl)
+
+
+def order_label_purchase_settle(order: Order) -> dict[str, Any] | None:
+    """After a purchase whose answer was lost: the carrier's label under the order's key,
+    stored as the answer's would have been; None if the carrier sold none."""
+    found = partners.label_purchase_find(order_number=order.number)
+    return None if found is None else _label_bought(order, *found)
+
+
+def _label_bought(order: Order, tracking_number: str, label_zpl: str) -> dict[str, Any]:
     shipment = Shipment(order=order, tracking_number=tracking_number)
     shipment.label.save(f"{order.number}.zpl", ContentFile(label_zpl.encode()), save=False)
     try:

@@ -17,10 +17,12 @@ class RetryPolicy:
     def exponential(cls, *, base: float, cap: float, retries: int) -> "RetryPolicy":
         return cls(delays=tuple(min(cap, base * 2**n) for n in range(retries)))
 
-    def countdown(self, retries_done: int) -> float | None:
-        """Seconds to wait before the next try, or None when retries are used up."""
-        if not 0 <= retries_done < len(self.delays):
+    def countdown(self, retries_done: int, *, endless: bool = False) -> float | None:
+        """Seconds to wait before the next try, or None when retries are used up; endless
+        keeps trying at the last delay (what cannot be given up, only asked again)."""
+        if retries_done < 0 or (retries_done >= len(self.delays) and not endless):
             return None
-        delay = self.delays[retries_done] * settings.PIPELINE_RETRY_DELAY_SCALE
+        delay = self.delays[min(retries_done, len(self.delays) - 1)]
+        delay *= settings.PIPELINE_RETRY_DELAY_SCALE
         # Jitter spreads the retries of many orders that failed together.
         return delay * random.uniform(1 - self.jitter, 1 + self.jitter)

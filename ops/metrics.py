@@ -35,6 +35,7 @@ from ops.selectors import (
     beat_jobs,
     dead_letters_by_step,
     duration_distributions,
+    effects_unknown_by_step,
     steps_by_name_and_status,
 )
 from orders.models import Step
@@ -103,6 +104,17 @@ def _database_metrics() -> Iterator[Metric]:
     for spec in ALL_STEPS:
         dead.add_metric([spec.name], letters.get(spec.name, 0))
     yield dead
+
+    unknown = GaugeMetricFamily(
+        "shopflow_effects_unknown",
+        "Steps, not running, whose last request got no answer and which the partner has "
+        "not yet been able to settle (or whose worker died mid-call), by step.",
+        labels=["step"],
+    )
+    unsettled = effects_unknown_by_step()
+    for spec in ALL_STEPS:
+        unknown.add_metric([spec.name], unsettled.get(spec.name, 0))
+    yield unknown
 
     since = timezone.now() - timedelta(seconds=settings.METRICS_WINDOW_S)
     yield _gauge_histogram(

@@ -25,6 +25,12 @@ def dead_letters_by_step() -> dict[str, int]:
     return dict(DeadLetter.objects.values_list("name").annotate(n=Count("pk")).order_by())
 
 
+def effects_unknown_by_step() -> dict[str, int]:
+    """Steps waiting with an effect nobody knows (a running step's is unknown until it ends)."""
+    unknown = Step.objects.filter(effect_unknown=True).exclude(status=Step.Status.RUNNING)
+    return dict(unknown.values_list("name").annotate(n=Count("pk")).order_by())
+
+
 def steps_finished_by_queue(*, since: datetime) -> dict[tuple[str, str], int]:
     """Steps that succeeded or failed since then, per (queue, status)."""
     rows = (

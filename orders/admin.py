@@ -210,10 +210,27 @@ class OrderAdmin(admin.ModelAdmin):
 
 @admin.register(Step)
 class StepAdmin(admin.ModelAdmin):
-    list_display = ("order", "name", "queue", "status", "attempts", "last_error", "finished_at")
-    list_filter = ("status", "name", "queue")
+    list_display = (
+        "order",
+        "name",
+        "queue",
+        "status",
+        "attempts",
+        "effect_unknown",
+        "last_error",
+        "finished_at",
+    )
+    # "Effect unknown: yes" lists the steps whose partner could not yet say what it did.
+    list_filter = ("status", "effect_unknown", "name", "queue")
     search_fields = ("order__number", "task_id")
-    readonly_fields = (*STEP_FIELDS, "order", "position", "result", "last_traceback")
+    readonly_fields = (
+        *STEP_FIELDS,
+        "effect_unknown",
+        "order",
+        "position",
+        "result",
+        "last_traceback",
+    )
     list_select_related = ("order",)
 
     def has_add_permission(self, request) -> bool:

@@ -36,6 +36,7 @@ PIPELINE: tuple[StepSpec, ...] = (
         URGENT,
         fails_subject=True,
         partner="payment",
+        settle="orders.services.payment.order_payment_capture_settle",
     ),
     StepSpec(
         "confirmation_email_send",
@@ -44,7 +45,12 @@ PIPELINE: tuple[StepSpec, ...] = (
         after="payment_capture",
     ),
     StepSpec(
-        "erp_sync", "fulfillment.erp_sync", SLOW_PARTNER, after="payment_capture", partner="erp"
+        "erp_sync",
+        "fulfillment.erp_sync",
+        SLOW_PARTNER,
+        after="payment_capture",
+        partner="erp",
+        settle="fulfillment.services.order_erp_sync_settle",
     ),
     StepSpec("invoice_render", "fulfillment.invoice_render", URGENT, after="payment_capture"),
     StepSpec(
@@ -53,6 +59,7 @@ PIPELINE: tuple[StepSpec, ...] = (
         SLOW_PARTNER,
         after="erp_sync",
         partner="carrier",
+        settle="fulfillment.services.order_label_purchase_settle",
     ),
     StepSpec(
         "analytics_track",
@@ -72,6 +79,7 @@ CANCELLATION: tuple[StepSpec, ...] = (
         COMPENSATION,
         partner="payment",
         undoes="payment_capture",
+        settle="orders.services.payment.order_payment_refund_settle",
     ),
     StepSpec(
         "erp_cancel", "fulfillment.erp_cancel", COMPENSATION, partner="erp", undoes="erp_sync"

@@ -3,8 +3,12 @@ Model-free: orders, fulfillment and the shop call them with plain values.
 
 Each effectful call is named by the stem of the step that makes it (orders/pipeline.py)
 and carries an Idempotency-Key made from the order and the step, so a retried or
-redelivered step never repeats the effect at the partner. Errors are sorted into
-transient (retry) and permanent (fail now).
+redelivered step never repeats the effect at the partner. Errors are sorted three ways:
+the partner refused (permanent, nothing happened), the call surely did not act
+(transient: the connection was refused, the partner said 503), and the request went out
+but no answer came (PartnerOutcomeUnknown: a read timeout, a dropped connection). An
+unknown is settled by the call's look-up by key (`<call>_find`): what the partner did
+under the key, None when it did nothing.
 """
 
 import logging
@@ -15,14 +19,22 @@ import httpx
 from django.conf import settings
 
 from engine.breaker import breaker_record
-from kit.errors import PermanentError, TransientError
+from kit.errors import OutcomeUnknown, PermanentError, TransientError
 from kit.transactions import in_transaction
 
 logger = logging.getLogger(__name__)
 
 
 class PartnerUnavailable(TransientError):
-    pass
+    """The partner surely did not act: it could not be reached, or said it was unavailable."""
+
+
+class PartnerOutcomeUnknown(OutcomeUnknown):
+    """The request went out and no answer came, or a look-up could not say what it did."""
+
+
+# Failures before the request was sent: the partner cannot have acted on it.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
 class PartnerRejected(PermanentError):
@@ -71,7 +83,7 @@ def partner_post(partner: str, path: str, *, payload: dict[str, Any], key: str) 
     """POST to a partner with an idempotency key; raise Transient/PermanentError on failure."""
     try:
         body = _post(partner, path, payload=payload, key=key)
-    except PartnerUnavailable:
+    except (PartnerUnavailable, PartnerOutcomeUnknown):
         breaker_record(partner, ok=False)  # the one that opens it sends breaker_opened
         raise
     breaker_record(partner, ok=True)  # a 4xx too: the partner is up and answering
@@ -102,16 +114,47 @@ def erp_stock_list() -> tuple[str, list[dict[str, Any]]]:
 def _post(partner: str, path: str, *, payload: dict[str, Any], key: str) -> dict[str, Any]:
     try:
         response = _http(partner).post(path, json=payload, headers={"Idempotency-Key": key})
-    except httpx.TransportError as exc:  # timeouts, refused and dropped connections
+    except _NOT_SENT as exc:
         raise PartnerUnavailable(f"{partner} unreachable: {exc.__class__.__name__} {exc}") from exc
-    if response.status_code >= 500:
-        raise PartnerUnavailable(f"{partner} answered {response.status_code}")
+    except httpx.TransportError as exc:  # read timeouts, dropped connections: it may have acted
+        raise PartnerOutcomeUnknown(
+            f"{partner} sent no answer: {exc.__class__.__name__} {exc}"
+        ) from exc
+    if response.status_code == 503:
+        raise PartnerUnavailable(f"{partner} answered 503")
+    if response.status_code >= 500:  # a 500, or a gateway's 502/504: it may have acted
+        raise PartnerOutcomeUnknown(f"{partner} answered {response.status_code}")
     try:
         body = response.json()
     except ValueError as exc:
-        raise PartnerUnavailable(f"{partner} sent a body that is not JSON") from exc
+        raise PartnerOutcomeUnknown(f"{partner} sent a body that is not JSON") from exc
     if response.status_code >= 400:
         raise PartnerRejected(partner, response.status_code, body)
+    return body
+
+
+def partner_find(partner: str, path: str, *, key: str) -> dict[str, Any] | None:
+    """Ask a partner what it did under an idempotency key: the answer its call got, None
+    when it did nothing under the key. Raises PartnerRejected when it refused that call
+    (nothing happened), PartnerOutcomeUnknown when it cannot say (unreachable, no answer,
+    the call still in progress)."""
+    try:
+        response = _http(partner).get(f"{path}/by-key/{key}")
+    except httpx.TransportError as exc:
+        raise PartnerOutcomeUnknown(
+            f"{partner} look-up of {key} unanswered: {exc.__class__.__name__} {exc}"
+        ) from exc
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        raise PartnerOutcomeUnknown(f"{partner} look-up of {key} answered {response.status_code}")
+    try:
+        found = response.json()
+        status, body = found["status"], found["answer"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PartnerOutcomeUnknown(f"{partner} look-up of {key} sent no answer") from exc
+    if status >= 400:
+        raise PartnerRejected(partner, status, body)
     return body
 
 
@@ -143,6 +186,12 @@ def payment_capture(
     return body["capture_id"]
 
 
+def payment_capture_find(*, order_number: str) -> str | None:
+    """The capture id of the order's capture, None if the gateway captured nothing."""
+    body = partner_find("payment", "/captures", key=idempotency_key(order_number, "payment"))
+    return body and body["capture_id"]
+
+
 def erp_sync(
     *, order_number: str, lines: list[dict[str, Any]], total_cents: int
 ) -> tuple[str, str]:
@@ -157,6 +206,13 @@ def erp_sync(
     return body["erp_reference"], body["acknowledged_at"]
 
 
+def erp_sync_find(*, order_number: str) -> tuple[str, str] | None:
+    """The ERP's reference of the order's sync and when it took it, None if the ERP has
+    no order under its key."""
+    body = partner_find("erp", "/orders", key=idempotency_key(order_number, "erp_sync"))
+    return body and (body["erp_reference"], body["acknowledged_at"])
+
+
 def label_purchase(
     *, order_number: str, erp_reference: str, address: dict[str, Any]
 ) -> tuple[str, str]:
@@ -168,6 +224,12 @@ def label_purchase(
         key=idempotency_key(order_number, "label"),
     )
     return body["tracking_number"], body["label_zpl"]
+
+
+def label_purchase_find(*, order_number: str) -> tuple[str, str] | None:
+    """(tracking number, label in ZPL) of the order's label, None if none was bought."""
+    body = partner_find("carrier", "/labels", key=idempotency_key(order_number, "label"))
+    return body and (body["tracking_number"], body["label_zpl"])
 
 
 def analytics_track(*, order_number: str, event: str, properties: dict[str, Any]) -> None:
@@ -188,6 +250,12 @@ def payment_refund(*, order_number: str, capture_id: str, amount_cents: int) -> 
         key=idempotency_key(order_number, "refund"),
     )
     return body["refund_id"]
+
+
+def payment_refund_find(*, order_number: str) -> str | None:
+    """The refund id of the order's refund, None if the gateway refunded nothing."""
+    body = partner_find("payment", "/refunds", key=idempotency_key(order_number, "refund"))
+    return body and body["refund_id"]
 
 
 def erp_cancel(*, order_number: str, erp_reference: str) -> None:

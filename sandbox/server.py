@@ -23,12 +23,14 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 PARTNERS = ("payment", "erp", "carrier", "analytics")
 FIRST_ERP_NUMBER = 10000001
 
 Reply = tuple[int, dict[str, Any]]
+# What handle returns for an answer that is lost: the connection is closed without one.
+LOST = None
 T = TypeVar("T")
 
 
@@ -65,10 +67,10 @@ def _rate(value: Any) -> float:
     return float(value)
 
 
-def _seconds(value: Any) -> float:
+def _seconds(value: Any, name: str = "timeout_s") -> float:
     """Return a validated non-negative duration."""
     if not _is_a(value, int | float) or value < 0:
-        raise ValueError("timeout_s must be a non-negative number")
+        raise ValueError(f"{name} must be a non-negative number")
     return float(value)
 
 
@@ -91,6 +93,10 @@ _SETTINGS: dict[str, Callable[[Any], Any]] = {
     "timeout_s": _seconds,
     "erp_clock_offset_s": _offset,
 }
+# Windows of lost answers, set as seconds from now and kept as a deadline on this
+# process's monotonic clock: the effect is done, then the connection is dropped without
+# an answer (answers_lost_s: effectful POSTs; lookups_lost_s: look-ups by key).
+_WINDOWS = {"answers_lost_s": "answers_lost_until", "lookups_lost_s": "lookups_lost_until"}
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,8 @@ class Config:
     timeout_s: float = 30.0
     # How far the ERP's clock is from ours: its acknowledgement and count times carry it.
     erp_clock_offset_s: float = 0.0
+    answers_lost_until: float = 0.0
+    lookups_lost_until: float = 0.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
@@ -118,13 +126,26 @@ class Config:
 
     def updated(self, changes: dict[str, Any]) -> Config:
         """Return a copy with `changes` applied; raise RequestError(400) on any bad value."""
-        unknown = sorted(set(changes) - set(_SETTINGS))
+        unknown = sorted(set(changes) - set(_SETTINGS) - set(_WINDOWS))
         if unknown:
             raise RequestError(400, "invalid_request", f"unknown settings: {', '.join(unknown)}")
+        now = time.monotonic()
         try:
-            return replace(self, **{name: _SETTINGS[name](v) for name, v in changes.items()})
+            return replace(
+                self,
+                **{
+                    _WINDOWS.get(name, name): (
+                        now + _seconds(v, name) if name in _WINDOWS else _SETTINGS[name](v)
+                    )
+                    for name, v in changes.items()
+                },
+            )
         except ValueError as exc:
             raise RequestError(400, "invalid_request", str(exc)) from exc
+
+    def losing(self, window: str) -> bool:
+        """Whether answers of this kind are being lost now."""
+        return time.monotonic() < getattr(self, _WINDOWS[window])
 
     def as_json(self) -> dict[str, Any]:
         """Return the config as served by GET /control."""
@@ -134,6 +155,10 @@ class Config:
             "timeout_rate": self.timeout_rate,
             "timeout_s": self.timeout_s,
             "erp_clock_offset_s": self.erp_clock_offset_s,
+            **{
+                name: round(max(0.0, getattr(self, until) - time.monotonic()), 3)
+                for name, until in _WINDOWS.items()
+            },
         }
 
 
@@ -207,9 +232,11 @@ class PartnerLedger:
 
 @dataclass(frozen=True)
 class StoredAnswer:
-    """The first answer given under an idempotency key."""
+    """The first answer given under an idempotency key, and the kind of request it
+    answered (its route's path), so a look-up of another kind does not find it."""
 
     fingerprint: str
+    route: str
     status: int
     body: dict[str, Any]
 
@@ -255,6 +282,8 @@ class Sandbox:
         self.config = self.defaults
         self._ledger = {partner: PartnerLedger() for partner in PARTNERS}
         self._answers: dict[tuple[str, str], StoredAnswer] = {}
+        # Keys of requests received and not yet answered: a look-up says "in progress".
+        self._in_flight: dict[tuple[str, str], int] = {}
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
         self._captures: dict[str, str] = {}
         self._refunded: set[str] = set()
@@ -265,15 +294,17 @@ class Sandbox:
         self._labels: dict[str, str] = {}
         self._erp_numbers = itertools.count(FIRST_ERP_NUMBER)
 
-    def handle(self, method: str, path: str, key_header: str | None, raw: bytes) -> Reply:
-        """Route one request and return (status, JSON body)."""
+    def handle(self, method: str, path: str, key_header: str | None, raw: bytes) -> Reply | None:
+        """Route one request and return (status, JSON body), or LOST for no answer."""
         for route in ROUTES:
             match = route.pattern.fullmatch(path) if route.method == method else None
             if match:
                 request = Request(path, match.groupdict(), key_header, raw)
                 try:
                     if route.effectful:
-                        return self._run_effectful(request, route.action)
+                        return self._run_effectful(request, route)
+                    if route.lookup_of:
+                        return self._lookup(request, route.lookup_of)
                     return route.action(self, request)
                 except RequestError as exc:
                     return exc.status, exc.body
@@ -281,18 +312,45 @@ class Sandbox:
 
     # --- idempotent effectful POSTs ----------------------------------------------------------
 
-    def _run_effectful(self, request: Request, action: Action) -> Reply:
-        """Count the call, inject faults, and run `action` at most once per key."""
+    def _run_effectful(self, request: Request, route: Route) -> Reply | None:
+        """Count the call, inject faults, and run the route's action at most once per key."""
         config = self.config
+        slot = (request.partner, request.key_header or "")
+        with self._lock:  # in flight from its arrival: a look-up meanwhile says so
+            self._in_flight[slot] = self._in_flight.get(slot, 0) + 1
         self._count_call(request)
-        time.sleep(self._random.uniform(*config.latency_ms) / 1000)
-        if self._random.random() < config.failure_rate:
-            return 503, {"error": "unavailable"}
-        reply = self._once(request, action)
+        try:
+            time.sleep(self._random.uniform(*config.latency_ms) / 1000)
+            if self._random.random() < config.failure_rate:
+                return 503, {"error": "unavailable"}
+            reply = self._once(request, route)
+        finally:
+            with self._lock:  # a reset meanwhile started a new table
+                left = self._in_flight.pop(slot, 1) - 1
+                if left:
+                    self._in_flight[slot] = left
+        if self.config.losing("answers_lost_s"):
+            return LOST  # the effect is done and stored; the connection drops unanswered
         if self._random.random() < config.timeout_rate:
             # The effect is done and stored; only the answer is late, like a lost response.
             time.sleep(config.timeout_s)
         return reply
+
+    def _lookup(self, request: Request, route: Route) -> Reply | None:
+        """What the request of `route`'s kind sent under a key got, as a partner's
+        "retrieve by idempotency key" answers: 200 with the stored answer, 404 when
+        nothing was done under it, 409 while a request under it is still in progress."""
+        if self.config.losing("lookups_lost_s"):
+            return LOST
+        slot = (request.partner, request.params["key"])
+        with self._lock:
+            stored = self._answers.get(slot)
+            in_flight = slot in self._in_flight
+        if stored is not None and stored.route == route.path:
+            return 200, {"status": stored.status, "answer": stored.body}
+        if in_flight:
+            return 409, {"error": "in_progress"}
+        return 404, {"error": "not_found"}
 
     def _count_call(self, request: Request) -> None:
         with self._lock:
@@ -301,15 +359,15 @@ class Sandbox:
             if request.key_header:
                 ledger.keys.add(request.key_header)
 
-    def _once(self, request: Request, action: Action) -> Reply:
-        """Return the stored answer for the key, running `action` only for its first use."""
+    def _once(self, request: Request, route: Route) -> Reply:
+        """Return the stored answer for the key, running the action only for its first use."""
         slot = (request.partner, request.idempotency_key)
         fingerprint = request.fingerprint()
         # Same-key requests queue here, so a concurrent duplicate sees the first one's answer.
         with self._key_lock(slot):
             stored = self._answers.get(slot)
             if stored is None:
-                stored = StoredAnswer(fingerprint, *action(self, request))
+                stored = StoredAnswer(fingerprint, route.path, *route.action(self, request))
                 self._answers[slot] = stored
         if stored.fingerprint != fingerprint:
             raise RequestError(422, "idempotency_key_reused")
@@ -498,14 +556,21 @@ class Route:
 
     method: str
     path: str
-    action: Action
+    action: Action | None = None
     effectful: bool = False
+    # A look-up by idempotency key of what this effectful route did.
+    lookup_of: Route | None = None
 
     @functools.cached_property
     def pattern(self) -> re.Pattern[str]:
         """Compile the path, whose <name> segments become path parameters."""
         return re.compile(re.sub(r"<(\w+)>", r"(?P<\1>[^/]+)", self.path))
 
+
+CAPTURE = Route("POST", "/payment/captures", Sandbox.capture, effectful=True)
+REFUND = Route("POST", "/payment/refunds", Sandbox.refund, effectful=True)
+ERP_SYNC = Route("POST", "/erp/orders", Sandbox.sync_order, effectful=True)
+LABEL = Route("POST", "/carrier/labels", Sandbox.create_label, effectful=True)
 
 ROUTES: list[Route] = [
     Route("GET", "/healthz", Sandbox.healthz),
@@ -514,15 +579,20 @@ ROUTES: list[Route] = [
     Route("POST", "/control", Sandbox.set_control),
     Route("POST", "/reset", Sandbox.reset),
     Route("GET", "/payment/captures", Sandbox.list_captures),
-    Route("POST", "/payment/captures", Sandbox.capture, effectful=True),
-    Route("POST", "/payment/refunds", Sandbox.refund, effectful=True),
-    Route("POST", "/erp/orders", Sandbox.sync_order, effectful=True),
+    CAPTURE,
+    REFUND,
+    ERP_SYNC,
     Route("POST", "/erp/orders/<reference>/cancel", Sandbox.cancel_order, effectful=True),
     Route("GET", "/erp/stock", Sandbox.stock_list),
     Route("POST", "/erp/stock", Sandbox.stock_set),
-    Route("POST", "/carrier/labels", Sandbox.create_label, effectful=True),
+    LABEL,
     Route("POST", "/carrier/labels/<tracking>/void", Sandbox.void_label, effectful=True),
     Route("POST", "/analytics/events", Sandbox.track_event, effectful=True),
+    # Look-ups by idempotency key: how a client settles a call whose answer it lost.
+    Route("GET", "/payment/captures/by-key/<key>", lookup_of=CAPTURE),
+    Route("GET", "/payment/refunds/by-key/<key>", lookup_of=REFUND),
+    Route("GET", "/erp/orders/by-key/<key>", lookup_of=ERP_SYNC),
+    Route("GET", "/carrier/labels/by-key/<key>", lookup_of=LABEL),
 ]
 
 
@@ -546,10 +616,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         # Read the whole body even when unused, or the next keep-alive request starts mid-body.
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        path = urlsplit(self.path).path
-        status, body = self.server.sandbox.handle(
-            method, path, self.headers.get("Idempotency-Key"), raw
-        )
+        path = unquote(urlsplit(self.path).path)
+        reply = self.server.sandbox.handle(method, path, self.headers.get("Idempotency-Key"), raw)
+        if reply is LOST:
+            self.close_connection = True  # closed without a word: the answer is lost
+            return
+        status, body = reply
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

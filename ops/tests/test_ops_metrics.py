@@ -284,3 +284,18 @@ def test_without_a_configured_token_no_bearer_gets_in(client, settings):
     response = client.get("/metrics", headers={"Authorization": "Bearer "})
 
     assert response.status_code == 401
+
+
+def test_steps_whose_effect_nobody_knows_are_counted_for_ops(client):
+    waiting, running = (order_place((product_create(), 1)).order for _ in range(2))
+    Step.objects.filter(order=waiting, name="erp_sync").update(
+        status=Step.Status.RETRYING, effect_unknown=True
+    )
+    # A running step's effect is unknown until its run ends: not counted.
+    Step.objects.filter(order=running, name="erp_sync").update(
+        status=Step.Status.RUNNING, effect_unknown=True
+    )
+
+    metrics = scrape(client)
+
+    assert nonzero(metrics, "shopflow_effects_unknown", "step") == {"erp_sync": 1}

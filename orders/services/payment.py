@@ -14,6 +14,17 @@ def order_payment_capture(order: Order) -> dict[str, Any]:
         currency=order.currency,
         payment_token=order.payment_token,
     )
+    return _captured(order, capture_id)
+
+
+def order_payment_capture_settle(order: Order) -> dict[str, Any] | None:
+    """After a capture whose answer was lost: the gateway's capture under the order's
+    key, recorded as the answer would have been; None if it captured nothing."""
+    capture_id = partners.payment_capture_find(order_number=order.number)
+    return None if capture_id is None else _captured(order, capture_id)
+
+
+def _captured(order: Order, capture_id: str) -> dict[str, Any]:
     order_mark_paid(order_id=order.pk, capture_id=capture_id)
     return {"capture_id": capture_id}
 
@@ -27,3 +38,9 @@ def order_payment_refund(order: Order) -> dict[str, Any]:
         order_number=order.number, capture_id=order.capture_id, amount_cents=order.total_cents
     )
     return {"refund_id": refund_id}
+
+
+def order_payment_refund_settle(order: Order) -> dict[str, Any] | None:
+    """After a refund whose answer was lost: the gateway's refund under the order's key."""
+    refund_id = partners.payment_refund_find(order_number=order.number)
+    return None if refund_id is None else {"refund_id": refund_id}

@@ -22,9 +22,14 @@ def order_step_succeeded(*, step: Step) -> None:
 
 
 def order_step_failed(*, step: Step) -> None:
-    """A failed payment fails the whole order; any other step leaves it needing attention."""
+    """A failed payment fails the whole order; any other step leaves it needing attention.
+
+    A payment that failed with its capture possibly in place (a poison pill, a bug after
+    the call) does not: the order stays placed with its dead letter, and unless a retry
+    settles it the unpaid deadline cancels it, whose refund looks for the capture."""
     if STEPS[step.name].fails_subject:
-        order_payment_fail(order_id=step.order_id)
+        if not step.effect_unknown:
+            order_payment_fail(order_id=step.order_id)
     else:
         order_status_refresh(order_id=step.order_id)
 

@@ -152,23 +152,32 @@ def test_a_transient_failure_then_success_is_recorded_as_retried(sandbox):
     assert (step.status, step.attempts, step.last_error) == ("succeeded", 2, "")
 
 
-def test_responses_lost_to_timeouts_never_repeat_the_effect(sandbox, settings):
+def test_responses_lost_to_timeouts_never_repeat_the_effect_nor_give_up(sandbox, settings):
+    settings.BREAKER_FAILURE_THRESHOLD = 100  # this test is about the retry policy alone
     settings.PARTNERS["analytics"]["timeout_s"] = 0.3
     partners._clients.clear()
     order = order_place((product_create(), 1)).order
     payment_capture.apply(args=(order.pk,))
     sandbox.post("/control", json={"timeout_rate": 1.0, "timeout_s": 1}).raise_for_status()
 
-    analytics_track.apply(args=(order.pk,))
+    for _ in range(5):  # past the policy's four tries: the outcome is unknown, not failed
+        with mock.patch.object(analytics_track, "retry", side_effect=Retry("later")) as retry:
+            analytics_track.apply(args=(order.pk,))
 
     step = order.steps.get(name="analytics_track")
-    assert (step.status, step.attempts) == ("failed", 4)  # the first try and three retries
-    assert step.last_error == "PartnerUnavailable: analytics unreachable: ReadTimeout timed out"
+    assert (step.status, step.attempts, step.effect_unknown) == ("retrying", 5, True)
+    assert step.last_error == (
+        "PartnerOutcomeUnknown: analytics sent no answer: ReadTimeout timed out"
+    )
+    assert retry.call_args.kwargs["countdown"] == pytest.approx(600 * 0.001, rel=0.2)
+    sandbox.post("/control", json={"timeout_rate": 0}).raise_for_status()
+    analytics_track.apply(args=(order.pk,))
+
+    step.refresh_from_db()
+    assert (step.status, step.attempts, step.effect_unknown) == ("succeeded", 6, False)
     analytics = sandbox.get("/ledger").json()["analytics"]
-    assert (analytics["calls"], analytics["distinct_keys"]) == (4, 1)
+    assert (analytics["calls"], analytics["distinct_keys"]) == (6, 1)
     assert effects(sandbox, "analytics") == [("event", order.number)]
-    order.refresh_from_db()
-    assert order.status == Order.Status.NEEDS_ATTENTION
 
 
 def test_label_waits_for_the_erp_reference(sandbox):

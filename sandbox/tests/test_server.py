@@ -406,6 +406,88 @@ def test_injected_timeout_loses_the_response_but_the_effect_happens_once(
     assert (payment["calls"], len(payment["effects"])) == (3, 1)
 
 
+def test_answers_lost_drop_the_connection_after_the_effect_for_the_window(
+    api: httpx.Client,
+) -> None:
+    configure(api, answers_lost_s=600)
+
+    with pytest.raises(httpx.RemoteProtocolError):
+        post(api, "/payment/captures", CAPTURE, key="SF-1001:payment")
+    assert kinds(api, "payment") == ["capture"]
+    assert 599 < api.get("/control").json()["answers_lost_s"] <= 600
+
+    configure(api, answers_lost_s=0)
+    again = post(api, "/payment/captures", CAPTURE, key="SF-1001:payment")
+    assert (again.status_code, kinds(api, "payment")) == (201, ["capture"])
+
+
+def test_a_lookup_by_key_reports_what_the_call_under_the_key_got(api: httpx.Client) -> None:
+    captured = post(api, "/payment/captures", CAPTURE, key="SF-1001:payment")
+    declined = post(
+        api, "/payment/captures", {**CAPTURE, "payment_token": "tok_decline"}, key="SF-2:payment"
+    )
+
+    found = api.get("/payment/captures/by-key/SF-1001:payment")
+    refused = api.get("/payment/captures/by-key/SF-2:payment")
+    nothing = api.get("/payment/captures/by-key/SF-3:payment")
+    other_kind = api.get("/payment/refunds/by-key/SF-1001:payment")
+
+    assert (found.status_code, found.json()) == (200, {"status": 201, "answer": captured.json()})
+    assert (refused.status_code, refused.json()) == (
+        200,
+        {"status": 402, "answer": declined.json()},
+    )
+    assert (nothing.status_code, nothing.json()) == (404, {"error": "not_found"})
+    assert (other_kind.status_code, other_kind.json()) == (404, {"error": "not_found"})
+    assert ledger(api, "payment")["calls"] == 2  # look-ups are not calls
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "lookup", "field"),
+    [
+        ("/payment/refunds", None, "/payment/refunds/by-key/k", "refund_id"),
+        ("/erp/orders", ERP_ORDER, "/erp/orders/by-key/k", "erp_reference"),
+        ("/carrier/labels", None, "/carrier/labels/by-key/k", "tracking_number"),
+    ],
+)
+def test_refunds_erp_orders_and_labels_are_found_by_key(api, path, body, lookup, field) -> None:
+    if path == "/payment/refunds":
+        capture = post(api, "/payment/captures", CAPTURE).json()
+        body = {"capture_id": capture["capture_id"], "amount_cents": 4999}
+    if path == "/carrier/labels":
+        body = {"order": "SF-1001", "erp_reference": "ERP-10000001", "address": ADDRESS}
+    made = post(api, path, body, key="k")
+
+    found = api.get(lookup)
+
+    assert found.status_code == 200
+    assert found.json()["answer"][field] == made.json()[field]
+
+
+def test_a_lookup_while_the_call_is_in_progress_says_so(api: httpx.Client, base_url) -> None:
+    configure(api, latency_ms=[800, 800])
+    with ThreadPoolExecutor(1) as pool, httpx.Client(base_url=base_url, timeout=5) as other:
+        slow = pool.submit(post, other, "/payment/captures", CAPTURE, "SF-1001:payment")
+        while not ledger(api, "payment")["calls"]:  # received, still on its way
+            time.sleep(0.01)
+        during = api.get("/payment/captures/by-key/SF-1001:payment")
+        assert slow.result().status_code == 201
+    after = api.get("/payment/captures/by-key/SF-1001:payment")
+
+    assert (during.status_code, during.json()) == (409, {"error": "in_progress"})
+    assert after.status_code == 200
+
+
+def test_lookups_lost_drop_the_connection_for_the_window(api: httpx.Client) -> None:
+    post(api, "/payment/captures", CAPTURE, key="SF-1001:payment")
+    configure(api, lookups_lost_s=600)
+
+    with pytest.raises(httpx.RemoteProtocolError):
+        api.get("/payment/captures/by-key/SF-1001:payment")
+    configure(api, lookups_lost_s=0)
+    assert api.get("/payment/captures/by-key/SF-1001:payment").status_code == 200
+
+
 def test_latency_range_delays_partner_posts(api: httpx.Client) -> None:
     configure(api, latency_ms=[200, 200])
 
@@ -452,6 +534,8 @@ def test_control_reports_the_default_config(api: httpx.Client) -> None:
         "timeout_rate": 0.0,
         "timeout_s": 30.0,
         "erp_clock_offset_s": 0.0,
+        "answers_lost_s": 0.0,
+        "lookups_lost_s": 0.0,
     }
 
 
@@ -464,6 +548,8 @@ def test_control_changes_only_the_given_settings(api: httpx.Client) -> None:
         "timeout_rate": 0.0,
         "timeout_s": 30.0,
         "erp_clock_offset_s": 0.0,
+        "answers_lost_s": 0.0,
+        "lookups_lost_s": 0.0,
     }
     assert (response.status_code, response.json()) == (200, expected)
     assert api.get("/control").json() == expected
@@ -483,6 +569,8 @@ def test_control_changes_only_the_given_settings(api: httpx.Client) -> None:
         {"timeout_s": "slow"},
         {"erp_clock_offset_s": 90000},
         {"erp_clock_offset_s": "ahead"},
+        {"answers_lost_s": -5},
+        {"lookups_lost_s": "a while"},
         {"speed": 11},
     ],
     ids=str,
@@ -545,6 +633,8 @@ def test_env_variables_set_the_defaults_that_reset_restores(
         "timeout_rate": 0.05,
         "timeout_s": 2.5,
         "erp_clock_offset_s": -30.0,
+        "answers_lost_s": 0.0,
+        "lookups_lost_s": 0.0,
     }
 
 
