@@ -53,6 +53,9 @@ def _dead_letter_retry(*, pk: int, report: RetryReport) -> None:
     if why_not:
         report.skipped.append((str(p.subject_of(step)), step.name, why_not))
         return
+    # A fresh set of attempts for its retry policy; what its first life did stays: its
+    # started_at (it has been attempted) and effect_unknown (its first new attempt asks
+    # the partner first, and a cancel before it runs makes its undo).
     step.status = StepRecord.Status.QUEUED  # ready: published after the commit
     step.published_at = None
     step.attempts = 0

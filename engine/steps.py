@@ -15,13 +15,14 @@ from django.db import transaction
 from django.db.models import Model
 from django.db.models.functions import Now
 
+from engine.compensation import undos_create
 from engine.dispatch import steps_ready
 from engine.leases import Lease, lease_write
 from engine.liveness import claim_owner, lease_alive, lease_drop, lease_hold, lease_holder
 from engine.lock_objects import step_for_update
 from engine.models import StepRecord
 from engine.pipeline import pipeline
-from kit.errors import OutcomeUnknown, StepError, TransientError
+from kit.errors import OutcomeUnknown, StepError
 
 logger = logging.getLogger(__name__)
 Status = StepRecord.Status
@@ -83,13 +84,16 @@ def _step_claim(
         return Claim.DONE, step
     if step.status in (Status.FAILED, Status.CANCELLED):
         return Claim.STOP, step
-    if step.attempts == 0 and p.hook("subject_ended")(step=step):
-        # Never started before its subject ended (cancelled, failed): stop without any
-        # effect. A step that had started may have had its effect; it runs to the end
-        # and its compensation undoes it.
+    if step.status == Status.RUNNING and step_lease_alive(step, now=now):
+        # A duplicate message while another run holds the step: that one finishes it.
+        return Claim.STOP, step
+    if p.hook("subject_ended")(step=step):
+        # Its subject ended (cancelled, failed): it never runs again. If an earlier
+        # attempt may have had its effect (effect_unknown), its undo is made now.
         step.status = Status.CANCELLED
         step.finished_at = now
         step.save(update_fields=["status", "finished_at"])
+        undos_create(subject_id=subject_id)
         return Claim.STOP, step
     parent = p.steps[name].after
     # A step is made ready (queued) only by its parent's success; a pending one has a
@@ -102,9 +106,6 @@ def _step_claim(
     ):
         return Claim.STOP, step
     if step.status == Status.RUNNING:
-        if step_lease_alive(step, now=now):
-            # A duplicate message while another run holds the step: that one finishes it.
-            return Claim.STOP, step
         step.crashes += 1  # the run that held it died, or gave up
         if step.crashes >= settings.STEP_MAX_CRASHES:
             step.save(update_fields=["crashes"])
@@ -250,22 +251,6 @@ def _outcome_write(step: Model, outcome: str, *, then=None, **fields) -> bool:
     if written:
         step.effect_unknown = fields["effect_unknown"]  # what the hooks read
     return written
-
-
-class WaitingForStep(TransientError):
-    """A compensation must wait: the step it undoes is still running."""
-
-
-def step_effect_await(*, subject: Model, name: str) -> bool:
-    """Whether the finished forward step's effect is in place (so undo it). Raises
-    WaitingForStep, a transient error the runner retries, while the step may still run."""
-    p = pipeline()
-    status = p.model.objects.values_list("status", flat=True).get(
-        **{p.subject: subject, "name": name}
-    )
-    if status in (Status.RUNNING, *StepRecord.WAITING):
-        raise WaitingForStep(f"waiting for {name} to finish before undoing it")
-    return status == Status.SUCCEEDED
 
 
 def _describe(error: BaseException) -> str:

@@ -5,7 +5,6 @@ from django.db import IntegrityError, transaction
 from fpdf import FPDF
 
 import partners
-from engine.steps import step_effect_await
 from fulfillment.models import Invoice, Shipment
 from kit.money import money_format as money
 from kit.options import moment_parse
@@ -144,18 +143,33 @@ def _label_bought(order: Order, tracking_number: str, label_zpl: str) -> dict[st
 
 
 def order_erp_cancel(order: Order) -> dict[str, Any]:
-    """Cancel a cancelled order in the ERP, once, after its sync has finished."""
-    if not step_effect_await(subject=order, name="erp_sync"):
-        return {"skipped": "never synced"}
+    """Cancel a cancelled order in the ERP, once. It exists only once the sync has finished
+    with the order at the ERP or maybe there: the ERP, asked by the sync's key, says which
+    when the order has no reference recorded."""
     order.refresh_from_db(fields=["erp_reference"])
-    partners.erp_cancel(order_number=order.number, erp_reference=order.erp_reference)
-    return {"cancelled": order.erp_reference}
+    reference = _undo_target(order, order.erp_reference, partners.erp_sync_find)
+    if reference is None:
+        return {"skipped": "never synced"}
+    partners.erp_cancel(order_number=order.number, erp_reference=reference)
+    return {"cancelled": reference}
 
 
 def order_label_void(order: Order) -> dict[str, Any]:
-    """Void a cancelled order's shipping label, once, after its purchase has finished."""
-    if not step_effect_await(subject=order, name="label_purchase"):
+    """Void a cancelled order's shipping label, once. It exists only once the purchase has
+    finished with a label bought or maybe bought: the carrier, asked by the purchase's
+    key, says which when the order has no shipment stored."""
+    recorded = Shipment.objects.filter(order=order).values_list("tracking_number", flat=True)
+    tracking_number = _undo_target(order, recorded.first(), partners.label_purchase_find)
+    if tracking_number is None:
         return {"skipped": "no label bought"}
-    tracking_number = Shipment.objects.values_list("tracking_number", flat=True).get(order=order)
     partners.label_void(order_number=order.number, tracking_number=tracking_number)
     return {"voided": tracking_number}
+
+
+def _undo_target(order: Order, recorded: str | None, find) -> str | None:
+    """What an undo acts on: the id recorded here, else the one the partner holds under
+    the forward call's key (its look-up `find`); None when nothing is there."""
+    if recorded:
+        return recorded
+    found = partners.effect_find(find, order_number=order.number)
+    return None if found is None else found[0]

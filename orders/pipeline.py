@@ -25,7 +25,9 @@ from kit.retry import RetryPolicy
 
 URGENT = RetryPolicy.exponential(base=1, cap=16, retries=5)  # 1, 2, 4, 8, 16 s
 SLOW_PARTNER = RetryPolicy(delays=(10, 60, 600))
-# Compensations may wait for the step they undo to finish (up to its time limit).
+# An undo exists only once the step it undoes has finished (engine/compensation.py), so
+# it never waits; it retries longer than a forward step, since giving up keeps money or
+# goods that are not ours.
 COMPENSATION = RetryPolicy(delays=(2, 5, 10, 30, 60, 120, 600))
 
 
@@ -71,7 +73,9 @@ PIPELINE: tuple[StepSpec, ...] = (
 )
 
 # Added to an order that is cancelled: undo what the partners did, tell the customer.
-# Emails, the invoice and analytics have nothing a partner can take back.
+# Emails, the invoice and analytics have nothing a partner can take back. The email is
+# added at once; each undo when the step it undoes has finished with an effect that is
+# or may be in place (engine/compensation.py).
 CANCELLATION: tuple[StepSpec, ...] = (
     StepSpec(
         "payment_refund",

@@ -13,7 +13,8 @@ under the key, None when it did nothing.
 
 import logging
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import httpx
 from django.conf import settings
@@ -23,6 +24,8 @@ from kit.errors import OutcomeUnknown, PermanentError, TransientError
 from kit.transactions import in_transaction
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class PartnerUnavailable(TransientError):
@@ -156,6 +159,15 @@ def partner_find(partner: str, path: str, *, key: str) -> dict[str, Any] | None:
     if status >= 400:
         raise PartnerRejected(partner, status, body)
     return body
+
+
+def effect_find(find: Callable[..., T | None], **kwargs: Any) -> T | None:
+    """What a call's look-up (`<call>_find`) found to undo: None also when the partner
+    refused that call, which left nothing in place."""
+    try:
+        return find(**kwargs)
+    except PartnerRejected:
+        return None
 
 
 def idempotency_key(order_number: str, step: str) -> str:

@@ -3,9 +3,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from engine.compensation import undos_create
 from engine.dispatch import steps_dispatch_on_commit
 from engine.pipeline import StepSpec
 from orders.lock_objects import order_for_update, steps_for_update
@@ -133,36 +135,42 @@ def _order_end(
     release_stock: bool = True,
 ) -> None:
     """End an order: stop its waiting steps, release its stock (unless it may have
-    shipped), add and dispatch follow-ups.
+    shipped), add and dispatch follow-ups, and the undo of every effect in place.
 
-    A step that started is left to finish; a step that starts later sees the order's
-    status and stops; a follow-up that undoes a step waits for it to finish.
+    Every waiting forward step stops, started or not: one that may have had its effect
+    (effect_unknown) gets its undo now, which asks the partner by key what is there. A
+    running step is left to finish; its undo is made when it does (the step hooks), and
+    a step that starts later sees the order's status and stops. The follow-ups that undo
+    a step are made by state (engine/compensation.py), never in advance.
     """
     order.status = status
     order.save(update_fields=["status", "updated_at"])
-    # Only steps that never started: one that started (running, or retrying after a
-    # timeout) may already have had its effect, so it finishes and is compensated.
-    steps_for_update(order_id=order.pk).filter(
-        name__in=FORWARD_NAMES, status__in=Step.WAITING, attempts=0
-    ).update(
+    # Every step row locked: a run's outcome write waits for this commit, so either we
+    # see its final state here or its hook sees the order ended (and makes the undo).
+    list(steps_for_update(order_id=order.pk).values_list("pk", flat=True))
+    Step.objects.filter(order=order, name__in=FORWARD_NAMES, status__in=Step.WAITING).update(
         status=Step.Status.CANCELLED, last_error=f"cancelled: {reason}", finished_at=timezone.now()
     )
     if release_stock:
         _stock_release(order)
     follow_ups_cancel(order_id=order.pk)
-    names = tuple(spec.name for spec in followups)
-    steps_create(order=order, specs=followups, ready=names)
+    told = tuple(spec for spec in followups if not spec.undoes)
+    names = tuple(spec.name for spec in told)
+    steps_create(order=order, specs=told, ready=names)
     steps_dispatch_on_commit(subject_id=order.pk, names=names)
+    undos_create(subject_id=order.pk)
 
 
 @transaction.atomic
 def order_payment_fail(*, order_id: int) -> bool:
     """Mark the order payment_failed and tell the customer, once.
 
+    Only an order still waiting for its payment: one that ended meanwhile (cancelled:
+    its customer was told that) never changes to another ended status.
     Returns whether this call made the change (a repeat finds it done).
     """
     order = order_for_update(order_id=order_id).get()
-    if order.status == Order.Status.PAYMENT_FAILED:
+    if order.status != Order.Status.PLACED:
         return False
     _order_end(
         order,
@@ -195,8 +203,10 @@ def order_unpaid_expire(*, order_id: int, now: datetime, deadline_s: float) -> b
 
 
 def order_fulfilment_begun(*, order_id: int) -> bool:
-    """Whether the order went to the warehouse: its ERP sync has had an attempt."""
-    return Step.objects.filter(order_id=order_id, name=FULFILMENT_STEP, attempts__gt=0).exists()
+    """Whether the order went to the warehouse: its ERP sync has had an attempt (started,
+    which a dead letter's retry does not forget, unlike its attempts)."""
+    attempted = Q(attempts__gt=0) | Q(started_at__isnull=False)
+    return Step.objects.filter(attempted, order_id=order_id, name=FULFILMENT_STEP).exists()
 
 
 @transaction.atomic

@@ -1,7 +1,6 @@
 from typing import Any
 
 import partners
-from engine.steps import step_effect_await
 from orders.models import Order
 from orders.services.orders import order_mark_paid
 
@@ -30,10 +29,16 @@ def _captured(order: Order, capture_id: str) -> dict[str, Any]:
 
 
 def order_payment_refund(order: Order) -> dict[str, Any]:
-    """Refund a cancelled order's capture, once, after the capture step has finished."""
-    if not step_effect_await(subject=order, name="payment_capture"):
-        return {"skipped": "nothing was captured"}
+    """Refund a cancelled order's capture, once. It exists only once the capture step has
+    finished with a capture in place or maybe in place: the gateway, asked by the
+    capture's key, says which when the order has no capture recorded."""
     order.refresh_from_db(fields=["capture_id"])
+    if not order.capture_id:
+        capture_id = partners.effect_find(partners.payment_capture_find, order_number=order.number)
+        if capture_id is None:
+            return {"skipped": "nothing was captured"}
+        order_mark_paid(order_id=order.pk, capture_id=capture_id)  # kept: it is cancelled
+        order.capture_id = capture_id
     refund_id = partners.payment_refund(
         order_number=order.number, capture_id=order.capture_id, amount_cents=order.total_cents
     )

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import Exists, OuterRef
 
+from engine.compensation import undos_create
 from orders.lock_objects import order_for_update
 from orders.models import Order, Step
 from orders.pipeline import FORWARD_NAMES, STEPS
@@ -19,6 +20,7 @@ from orders.services.orders import (
 
 def order_step_succeeded(*, step: Step) -> None:
     order_status_refresh(order_id=step.order_id)
+    _undos_if_ended(step)
 
 
 def order_step_failed(*, step: Step) -> None:
@@ -32,6 +34,18 @@ def order_step_failed(*, step: Step) -> None:
             order_payment_fail(order_id=step.order_id)
     else:
         order_status_refresh(order_id=step.order_id)
+    _undos_if_ended(step)
+
+
+def _undos_if_ended(step: Step) -> None:
+    """A forward step that finished after its order ended: undo what it may have done.
+    Read after the outcome was written: a cancel that saw the step still running had
+    locked it, so the write waited for the cancel's commit and this read sees it."""
+    if (
+        step.name in FORWARD_NAMES
+        and Order.objects.filter(pk=step.order_id, status__in=Order.STOPPED_STATUSES).exists()
+    ):
+        undos_create(subject_id=step.order_id)
 
 
 def order_ended_for_step(*, step: Step) -> bool:

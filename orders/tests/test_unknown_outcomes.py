@@ -6,34 +6,16 @@ control endpoint loses answers."""
 from unittest import mock
 
 import pytest
-from celery.exceptions import Retry
 from django.core import mail
 
 import partners
 from fulfillment.models import Shipment
 from fulfillment.tasks import erp_sync, label_purchase
-from orders.models import Order
 from orders.tasks import payment_capture
 from tests.factories import order_place, product_create
+from tests.steps import answers_lost, deliver, effects
 
 pytestmark = pytest.mark.django_db
-
-
-def deliver(task, order: Order) -> mock.Mock:
-    """One delivery of a step's message; the retry it asks for is not run (returned)."""
-    with mock.patch.object(task, "retry", side_effect=Retry("later")) as retry:
-        task.apply(args=(order.pk,))
-    return retry
-
-
-def answers_lost(sandbox, *, effects: float, lookups: float) -> None:
-    """Lose every partner's answers (the effects still happen) for the next seconds."""
-    control = {"answers_lost_s": effects, "lookups_lost_s": lookups}
-    sandbox.post("/control", json=control).raise_for_status()
-
-
-def effects(sandbox, partner: str) -> list[tuple[str, str]]:
-    return [(e["kind"], e["order"]) for e in sandbox.get("/ledger").json()[partner]["effects"]]
 
 
 def test_capture_with_every_answer_lost_is_settled_not_failed(sandbox):

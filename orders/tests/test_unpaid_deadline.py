@@ -61,11 +61,9 @@ def test_an_unpaid_order_deferred_by_the_breaker_cannot_hold_stock_past_the_dead
     assert product.stock == 10
     payment = order.steps.get(name="payment_capture")
     assert (payment.status, payment.attempts) == ("cancelled", 0)
-    # The follow-ups of a cancel undo whatever a late capture might still do.
-    assert set(order.steps.values_list("name", flat=True)) >= {
-        "payment_refund",
-        "cancellation_email_send",
-    }
+    # The payment never ran and now never will: nothing to refund, the customer is told.
+    names = set(order.steps.values_list("name", flat=True))
+    assert ("cancellation_email_send" in names, "payment_refund" in names) == (True, False)
     # A second run finds nothing left to end.
     again = steps_reconcile(now=timezone.now() + timedelta(seconds=3600))
     assert order.number not in again.settled

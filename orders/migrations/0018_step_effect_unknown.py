@@ -16,7 +16,7 @@ def unknown_effects_mark(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("orders", "0016_old_step_claims_leased")]
+    dependencies = [("orders", "0017_step_ready_unpublished")]
 
     operations = [
         migrations.AddField(
