@@ -100,6 +100,24 @@ def safe_fetch_allowed_check(app_configs=None, **kwargs) -> list[checks.CheckMes
     ]
 
 
+@checks.register(checks.Tags.security)
+def webhook_secrets_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Whoever knows a partner's webhook secret can tell us an order was delivered or its
+    payment disputed: production needs each partner's own, not none or the public one."""
+    if not settings.PRODUCTION:
+        return []
+    return [
+        checks.Error(
+            f"The {name} webhook secret is missing or is a public development secret.",
+            hint=f"Set {name.upper()}_WEBHOOK_SECRET to the signing secret the {name} partner "
+            f"gave you (and {name.upper()}_WEBHOOK_SECRET_PREVIOUS while rotating it).",
+            id="shopflow.E005",
+        )
+        for name, secrets in settings.WEBHOOK_SECRETS.items()
+        if not secrets or set(secrets) & set(settings.DEVELOPMENT_WEBHOOK_SECRETS.values())
+    ]
+
+
 def refuse_unsafe_start(process: str) -> None:
     """Exit with the errors when this process's settings fail the security checks."""
     errors = [

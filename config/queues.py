@@ -41,6 +41,10 @@ TASK_ROUTES: dict[str, str] = {
     "shop.sync_stock_from_erp": BULK,
     "orders.export_orders": BULK,
     "orders.run_follow_ups": LOW,
+    # A partner's events: a delivery or a dispute shown within minutes is its promise.
+    "webhooks.order_events_process": MEDIUM,
+    # Recovery of lost event messages: short, and must not wait behind a backlog.
+    "webhooks.sweep_events": HIGH,
     # Long, many rows: never in front of a checkout's steps.
     "orders.backfill_sales": BULK,
     "orders.cleanup_records": BULK,

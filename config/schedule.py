@@ -100,7 +100,17 @@ JOBS: tuple[Job, ...] = (
         "orders.run_follow_ups",
         expires_s=240,
         every_s=300,
-        description="Send the review request 7 days after an order completed and credit its "
-        "loyalty points after the 14-day return window; cancelled orders get neither.",
+        description="Send the review request 7 days after the carrier reported the parcel "
+        "delivered (14 days after the label when no delivery is reported; none when it was "
+        "returned) and credit its loyalty points after the 14-day return window; cancelled "
+        "orders get neither.",
+    ),
+    Job(
+        "Sweep waiting webhook events",
+        "webhooks.sweep_events",
+        expires_s=50,
+        every_s=60,
+        description="Publish again the orders whose partner events are due and were not "
+        "processed (a lost message, a killed worker). Safe to run twice.",
     ),
 )

@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "orders",
     "fulfillment",
     "notifications",
+    "webhooks",
     "ops",
     "sandbox",
     "config",
@@ -419,6 +420,47 @@ QUEUE_MAX_WAIT_S = {
     queue: float(os.environ.get(f"QUEUE_MAX_WAIT_{queue.upper()}_S", default))
     for queue, default in ((HIGH, "30"), (MEDIUM, "300"), (LOW, "1800"), (BULK, "3600"))
 }
+
+# Review requests (orders/services/follow_ups.py): this many days after the carrier reports
+# the parcel delivered; this many after the label when no delivery is reported by then.
+REVIEW_REQUEST_AFTER_DELIVERY_DAYS = int(os.environ.get("REVIEW_REQUEST_AFTER_DELIVERY_DAYS", "7"))
+REVIEW_REQUEST_DELIVERY_WAIT_DAYS = int(os.environ.get("REVIEW_REQUEST_DELIVERY_WAIT_DAYS", "14"))
+
+# Partners' webhooks (webhooks/). Each partner signs with its secret; during a rotation
+# the previous one is accepted too. Development and test have public defaults (the
+# sandbox signs with them); production has none and refuses to start without them
+# (config/checks.py, shopflow.E005).
+WEBHOOK_PARTNERS = ("payment", "carrier")
+DEVELOPMENT_WEBHOOK_SECRETS = {name: f"dev-webhook-secret-{name}" for name in WEBHOOK_PARTNERS}
+WEBHOOK_SECRETS = {
+    name: [
+        secret
+        for secret in (
+            os.environ.get(
+                f"{name.upper()}_WEBHOOK_SECRET",
+                "" if PRODUCTION else DEVELOPMENT_WEBHOOK_SECRETS[name],
+            ),
+            os.environ.get(f"{name.upper()}_WEBHOOK_SECRET_PREVIOUS", ""),
+        )
+        if secret
+    ]
+    for name in WEBHOOK_PARTNERS
+}
+# A signature's timestamp may be this far from our clock (either way): a replay window.
+WEBHOOK_TOLERANCE_S = int(os.environ.get("WEBHOOK_TOLERANCE_S", "300"))
+# The largest body accepted (partners' events are a few hundred bytes).
+WEBHOOK_MAX_BYTES = int(os.environ.get("WEBHOOK_MAX_BYTES", "65536"))
+# An event for an order we do not have (yet: its checkout may not have committed) is
+# retried this long, then failed; a processing error is retried this many times.
+WEBHOOK_ORDER_WAIT_S = float(os.environ.get("WEBHOOK_ORDER_WAIT_S", "3600"))
+WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "8"))
+# Longest wait between two tries of a waiting event (1, 2, 4, ... seconds up to this).
+WEBHOOK_RETRY_MAX_S = float(os.environ.get("WEBHOOK_RETRY_MAX_S", "60"))
+# Processed and ignored events are purged this long after processing; failed ones stay.
+WEBHOOK_RETENTION_DAYS = int(os.environ.get("WEBHOOK_RETENTION_DAYS", "30"))
+# Ops are alerted when this many of a partner's events failed, or still wait after 3
+# tries, within the last hour.
+ALERT_WEBHOOK_FAILURES = int(os.environ.get("ALERT_WEBHOOK_FAILURES", "5"))
 
 # Retention of the daily cleanup (orders/services/cleanup.py). Dead letters are kept.
 STEP_RETENTION_DAYS = int(os.environ.get("STEP_RETENTION_DAYS", "90"))

@@ -18,6 +18,7 @@ urlpatterns = [
     path("metrics", ops.metrics, name="metrics"),
     path("healthz", ops.healthz, name="healthz"),
     path("readyz", ops.readyz, name="readyz"),
+    path("", include("webhooks.urls")),
     path("", include("orders.urls")),
     path("", include("fulfillment.urls")),
     path("", include("shop.urls")),

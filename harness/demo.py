@@ -96,6 +96,8 @@ PASSED_ENV = (
     "SHOPFLOW_ADMIN_USER",
     "SHOPFLOW_ADMIN_PASSWORD",
     "SANDBOX_URL",
+    "SANDBOX_WEBHOOK_URL",
+    "SANDBOX_CARRIER_TRACKING",
     "DJANGO_SETTINGS_MODULE",
 )
 
@@ -198,6 +200,9 @@ def main() -> None:
         # The load generator (place_orders) checks out from this machine's one address;
         # the limits per email and per recipient stay as in production.
         "RATE_LIMIT_CHECKOUT_ADDRESS": "100000/600",
+        # The sandbox's carrier reports each parcel's journey to the demo's shop.
+        "SANDBOX_WEBHOOK_URL": "http://127.0.0.1:8000",
+        "SANDBOX_CARRIER_TRACKING": "1",
         **os.environ,
     }
     # Flower refuses to start without a login (config/flower.py); the banner shows it.

@@ -13,6 +13,7 @@ class Alert(models.Model):
         QUEUE_DEPTH = "queue_depth", "queue backlog above threshold"
         QUEUE_AGE = "queue_age", "oldest waiting job above threshold"
         QUEUE_STALLED = "queue_stalled", "queue not consumed by its live workers"
+        WEBHOOKS_FAILING = "webhooks_failing", "partner events keep failing"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     subject = models.CharField(max_length=64)  # the partner, the queue, or "all"

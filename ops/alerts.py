@@ -1,8 +1,9 @@
 """What operations alert on: dead letters, open breakers, queues past their promise,
-queues whose live workers no longer consume them.
+queues whose live workers no longer consume them, partner events that keep failing.
 The incidents themselves (open once, email ops once, resolve) are notifications/alerts.py."""
 
 from django.conf import settings
+from django.utils import timezone
 
 from engine.breaker import breaker_states
 from notifications.alerts import Condition, alerts_apply
@@ -10,6 +11,7 @@ from notifications.models import Alert
 from ops.consumers import Consumption, queues_consumption
 from orders.models import DeadLetter
 from orders.selectors import queue_stats
+from webhooks.selectors import FAILING_ATTEMPTS, events_failing_by_partner
 
 
 def alerts_check() -> list[Condition]:
@@ -59,6 +61,18 @@ def alerts_check() -> list[Condition]:
                     f"{queue.max_wait_s:g}s (QUEUE_MAX_WAIT_{queue.name.upper()}_S).",
                 )
             )
+    failing = events_failing_by_partner(now=timezone.now())
+    conditions += [
+        Condition(
+            Alert.Kind.WEBHOOKS_FAILING,
+            partner,
+            failing.get(partner, 0) >= settings.ALERT_WEBHOOK_FAILURES,
+            f"{failing.get(partner, 0)} {partner} webhook events failed or still wait after "
+            f"{FAILING_ATTEMPTS} tries in the last hour (threshold "
+            f"{settings.ALERT_WEBHOOK_FAILURES}); see Partner webhooks › Webhook events.",
+        )
+        for partner in settings.WEBHOOK_PARTNERS
+    ]
     return alerts_apply(conditions)
 
 

@@ -41,6 +41,9 @@ from ops.selectors import (
 from orders.models import Step
 from orders.pipeline import ALL_STEPS
 from orders.selectors import queue_stats
+from webhooks.models import InboxEvent
+from webhooks.selectors import inbox_by_partner_and_status
+from webhooks.services import event_totals
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +150,17 @@ def _database_metrics() -> Iterator[Metric]:
         ),
     )
 
+    inbox = GaugeMetricFamily(
+        "shopflow_webhook_inbox_events",
+        "Partner events in the inbox by partner and status (processed ones until the cleanup).",
+        labels=["partner", "status"],
+    )
+    stored = inbox_by_partner_and_status()
+    for partner in settings.WEBHOOK_PARTNERS:
+        for status in InboxEvent.Status.values:
+            inbox.add_metric([partner, status], stored.get((partner, status), 0))
+    yield inbox
+
     last_run = GaugeMetricFamily(
         "shopflow_beat_job_last_run_timestamp_seconds",
         "When beat last sent each periodic job (Unix time).",
@@ -225,6 +239,17 @@ def _redis_metrics() -> Iterator[Metric]:
     yield is_open
     yield failures
     yield probes
+
+    events = CounterMetricFamily(
+        "shopflow_webhook_events",
+        "Partner events by partner, type and outcome: received (stored, duplicates not "
+        "counted), processed, ignored (a type we do not act on), retrying (an attempt that "
+        "must wait: its order not there yet, an error), failed (for good).",
+        labels=["partner", "type", "outcome"],
+    )
+    for (partner, kind, outcome), n in sorted(event_totals().items()):
+        events.add_metric([partner, kind, outcome], n)
+    yield events
 
     last_success = GaugeMetricFamily(
         "shopflow_beat_job_last_success_timestamp_seconds",

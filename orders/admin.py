@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.db.models import Exists, OuterRef
 from django.http import QueryDict
 from django.urls import reverse
 from django.utils import timezone
@@ -10,6 +11,7 @@ from engine.dead_letters import dead_letters_retry
 from orders.models import (
     DeadLetter,
     Discrepancy,
+    Dispute,
     FollowUp,
     IdempotencyKey,
     LoyaltyAccount,
@@ -102,10 +104,43 @@ class StepInline(ReadOnlyInline):
     verbose_name_plural = "pipeline timeline"
 
 
+class DisputeInline(admin.TabularInline):
+    model = Dispute
+    fields = ("dispute_id", "status", "reason", "amount_cents", "outcome", "opened_at", "closed_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class OpenDisputeFilter(admin.SimpleListFilter):
+    title = "open dispute"
+    parameter_name = "disputed"
+
+    def lookups(self, request, model_admin):
+        return (("yes", "Open dispute"), ("no", "None open"))
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(disputed=self.value() == "yes")
+        return queryset
+
+
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
-    list_display = ("number", "email", "status", "total_cents", "currency", "created_at")
-    list_filter = ("status", "channel", "created_at")
+    list_display = (
+        "number",
+        "email",
+        "status",
+        "delivery_state",
+        "disputed",
+        "total_cents",
+        "currency",
+        "created_at",
+    )
+    list_filter = ("status", "delivery_state", OpenDisputeFilter, "channel", "created_at")
     search_fields = ORDER_SEARCH_FIELDS
     # The lifecycle changes only through the actions below, which call the services.
     readonly_fields = (
@@ -121,12 +156,24 @@ class OrderAdmin(admin.ModelAdmin):
         "total_cents",
         "capture_id",
         "erp_reference",
+        "delivery_state",
+        "delivery_event_at",
+        "delivered_at",
         "documents",
         "created_at",
         "updated_at",
     )
     exclude = ("token", "payment_token")
-    inlines = (OrderLineInline, StepInline)
+    inlines = (OrderLineInline, StepInline, DisputeInline)
+
+    def get_queryset(self, request):
+        open_disputes = Dispute.objects.filter(order=OuterRef("pk"), status=Dispute.Status.OPEN)
+        return super().get_queryset(request).annotate(disputed=Exists(open_disputes))
+
+    @admin.display(boolean=True, description="open dispute", ordering="disputed")
+    def disputed(self, order) -> bool:
+        return order.disputed
+
     actions = ("cancel_orders", "receive_returns", "export_orders")
 
     @admin.action(
@@ -296,6 +343,30 @@ class DiscrepancyAdmin(admin.ModelAdmin):
     list_filter = ("kind", ("resolved_at", admin.EmptyFieldListFilter))
     search_fields = ("order_number", "capture_id")
     readonly_fields = list_display
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(Dispute)
+class DisputeAdmin(admin.ModelAdmin):
+    """Chargebacks the payment gateway reported; open ones first (their orders are flagged
+    in Admin › Orders)."""
+
+    list_display = (
+        "dispute_id",
+        "order",
+        "status",
+        "reason",
+        "amount_cents",
+        "outcome",
+        "opened_at",
+        "closed_at",
+    )
+    list_filter = ("status",)
+    search_fields = ("dispute_id", "order__number")
+    readonly_fields = list_display
+    ordering = ("-status", "-opened_at")  # "open" sorts after "closed": descending
 
     def has_add_permission(self, request) -> bool:
         return False

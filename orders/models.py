@@ -52,6 +52,26 @@ class Order(models.Model):
         API = "api", "JSON API"
 
     channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.API)
+
+    class DeliveryState(models.TextChoices):
+        """What the carrier last told us about the parcel (webhooks/): beside the status,
+        which is the pipeline's, not the parcel's."""
+
+        NONE = "", "not shipped yet"
+        LABEL_PRINTED = "label_printed", "label printed"
+        IN_TRANSIT = "in_transit", "shipped"
+        OUT_FOR_DELIVERY = "out_for_delivery", "out for delivery"
+        EXCEPTION = "exception", "delivery problem"
+        DELIVERED = "delivered", "delivered"
+        RETURNED = "returned", "returned to sender"
+
+    delivery_state = models.CharField(
+        max_length=20, choices=DeliveryState.choices, default=DeliveryState.NONE, blank=True
+    )
+    # The carrier's time of the event that set delivery_state: an older event arriving
+    # later changes nothing.
+    delivery_event_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
     cancel_reason = models.CharField(max_length=500, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -191,6 +211,9 @@ class Discrepancy(models.Model):
     class Kind(models.TextChoices):
         PAID_UNFULFILLED = "paid_unfulfilled", "paid but not fulfilled"
         CHARGED_NO_ORDER = "charged_no_order", "charged without a paid order"
+        # The gateway's webhooks (webhooks/): what it says against what we recorded.
+        CAPTURE_FAILED_LATE = "capture_failed_late", "capture failed after we recorded it"
+        REFUND_UNREQUESTED = "refund_unrequested", "refund we did not ask for"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     order_number = models.CharField(max_length=16)
@@ -211,6 +234,32 @@ class Discrepancy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.order_number}"
+
+
+class Dispute(models.Model):
+    """A chargeback the payment gateway reported (webhooks/): open until it says closed."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "open"
+        CLOSED = "closed", "closed"
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="disputes")
+    dispute_id = models.CharField(max_length=100, unique=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    reason = models.CharField(max_length=200, blank=True)
+    amount_cents = models.PositiveIntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=50, blank=True)  # won, lost, ... as the gateway says
+    opened_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    # The gateway's time of the event that set the status: an older one changes nothing.
+    event_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-event_at"]
+        indexes = [models.Index(fields=["status", "order"])]
+
+    def __str__(self) -> str:
+        return f"dispute {self.dispute_id} ({self.status})"
 
 
 class FollowUp(DueRow):

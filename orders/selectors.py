@@ -104,6 +104,13 @@ def order_status_payload(*, order: Order) -> dict[str, Any]:
         ],
         "invoice_url": f"/orders/{order.token}/invoice.pdf" if invoice else None,
         "tracking_number": shipment.tracking_number if shipment else None,
+        # What the carrier last reported (webhooks/), beside the pipeline's status.
+        "delivery": {
+            "state": order.delivery_state or None,
+            "name": order.get_delivery_state_display(),
+            "updated_at": _iso(order.delivery_event_at),
+            "delivered_at": _iso(order.delivered_at),
+        },
     }
 
 

@@ -25,6 +25,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from sandbox.webhooks import (
+    WEBHOOK_PARTNERS,
+    WebhookSender,
+    event_body,
+    send_once,
+    tracking_events,
+)
+
 PARTNERS = ("payment", "erp", "carrier", "analytics")
 FIRST_ERP_NUMBER = 10000001
 
@@ -81,6 +89,32 @@ def _offset(value: Any) -> float:
     return float(value)
 
 
+def _url(value: Any) -> str:
+    """Return a validated http(s) base URL, or "" (webhooks off)."""
+    if not isinstance(value, str) or (value and not value.startswith(("http://", "https://"))):
+        raise ValueError("webhook_url must be an http(s) URL or empty")
+    return value
+
+
+def _webhook_secrets(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        k in WEBHOOK_PARTNERS and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValueError("webhook_secrets must map payment/carrier to strings")
+    return {**DEFAULT_WEBHOOK_SECRETS, **value}
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("carrier_tracking must be true or false")
+    return value
+
+
+# The shop's development and test secrets (config/settings.py): the sandbox signs as the
+# partners would with theirs.
+DEFAULT_WEBHOOK_SECRETS = {name: f"dev-webhook-secret-{name}" for name in WEBHOOK_PARTNERS}
+
+
 def _is_a(value: Any, kind: Any) -> bool:
     """Check a JSON value's type, never taking true/false for numbers (bool subclasses int)."""
     return isinstance(value, kind) and not isinstance(value, bool)
@@ -92,6 +126,13 @@ _SETTINGS: dict[str, Callable[[Any], Any]] = {
     "timeout_rate": _rate,
     "timeout_s": _seconds,
     "erp_clock_offset_s": _offset,
+    "webhook_url": _url,
+    "webhook_delay_ms": _latency_range,
+    "webhook_duplicate_rate": _rate,
+    "webhook_reorder_rate": _rate,
+    "webhook_bad_signature_rate": _rate,
+    "webhook_secrets": _webhook_secrets,
+    "carrier_tracking": _flag,
 }
 # Windows of lost answers, set as seconds from now and kept as a deadline on this
 # process's monotonic clock: the effect is done, then the connection is dropped without
@@ -111,6 +152,16 @@ class Config:
     erp_clock_offset_s: float = 0.0
     answers_lost_until: float = 0.0
     lookups_lost_until: float = 0.0
+    # Webhooks to the shop (sandbox/webhooks.py): where, how late, how often twice, out of
+    # order or badly signed, signed with what; and whether each label is followed by the
+    # carrier's scans up to "delivered".
+    webhook_url: str = ""
+    webhook_delay_ms: tuple[int, int] = (0, 0)
+    webhook_duplicate_rate: float = 0.0
+    webhook_reorder_rate: float = 0.0
+    webhook_bad_signature_rate: float = 0.0
+    webhook_secrets: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_WEBHOOK_SECRETS))
+    carrier_tracking: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
@@ -122,6 +173,15 @@ class Config:
             timeout_rate=_rate(float(environ.get("SANDBOX_TIMEOUT_RATE", "0"))),
             timeout_s=_seconds(float(environ.get("SANDBOX_TIMEOUT_S", "30"))),
             erp_clock_offset_s=_offset(float(environ.get("SANDBOX_ERP_CLOCK_OFFSET_S", "0"))),
+            webhook_url=_url(environ.get("SANDBOX_WEBHOOK_URL", "")),
+            webhook_secrets=_webhook_secrets(
+                {
+                    name: environ[f"SANDBOX_{name.upper()}_WEBHOOK_SECRET"]
+                    for name in WEBHOOK_PARTNERS
+                    if f"SANDBOX_{name.upper()}_WEBHOOK_SECRET" in environ
+                }
+            ),
+            carrier_tracking=environ.get("SANDBOX_CARRIER_TRACKING", "0") == "1",
         )
 
     def updated(self, changes: dict[str, Any]) -> Config:
@@ -159,6 +219,14 @@ class Config:
                 name: round(max(0.0, getattr(self, until) - time.monotonic()), 3)
                 for name, until in _WINDOWS.items()
             },
+            "webhook_url": self.webhook_url,
+            "webhook_delay_ms": list(self.webhook_delay_ms),
+            "webhook_duplicate_rate": self.webhook_duplicate_rate,
+            "webhook_reorder_rate": self.webhook_reorder_rate,
+            "webhook_bad_signature_rate": self.webhook_bad_signature_rate,
+            # Which secret is used shows by its start only.
+            "webhook_secrets": {k: v[:4] + "..." for k, v in self.webhook_secrets.items()},
+            "carrier_tracking": self.carrier_tracking,
         }
 
 
@@ -276,6 +344,7 @@ class Sandbox:
         # Guards ledger, domain records and the lock table; never held while sleeping.
         self._lock = threading.Lock()
         self._random = random.Random()
+        self.webhooks = WebhookSender(lambda: self.config, self._random)
         self._clear()
 
     def _clear(self) -> None:
@@ -293,6 +362,7 @@ class Sandbox:
         self._stock: dict[str, int] = {}
         self._labels: dict[str, str] = {}
         self._erp_numbers = itertools.count(FIRST_ERP_NUMBER)
+        self.webhooks.clear()
 
     def handle(self, method: str, path: str, key_header: str | None, raw: bytes) -> Reply | None:
         """Route one request and return (status, JSON body), or LOST for no answer."""
@@ -481,6 +551,9 @@ class Sandbox:
         tracking = f"1Z{secrets.token_hex(6).upper()}"
         self._register(self._labels, tracking, order)
         self._effect(request, "label", order)
+        if self.config.carrier_tracking:
+            for event in tracking_events(order=order, tracking=tracking, delivered=True):
+                self.webhooks.enqueue("carrier", event)
         zpl = f"^XA^FO50,50^ADN,36,20^FD{order}^FS^FO50,100^ADN,36,20^FD{tracking}^FS^XZ"
         return 201, {"tracking_number": tracking, "label_zpl": zpl}
 
@@ -498,6 +571,45 @@ class Sandbox:
         _field(request.body, "event", str)
         self._effect(request, "event", _field(request.body, "order", str))
         return 202, {"accepted": True}
+
+    # --- webhooks to the shop ----------------------------------------------------------------
+
+    def webhooks_enqueue(self, request: Request) -> Reply:
+        """Queue events for delivery: {"events": [{partner, type, order, data?, occurred_at?,
+        id?}]}; they go out with the configured delay, duplicates, reordering and bad
+        signatures, and are delivered again until the shop answers 2xx."""
+        events = _field(request.body, "events", list)
+        bodies = []
+        for n, event in enumerate(events):
+            if not isinstance(event, dict) or event.get("partner") not in WEBHOOK_PARTNERS:
+                raise RequestError(400, "invalid_request", f"events[{n}].partner is invalid")
+            if not isinstance(event.get("type"), str) or not isinstance(event.get("order"), str):
+                raise RequestError(400, "invalid_request", f"events[{n}] needs type and order")
+            body = event_body(
+                partner=event["partner"],
+                kind=event["type"],
+                order=event["order"],
+                data=event.get("data") or {},
+                occurred_at=event.get("occurred_at"),
+            )
+            body["id"] = event.get("id", body["id"])
+            bodies.append((event["partner"], body))
+        for partner, body in bodies:
+            self.webhooks.enqueue(partner, body)
+        return 202, {"ids": [body["id"] for _, body in bodies]}
+
+    def webhooks_send(self, request: Request) -> Reply:
+        """Send one request now, as POST /webhooks/send's body shapes it, and answer with
+        the shop's answer (sandbox/webhooks.py send_once)."""
+        try:
+            status, answer = send_once(self.config, request.body)
+        except (ValueError, TypeError) as exc:
+            raise RequestError(400, "invalid_request", str(exc)) from exc
+        return 200, {"status": status, "answer": answer}
+
+    def webhooks_report(self, request: Request) -> Reply:
+        """Every event queued since the last reset and each attempt to deliver it."""
+        return 200, self.webhooks.report()
 
     # --- control plane -----------------------------------------------------------------------
 
@@ -593,6 +705,9 @@ ROUTES: list[Route] = [
     Route("GET", "/payment/refunds/by-key/<key>", lookup_of=REFUND),
     Route("GET", "/erp/orders/by-key/<key>", lookup_of=ERP_SYNC),
     Route("GET", "/carrier/labels/by-key/<key>", lookup_of=LABEL),
+    Route("GET", "/webhooks", Sandbox.webhooks_report),
+    Route("POST", "/webhooks/events", Sandbox.webhooks_enqueue),
+    Route("POST", "/webhooks/send", Sandbox.webhooks_send),
 ]
 
 

@@ -5,6 +5,7 @@ against the allowed graph written here.
                    mounts the apps
     ops            reads everyone; imported by nobody
     shop           → orders, notifications, bulkjobs, partners, engine, kit, safefetch
+    webhooks       → orders, notifications, engine, kit   (partners' events: the inbox)
     fulfillment    → orders, notifications, partners, engine, kit
     orders         → notifications, bulkjobs, partners, engine, kit
     notifications  → engine, kit           (the outbox and ops incidents: no domain)
@@ -36,6 +37,7 @@ PRODUCT = {
     "engine",
     "kit",
     "safefetch",
+    "webhooks",
     "config",
     "sandbox",
 }
@@ -46,6 +48,7 @@ ALLOWED: dict[str, set[str]] = {
     "wiring": PRODUCT - {"sandbox"},
     "ops": PRODUCT - {"ops", "sandbox", "wiring"},
     "shop": {"orders", "notifications", "bulkjobs", "partners", "engine", "kit", "safefetch"},
+    "webhooks": {"orders", "notifications", "engine", "kit"},
     "fulfillment": {"orders", "notifications", "partners", "engine", "kit"},
     "orders": {"notifications", "bulkjobs", "partners", "engine", "kit"},
     "notifications": {"engine", "kit"},

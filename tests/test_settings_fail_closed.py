@@ -23,6 +23,8 @@ PRODUCTION_ENV = {
     "ANALYTICS_URL": "https://collector.example.com",
     "CELERY_BROKER_URL": "redis://:broker-secret@redis.internal:6379/0",
     "SHOPFLOW_REDIS_URL": "redis://:broker-secret@redis.internal:6379/1",
+    "PAYMENT_WEBHOOK_SECRET": "whsec_5tQ8vN2mK7pR4xL9cB3",
+    "CARRIER_WEBHOOK_SECRET": "whsec_W6yH1jD8fS3gA0zE5uI",
 }
 # What the test process carries that a production start would not.
 NOT_PASSED = ("SHOPFLOW_ENV", "DJANGO_SETTINGS_MODULE", "CELERY_BROKER_URL", "SHOPFLOW_REDIS_URL")
@@ -111,6 +113,22 @@ def test_production_with_a_missing_or_development_secret_key_refuses_to_start(se
         "?: (shopflow.E001) DJANGO_SECRET_KEY is missing or is the public development key."
         in result.stderr
     )
+
+
+@pytest.mark.parametrize(
+    "secret", [None, "dev-webhook-secret-carrier"], ids=["missing", "development"]
+)
+def test_production_with_a_missing_or_development_webhook_secret_refuses_to_start(secret):
+    env = without("CARRIER_WEBHOOK_SECRET") | ({"CARRIER_WEBHOOK_SECRET": secret} if secret else {})
+
+    result = manage("check", **env)
+
+    assert result.returncode == 1
+    assert (
+        "?: (shopflow.E005) The carrier webhook secret is missing or is a public development "
+        "secret." in result.stderr
+    )
+    assert result.stderr.count("shopflow.E005") == 1
 
 
 def test_production_with_a_broker_without_password_refuses_to_start():

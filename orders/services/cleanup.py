@@ -1,8 +1,8 @@
 """Daily cleanup: purge what is past its retention, in small batches.
 
 Each batch is its own short statement, so no table is locked for long. Dead
-letters stay until a person handles them; expired order exports lose their file
-but keep their row (who exported what, when).
+letters and failed webhook events stay until a person handles them; expired order
+exports lose their file but keep their row (who exported what, when).
 """
 
 from dataclasses import dataclass, field
@@ -15,6 +15,7 @@ from django.utils import timezone
 from notifications.models import OutboxEmail
 from orders.models import IdempotencyKey, Order, Step
 from orders.services.exports import export_files_remove
+from orders.signals import cleanup_targets
 
 
 @dataclass
@@ -47,6 +48,9 @@ def records_cleanup(*, now: datetime | None = None) -> CleanupReport:
             sent_at__lt=now - timedelta(days=settings.EMAIL_RETENTION_DAYS),
         ),
     }
+    # The apps above the orders name their own (processed webhook events).
+    for _, theirs in cleanup_targets.send(sender=None, now=now):
+        targets.update(theirs)
     deleted = {name: delete_in_batches(qs, batch=batch) for name, qs in targets.items()}
     deleted["expired export files"] = export_files_remove(now=now, batch=batch)
     return CleanupReport(deleted=deleted)

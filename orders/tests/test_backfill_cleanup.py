@@ -126,6 +126,7 @@ def test_cleanup_deletes_only_what_is_past_retention_and_keeps_dead_letters(sett
         "finished steps of ended orders": 5,
         "sent emails": 1,
         "expired export files": 0,
+        "processed webhook events": 0,
     }
     assert set(again.deleted.values()) == {0}
     assert list(Step.objects.filter(order=done).values_list("name", "status")) == [

@@ -22,6 +22,16 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CAPTURE = {"order": "SF-1001", "amount_cents": 4999, "currency": "EUR", "payment_token": "tok_ok"}
 ERP_ORDER = {"order": "SF-1001", "lines": [{"sku": "MUG", "qty": 2}], "total_cents": 4999}
 ADDRESS = {"name": "Ada Lovelace", "line1": "1 Analytical St", "city": "London"}
+# What GET /control says of the webhooks before anything is set.
+WEBHOOK_DEFAULTS = {
+    "webhook_url": "",
+    "webhook_delay_ms": [0, 0],
+    "webhook_duplicate_rate": 0.0,
+    "webhook_reorder_rate": 0.0,
+    "webhook_bad_signature_rate": 0.0,
+    "webhook_secrets": {"payment": "dev-...", "carrier": "dev-..."},
+    "carrier_tracking": False,
+}
 
 
 @pytest.fixture
@@ -536,6 +546,7 @@ def test_control_reports_the_default_config(api: httpx.Client) -> None:
         "erp_clock_offset_s": 0.0,
         "answers_lost_s": 0.0,
         "lookups_lost_s": 0.0,
+        **WEBHOOK_DEFAULTS,
     }
 
 
@@ -550,6 +561,7 @@ def test_control_changes_only_the_given_settings(api: httpx.Client) -> None:
         "erp_clock_offset_s": 0.0,
         "answers_lost_s": 0.0,
         "lookups_lost_s": 0.0,
+        **WEBHOOK_DEFAULTS,
     }
     assert (response.status_code, response.json()) == (200, expected)
     assert api.get("/control").json() == expected
@@ -572,6 +584,11 @@ def test_control_changes_only_the_given_settings(api: httpx.Client) -> None:
         {"answers_lost_s": -5},
         {"lookups_lost_s": "a while"},
         {"speed": 11},
+        {"webhook_url": "ftp://shop"},
+        {"webhook_delay_ms": [5, 1]},
+        {"webhook_bad_signature_rate": 2},
+        {"webhook_secrets": {"erp": "x"}},
+        {"carrier_tracking": "yes"},
     ],
     ids=str,
 )
@@ -635,6 +652,7 @@ def test_env_variables_set_the_defaults_that_reset_restores(
         "erp_clock_offset_s": -30.0,
         "answers_lost_s": 0.0,
         "lookups_lost_s": 0.0,
+        **WEBHOOK_DEFAULTS,
     }
 
 
