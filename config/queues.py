@@ -34,6 +34,7 @@ TASK_ROUTES: dict[str, str] = {
     # dropped every tick, and a high pool whose threads all hung stopped them.
     "orders.reconcile_steps": CONTROL,
     "notifications.check_alerts": CONTROL,
+    "webhooks.sweep_events": CONTROL,  # partners' events whose message was lost
     "shop.run_subscription_lifecycle": LOW,
     "shop.retry_image_downloads": BULK,
     "shop.run_catalog_job": BULK,
@@ -43,8 +44,6 @@ TASK_ROUTES: dict[str, str] = {
     "orders.run_follow_ups": LOW,
     # A partner's events: a delivery or a dispute shown within minutes is its promise.
     "webhooks.order_events_process": MEDIUM,
-    # Recovery of lost event messages: short, and must not wait behind a backlog.
-    "webhooks.sweep_events": HIGH,
     # Long, many rows: never in front of a checkout's steps.
     "orders.backfill_sales": BULK,
     "orders.cleanup_records": BULK,

@@ -14,7 +14,9 @@ def order_events_process_task(order_number: str) -> None:
         order_events_process_task.apply_async(args=[order_number], countdown=delay)
 
 
-@shared_task(name="webhooks.sweep_events", soft_time_limit=50, time_limit=60)
+# On the control queue beside the reconciliation: one query and a publish per order, so
+# it holds a control process for milliseconds; killed within its minute like them.
+@shared_task(name="webhooks.sweep_events", soft_time_limit=20, time_limit=25)
 @once_per_tick("sweep_webhook_events", lease_s=50)
 def sweep_events() -> int:
     """Idempotent: publishing an order whose events are not due runs nothing."""

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('notifications', '0009_outbox_suppressed'),
+        ('notifications', '0010_outbox_sent_unconfirmed'),
     ]
 
     operations = [
