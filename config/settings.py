@@ -456,6 +456,9 @@ WEBHOOK_ORDER_WAIT_S = float(os.environ.get("WEBHOOK_ORDER_WAIT_S", "3600"))
 WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "8"))
 # Longest wait between two tries of a waiting event (1, 2, 4, ... seconds up to this).
 WEBHOOK_RETRY_MAX_S = float(os.environ.get("WEBHOOK_RETRY_MAX_S", "60"))
+# The sweep publishes a waiting event again this long after it fell due (its own message
+# should have run it by then).
+WEBHOOK_SWEEP_AFTER_S = float(os.environ.get("WEBHOOK_SWEEP_AFTER_S", "30"))
 # Processed and ignored events are purged this long after processing; failed ones stay.
 WEBHOOK_RETENTION_DAYS = int(os.environ.get("WEBHOOK_RETENTION_DAYS", "30"))
 # Ops are alerted when this many of a partner's events failed, or still wait after 3

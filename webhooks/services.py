@@ -32,9 +32,6 @@ from webhooks.models import InboxEvent
 logger = logging.getLogger(__name__)
 PROCESS_TASK = "webhooks.order_events_process"
 COUNTS_KEY = "shopflow:webhooks:events"
-# A waiting event is published again by the sweep this long after it fell due (its own
-# retry message should have run it by then).
-SWEEP_AFTER = timedelta(seconds=30)
 
 
 def events_count(counts: Counter[tuple[str, str, str]]) -> None:
@@ -149,11 +146,12 @@ def order_events_process(*, order_number: str, now: datetime | None = None) -> f
     first, under the order's row lock. Return in how many seconds the earliest event this
     run left waiting is due (None: it left none; others wait on their own retry or the
     sweep)."""
-    now = now or timezone.now()
     counts: Counter[tuple[str, str, str]] = Counter()
     retry_in: list[float] = []
     with transaction.atomic():
         order = order_for_update_by_number(number=order_number).first()
+        # Once the lock is held: an order's batches are stamped in the order they ran.
+        now = now or timezone.now()
         due = list(
             InboxEvent.objects.select_for_update()
             .filter(
@@ -187,8 +185,10 @@ def events_sweep(*, now: datetime | None = None) -> list[str]:
     now = now or timezone.now()
     numbers = list(
         InboxEvent.objects.filter(
-            status=InboxEvent.Status.RECEIVED, next_attempt_at__lte=now - SWEEP_AFTER
+            status=InboxEvent.Status.RECEIVED,
+            next_attempt_at__lte=now - timedelta(seconds=settings.WEBHOOK_SWEEP_AFTER_S),
         )
+        .order_by("order_number")
         .values_list("order_number", flat=True)
         .distinct()[: settings.RECONCILE_BATCH]
     )

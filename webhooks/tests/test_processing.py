@@ -311,3 +311,11 @@ def test_the_order_page_and_the_api_show_what_the_carrier_last_said(shop_webhook
         "placed",
         {"state": "delivered", "name": "delivered", "updated_at": at(50), "delivered_at": at(50)},
     )
+
+
+def test_the_sweep_publishes_each_order_once_however_many_of_its_events_wait(shop_webhooks):
+    order = an_order()
+    for minute in range(3):
+        receive(shop_webhooks, "carrier", "shipment.in_transit", order.number, minute)
+
+    assert events_sweep(now=timezone.now() + timedelta(seconds=31)) == [order.number]
