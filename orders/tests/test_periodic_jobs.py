@@ -28,6 +28,7 @@ def test_setup_periodic_tasks_registers_each_job_once_and_keeps_operator_edits(c
         ("shop.retry_image_downloads", 240),
         ("shop.run_subscription_lifecycle", 240),
         ("shop.sync_stock_from_erp", 1800),
+        ("webhooks.sweep_events", 50),
     ]
     backfill = PeriodicTask.objects.get(task="orders.backfill_sales")
     assert (backfill.crontab.hour, backfill.crontab.minute, str(backfill.crontab.timezone)) == (
@@ -38,7 +39,7 @@ def test_setup_periodic_tasks_registers_each_job_once_and_keeps_operator_edits(c
     reconcile.refresh_from_db()
     assert (reconcile.interval.every, reconcile.interval.period) == (5, "minutes")
     assert all(t.description for t in PeriodicTask.objects.all())
-    assert capsys.readouterr().out.count("kept: ") == 9
+    assert capsys.readouterr().out.count("kept: ") == 10
 
 
 @pytest.mark.django_db(transaction=True)  # each run takes the tick on its own connection

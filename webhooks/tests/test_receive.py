@@ -4,6 +4,7 @@ first, store once, answer at once; whatever is refused stores nothing."""
 import json
 
 import pytest
+from django.db import OperationalError
 
 from webhooks.models import InboxEvent
 from webhooks.tests.conftest import carrier_event, send
@@ -226,3 +227,16 @@ def test_a_get_or_an_unknown_partner_is_not_a_webhook(client):
     assert (
         client.post("/webhooks/erp", data="{}", content_type="application/json").status_code == 404
     )
+
+
+def test_a_store_that_fails_answers_503_to_deliver_again_never_500(shop_webhooks, monkeypatch):
+    def database_down(**kwargs):
+        raise OperationalError("connection to server failed")
+
+    monkeypatch.setattr("webhooks.views.inbox_event_store", database_down)
+
+    status, answer = send(
+        shop_webhooks, partner="carrier", event=carrier_event("SF-A", "label.printed")
+    )
+
+    assert (status, answer) == (503, {"errors": {"body": ["Not stored; deliver it again later."]}})
