@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from kit.leases import once_per_tick
+from engine.ticks import once_per_tick
 from webhooks.services import events_sweep, order_events_process
 
 

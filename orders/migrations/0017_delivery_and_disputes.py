@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0013_erp_acknowledged_at'),
+        ('orders', '0016_old_step_claims_leased'),
     ]
 
     operations = [

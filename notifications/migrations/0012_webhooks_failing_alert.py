@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('notifications', '0010_outbox_sent_unconfirmed'),
+        ('notifications', '0011_outbox_leases'),
     ]
 
     operations = [
