@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0016_old_step_claims_leased'),
+        ('orders', '0017_step_ready_unpublished'),
     ]
 
     operations = [
