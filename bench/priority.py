@@ -191,7 +191,7 @@ def _measure(*, quick: bool) -> dict[str, Any]:
         )
         workers = procfile_workers(env=rig.env, log_dir=Path(tmp), include=("harness.backlog",))
         try:
-            rig.start(workers=0, reconcile=False)
+            rig.start(copies=0, reconcile=False)
             broker = redis.Redis.from_url(rig.broker_url)
             # The backlog is ~100 MB: no AOF rewrite forking in the middle of the measurement.
             broker.config_set("appendonly", "no")

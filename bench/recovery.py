@@ -87,7 +87,7 @@ def _measure(*, quick: bool) -> dict[str, Any]:
             tmp_path=Path(tmp), database_url=DATABASE_URL, sandbox_url=sandbox_url, DJANGO_DEBUG="0"
         )
         try:
-            rig.start(workers=0, reconcile=False)
+            rig.start(copies=0, reconcile=False)
             rig.procfile_start("worker_high", "worker_medium", "worker_low")
             for kind in list(KINDS) * repeats:  # alternating: both see the same machine
                 delay, _ = rerun_delay_after_worker_kill(rig, sku=product.sku, machine=KINDS[kind])

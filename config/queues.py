@@ -10,7 +10,10 @@ from kombu import Exchange, Queue
 
 HIGH, MEDIUM, LOW, BULK = "high", "medium", "low", "bulk"
 CONTROL = "control"
-QUEUE_NAMES = (HIGH, MEDIUM, LOW, BULK, CONTROL)
+# Steps whose process died while they ran beside others, each run again alone by a
+# prefork worker of concurrency 1 (engine/blame.py). No task is routed here.
+QUARANTINE = "quarantine"
+QUEUE_NAMES = (HIGH, MEDIUM, LOW, BULK, CONTROL, QUARANTINE)
 
 _exchange = Exchange("shopflow", type="direct")
 

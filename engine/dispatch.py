@@ -27,34 +27,40 @@ def pipeline_dispatch(*, subject_id: int) -> None:
     _steps_publish(subject_id, (pipeline().root,))
 
 
-def _steps_publish(subject_id: int, names: tuple[str, ...]) -> None:
+def _steps_publish(subject_id: int, names: tuple[str, ...], queue: str | None = None) -> None:
     # After the commit only (steps_dispatch_on_commit, pipeline_dispatch): publish, then
     # mark published, so a death in between costs a second message, never a lost one.
     p = pipeline()
     with current_app.producer_or_acquire() as producer:
         for name in names:
-            step_message_send(task=p.steps[name].task, subject_id=subject_id, producer=producer)
+            step_message_send(
+                task=p.steps[name].task, subject_id=subject_id, producer=producer, queue=queue
+            )
     p.steps_of(subject_id).filter(
         name__in=names, status=Status.QUEUED, published_at__isnull=True
     ).update(published_at=Now())
 
 
-def step_message_send(*, task: str, subject_id: int, producer) -> None:
-    """One step's message on its task's queue: the subject's id, and nothing after it.
-    (Through the task, so CELERY_TASK_ALWAYS_EAGER runs it inline: the synchronous
-    baseline of bench/checkout.py.)"""
-    signature(task, args=(subject_id,), app=current_app).apply_async(producer=producer)
+def step_message_send(*, task: str, subject_id: int, producer, queue: str | None = None) -> None:
+    """One step's message on its task's queue (or on `queue`, quarantine: engine/blame.py):
+    the subject's id, and nothing after it. (Through the task, so CELERY_TASK_ALWAYS_EAGER
+    runs it inline: the synchronous baseline of bench/checkout.py.)"""
+    options = {"queue": queue} if queue else {}
+    signature(task, args=(subject_id,), app=current_app).apply_async(producer=producer, **options)
 
 
-def steps_dispatch_on_commit(*, subject_id: int, names: tuple[str, ...]) -> None:
-    """Publish these steps, each alone, once the transaction commits.
+def steps_dispatch_on_commit(
+    *, subject_id: int, names: tuple[str, ...], queue: str | None = None
+) -> None:
+    """Publish these steps, each alone, once the transaction commits: to their own
+    queues, or to `queue` when given (quarantine, engine/blame.py).
 
     robust: a broker that is down must not undo the committed work; the steps stay
     ready and the reconciliation publishes them.
     """
 
     def publish() -> None:  # named: Django's robust on_commit logs a failure by __qualname__
-        _steps_publish(subject_id, names)
+        _steps_publish(subject_id, names, queue)
 
     transaction.on_commit(publish, robust=True)
 

@@ -11,8 +11,20 @@ machine's running steps, whose holders it can probe); a step is re-queued under 
 lock, so two sweepers never re-dispatch it twice. The minute-by-minute reconciliation
 stays for lost messages of steps that are not running.
 
-The thread is bounded by the database: it blocks only on its own connection, dropped
-and opened again after an error.
+The heartbeat thread is bounded by the database: it blocks only on its own connection,
+dropped and opened again after an error.
+
+Time limits in a pool of threads: Celery enforces none there (a thread cannot be killed
+or interrupted from outside in Python), so the heartbeat does. A run still going past its
+task's hard time limit is abandoned: its lease is no longer renewed, the abandonment is
+counted on the step (`timeouts`, shown in /metrics as shopflow_step_runs_abandoned and
+logged as "step run abandoned past its time limit"), and the step is queued again at
+once to run elsewhere; whatever the late run writes is fenced off by its token. The
+thread itself stays busy until its blocking call returns, which bounds it: every partner
+call has its own timeout (PAYMENT_TIMEOUT_S, ...), and a step abandoned STEP_MAX_CRASHES
+times is dead-lettered (RunTimedOut), so no step can hold more than that many threads. A
+prefork pool process is killed at its hard limit by the pool itself, a death blamed on
+its step (engine/blame.py).
 """
 
 import logging
@@ -24,9 +36,10 @@ from django.conf import settings
 from django.db import connection
 
 from engine.leases import leases_extend
-from engine.liveness import lease_drop, leases_held, tables_held
+from engine.liveness import leases_held, tables_held
 from engine.pipeline import pipeline
 from engine.reconcile import steps_sweep
+from engine.steps import RunTimedOut, step_abandon, step_mark_failed
 
 logger = logging.getLogger(__name__)
 
@@ -56,13 +69,12 @@ def _beat() -> None:
 def leases_renew() -> int:
     """Extend every lease this process holds by STEP_LEASE_S on the database's clock, one
     statement per table of held leases (steps, outbox emails, exports, bulk jobs, due
-    rows, periodic jobs); return how many. A step run past the hard time limit is
-    abandoned: a pool of threads cannot stop it, so its lease is left to lapse and the
-    step runs again elsewhere, its late outcome fenced off."""
-    steps = pipeline().model
-    oldest = time.monotonic() - settings.CELERY_TASK_TIME_LIMIT
-    for pk, (_, claimed_at) in leases_held(steps).items():
-        if claimed_at < oldest:
-            lease_drop(steps, pk)
-            logger.error("step run abandoned past its time limit", extra={"step_pk": pk})
+    rows, periodic jobs); return how many. A step run past its time limit is abandoned
+    first (see above)."""
+    now = time.monotonic()
+    for pk, (token, claimed_at, time_limit) in leases_held(pipeline().model).items():
+        if time_limit is None or now - claimed_at <= time_limit:
+            continue
+        if timed_out := step_abandon(pk=pk, token=token, time_limit=time_limit):
+            step_mark_failed(step=timed_out, error=RunTimedOut(timed_out))
     return sum(leases_extend(table) for table in tables_held())

@@ -262,7 +262,7 @@ def leases_extend(table: type[Model], pks: list[Any] | None = None) -> int:
         held = {pk: held[pk] for pk in pks if pk in held}
     if not held:
         return 0
-    mine = reduce(operator.or_, (Q(pk=pk, lease_token=token) for pk, (token, _) in held.items()))
+    mine = reduce(operator.or_, (Q(pk=pk, lease_token=token) for pk, (token, *_) in held.items()))
     return (
         table._default_manager.filter(mine, lease_holder=lease_holder())
         .exclude(lease_expires_at__isnull=True)  # ended: a renewal must not revive it

@@ -45,8 +45,9 @@ class _Process:
     def __init__(self) -> None:
         self.holder = f"{_place()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
         self.lock = threading.Lock()
-        # table (a model) -> {row pk: (lease token, time.monotonic() of the claim)}
-        self.held: dict[type[Model], dict[Any, tuple[int, float]]] = {}
+        # table (a model) -> {row pk: (lease token, time.monotonic() of the claim, the
+        # run's time limit in s or None)}
+        self.held: dict[type[Model], dict[Any, tuple[int, float, float | None]]] = {}
 
 
 def _place() -> str:
@@ -80,18 +81,21 @@ def lease_holder() -> str:
     return _process.holder
 
 
-def lease_hold(table: type[Model], pk: Any, token: int) -> tuple[int, float] | None:
+def lease_hold(
+    table: type[Model], pk: Any, token: int, time_limit: float | None = None
+) -> tuple[int, float, float | None] | None:
     """Count the lease on row pk of table (with its token) among those this process
-    renews; return the entry it replaced (another thread's lease on the row), if any."""
+    renews, a step's run for at most time_limit seconds from now (engine/heartbeat.py);
+    return the entry it replaced (another thread's lease on the row), if any."""
     with _process.lock:
         held = _process.held.setdefault(table, {})
         previous = held.get(pk)
-        held[pk] = (token, time.monotonic())
+        held[pk] = (token, time.monotonic(), time_limit)
         return previous
 
 
 def lease_unhold(
-    table: type[Model], pk: Any, token: int, previous: tuple[int, float] | None
+    table: type[Model], pk: Any, token: int, previous: tuple[int, float, float | None] | None
 ) -> None:
     """Undo lease_hold for a claim that was not taken: the entry it replaced is back."""
     with _process.lock:
@@ -113,9 +117,9 @@ def lease_drop(table: type[Model], pk: Any, token: int | None = None) -> None:
             held.pop(pk, None)
 
 
-def leases_held(table: type[Model]) -> dict[Any, tuple[int, float]]:
-    """{pk: (token, monotonic time of the claim)} of the leases this process renews in
-    table."""
+def leases_held(table: type[Model]) -> dict[Any, tuple[int, float, float | None]]:
+    """{pk: (token, monotonic time of the claim, time limit)} of the leases this process
+    renews in table."""
     with _process.lock:
         return dict(_process.held.get(table, {}))
 

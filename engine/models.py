@@ -29,13 +29,22 @@ class StepRecord(Leased):
     queue = models.CharField(max_length=16)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
-    # Deliveries whose worker died mid-run; past a limit the step is a poison pill.
+    # Deaths of its worker process blamed on it (engine/blame.py); past a limit the step
+    # is a poison pill.
     crashes = models.PositiveSmallIntegerField(default=0)
     # The step's effect may be in place and nobody knows: a run holds it (and may die
     # mid-call), or its last attempt sent a request that got no answer. The next run
     # asks the partner first (the step's settle); an undo is made for it. Never reset
     # by a dead-letter retry: an effect of an earlier life is still there.
     effect_unknown = models.BooleanField(default=False)
+    # The run holding it shares its process with other runs (a pool of threads), so the
+    # process's death is not blamed on it.
+    run_shared = models.BooleanField(default=False)
+    # Its process died while it ran beside others: it runs again alone, on the quarantine
+    # queue, where a death is its own.
+    suspect = models.BooleanField(default=False)
+    # Runs abandoned past the time limit in a pool of threads (engine/heartbeat.py).
+    timeouts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
     last_traceback = models.TextField(blank=True)
     result = models.JSONField(default=dict, blank=True)

@@ -15,12 +15,13 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, CharField, Model, OuterRef, Q, Subquery, Value, When
 
+from engine.blame import next_run_queue, run_death_judge
 from engine.dispatch import steps_dispatch_on_commit
 from engine.liveness import database_now, holder_gone, lease_place
 from engine.lock_objects import step_by_pk_for_update
 from engine.models import StepRecord
 from engine.pipeline import pipeline
-from engine.steps import PoisonPill, step_lease_alive, step_mark_failed
+from engine.steps import PoisonPill, step_lease_alive, step_mark_failed, step_requeue
 
 logger = logging.getLogger(__name__)
 Status = StepRecord.Status
@@ -124,7 +125,9 @@ def steps_reconcile(*, now: datetime | None = None) -> ReconcileReport:
     for step in unpublished_steps(now=now):
         # Published as its first publish would have been: marked published after it
         # went out, so a broker still down leaves it for the next run.
-        steps_dispatch_on_commit(subject_id=p.subject_id_of(step), names=(step.name,))
+        steps_dispatch_on_commit(
+            subject_id=p.subject_id_of(step), names=(step.name,), queue=next_run_queue(step)
+        )
         report.redispatched.append((str(p.subject_of(step)), step.name, "unpublished"))
     report.settled = p.hook("subjects_settle")(now=now)
     _report_log(report, "reconciled")
@@ -174,15 +177,10 @@ def _step_reconcile(
     if was == Status.RUNNING:
         if step_lease_alive(step, now=now):
             return None  # slow, not lost
-        step.crashes += 1  # its worker died, or its run gave up
-        if step.crashes >= settings.STEP_MAX_CRASHES:
-            step.save(update_fields=["crashes"])
+        if run_death_judge(step):  # its worker died, or its run gave up
+            step.save(update_fields=["crashes", "suspect"])
             report.poisoned.append((str(p.subject_of(step)), step.name))
             return step
-    step.status = Status.QUEUED
-    step.queued_at = step.queued_at or now  # the first time: the queue's true age
-    step.published_at = now  # not picked again before its deadline comes round
-    step.save(update_fields=["status", "crashes", "queued_at", "published_at"])
-    steps_dispatch_on_commit(subject_id=p.subject_id_of(step), names=(step.name,))
+    step_requeue(step, now=now)
     report.redispatched.append((str(p.subject_of(step)), step.name, was))
     return None

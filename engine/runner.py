@@ -49,7 +49,9 @@ def step_run(*, task: Task, subject_id: int, name: str, work: StepWork) -> None:
     ):
         # Not an attempt: the partner is left alone until the breaker lets calls through.
         raise task.retry(countdown=wait + random.uniform(0, 2))
-    claim, step = step_claim(subject_id=subject_id, name=name, task_id=task.request.id)
+    claim, step = step_claim(
+        subject_id=subject_id, name=name, task_id=task.request.id, time_limit=_time_limit(task)
+    )
     log_context_bind(attempt=step.attempts)
     if claim is Claim.DONE:
         # A redelivery after a kill between recording the outcome and telling the
@@ -90,6 +92,12 @@ def step_run(*, task: Task, subject_id: int, name: str, work: StepWork) -> None:
         raise task.retry(exc=exc, countdown=countdown) from exc
     if not step_mark_succeeded(step=step, result=result):
         raise Ignore()
+
+
+def _time_limit(task: Task) -> float | None:
+    """The run's hard time limit: the message's, else the task's (else the default)."""
+    hard, _ = task.request.timelimit or (None, None)
+    return hard or task.time_limit
 
 
 def _successors_publish(step) -> None:

@@ -15,11 +15,12 @@ from django.db import transaction
 from django.db.models import Model
 from django.db.models.functions import Now
 
+from engine.blame import next_run_queue, run_death_judge, run_is_alone, run_may_start_here
 from engine.compensation import undos_create
-from engine.dispatch import steps_ready
+from engine.dispatch import steps_dispatch_on_commit, steps_ready
 from engine.leases import Lease, lease_write
 from engine.liveness import claim_owner, lease_alive, lease_drop, lease_hold, lease_holder
-from engine.lock_objects import step_for_update
+from engine.lock_objects import step_by_pk_for_update, step_for_update
 from engine.models import StepRecord
 from engine.pipeline import pipeline
 from kit.errors import OutcomeUnknown, StepError
@@ -60,12 +61,22 @@ def step_defer(*, subject_id: int, name: str, seconds: float, reason: str) -> bo
     )
 
 
-def step_claim(*, subject_id: int, name: str, task_id: str) -> tuple[Claim, Model]:
+def step_claim(
+    *, subject_id: int, name: str, task_id: str, time_limit: float | None = None
+) -> tuple[Claim, Model]:
     """Decide whether this delivery of a step's message runs it, and if so take its lease:
-    a new fencing token, this process as holder, an expiry on the database's clock."""
+    a new fencing token, this process as holder, an expiry on the database's clock. A run
+    still going after `time_limit` seconds (the task's hard limit by default) is abandoned
+    by the heartbeat (engine/heartbeat.py)."""
     claimed: list[int] = []
     try:
-        return _step_claim(subject_id=subject_id, name=name, task_id=task_id, claimed=claimed)
+        return _step_claim(
+            subject_id=subject_id,
+            name=name,
+            task_id=task_id,
+            time_limit=time_limit or settings.CELERY_TASK_TIME_LIMIT,
+            claimed=claimed,
+        )
     except BaseException:
         for pk in claimed:  # the claim did not commit: there is no lease to renew
             lease_drop(pipeline().model, pk)
@@ -74,7 +85,7 @@ def step_claim(*, subject_id: int, name: str, task_id: str) -> tuple[Claim, Mode
 
 @transaction.atomic
 def _step_claim(
-    *, subject_id: int, name: str, task_id: str, claimed: list[int]
+    *, subject_id: int, name: str, task_id: str, time_limit: float, claimed: list[int]
 ) -> tuple[Claim, Model]:
     p = pipeline()
     # The database's clock comes with the row: every time this claim writes or compares.
@@ -106,10 +117,13 @@ def _step_claim(
     ):
         return Claim.STOP, step
     if step.status == Status.RUNNING:
-        step.crashes += 1  # the run that held it died, or gave up
-        if step.crashes >= settings.STEP_MAX_CRASHES:
-            step.save(update_fields=["crashes"])
+        if run_death_judge(step):  # the run that held it died, or gave up
+            step.save(update_fields=["crashes", "suspect"])
             return Claim.POISON, step
+    if not run_may_start_here(step):
+        # A suspect taken by a pool of threads: it runs again alone, in quarantine.
+        step_requeue(step, now=now)
+        return Claim.STOP, step
     settle = step.effect_unknown
     # Until this run writes its outcome: a run that dies mid-call may have acted.
     step.effect_unknown = True
@@ -117,6 +131,7 @@ def _step_claim(
     step.attempts += 1
     step.task_id = task_id
     step.claimed_by = claim_owner()
+    step.run_shared = not run_is_alone()
     step.lease_holder = lease_holder()
     step.lease_token += 1  # the row is locked: no other claim reads it meanwhile
     step.lease_expires_at = now + timedelta(seconds=settings.STEP_LEASE_S)
@@ -128,8 +143,10 @@ def _step_claim(
             "attempts",
             "crashes",
             "effect_unknown",
+            "suspect",
             "task_id",
             "claimed_by",
+            "run_shared",
             "lease_holder",
             "lease_token",
             "lease_expires_at",
@@ -140,8 +157,44 @@ def _step_claim(
     # Held before the commit: a thread of this process that reads the row next must
     # find the lease alive.
     claimed.append(step.pk)
-    lease_hold(p.model, step.pk, step.lease_token)
+    lease_hold(p.model, step.pk, step.lease_token, time_limit)
     return (Claim.SETTLE if settle else Claim.RUN), step
+
+
+def step_requeue(step: Model, *, now) -> None:
+    """Queue this locked step again and publish it alone after the commit: to quarantine
+    when it is suspect (engine/blame.py). `now` is the database's clock."""
+    step.status = Status.QUEUED
+    step.queued_at = step.queued_at or now  # the first time: the queue's true age
+    step.published_at = now  # not picked again before its deadline comes round
+    step.save(update_fields=["status", "crashes", "suspect", "queued_at", "published_at"])
+    steps_dispatch_on_commit(
+        subject_id=pipeline().subject_id_of(step), names=(step.name,), queue=next_run_queue(step)
+    )
+
+
+@transaction.atomic
+def step_abandon(*, pk: int, token: int, time_limit: float) -> Model | None:
+    """Give up this process's run of step pk (under lease `token`), still going past its
+    time limit: count it on the step (`timeouts`) and queue the step again, so it runs
+    elsewhere now and the late run's outcome is fenced off. Return the step when it has
+    timed out STEP_MAX_CRASHES times: a dead letter, which the caller records."""
+    lease_drop(pipeline().model, pk)  # renewed no more, whatever happens here
+    step = step_by_pk_for_update(pk=pk).annotate(db_now=Now()).first()
+    if step is None or step.status != Status.RUNNING or step.lease_token != token:
+        return None  # its outcome came, or another run took it meanwhile
+    step.timeouts += 1
+    step.last_error = f"TimeLimitExceeded: run abandoned after {time_limit:g} s"
+    step.save(update_fields=["timeouts", "last_error"])
+    logger.error(
+        "step run abandoned past its time limit of %g s",
+        time_limit,
+        extra=_log_extra(step, lease_token=token, timeouts=step.timeouts),
+    )
+    if step.timeouts >= settings.STEP_MAX_CRASHES:
+        return step
+    step_requeue(step, now=step.db_now)
+    return None
 
 
 def step_lease_alive(step: Model, *, now) -> bool:
@@ -154,6 +207,13 @@ def step_lease_alive(step: Model, *, now) -> bool:
         expires_at=step.lease_expires_at,
         now=now,
     )
+
+
+class RunTimedOut(Exception):
+    """A step whose runs kept going past their time limit."""
+
+    def __init__(self, step: Model) -> None:
+        super().__init__(f"abandoned {step.timeouts} times past its time limit")
 
 
 class PoisonPill(Exception):

@@ -12,8 +12,6 @@ from django.utils import timezone
 from engine.liveness import database_now
 from orders.models import Order, Step
 
-KINDS = ("pool process", "worker")
-
 
 def orders_wait_settled(numbers: list[str], *, timeout: float) -> None:
     """Wait until every order reached its end and no step of it can still move.
@@ -43,14 +41,15 @@ def orders_wait_settled(numbers: list[str], *, timeout: float) -> None:
 
 
 def rerun_delay_after_kill(rig, *, sku: str, kind: str) -> tuple[float, str]:
-    """Check out one order on the rig and SIGKILL what runs its payment step: the pool
-    process, or its whole worker (then restart it, as a supervisor would). Return the
+    """Check out one order on the rig and SIGKILL what runs its payment step: its prefork
+    pool process ("pool process"), or its whole worker ("worker"; then restart it, as a
+    supervisor would). Return the
     seconds from the kill to the step starting again, and the order's number, once the
     order has settled."""
     number = rig.checkout([(sku, 1)])["number"]
     step = payment_running_wait(number)
     pid = claimer_pid(step)
-    holder = next(w for w in rig.workers if pid in w.pool_pids())
+    holder = next(w for w in rig.workers if pid == w.pid or pid in w.pool_pids())
     killed_at = timezone.now()
     if kind == "worker":
         holder.kill()

@@ -94,6 +94,7 @@ class Child:
         self.log_path = log_path
         self.ready = ready
         self.process: subprocess.Popen | None = None
+        self.started_at: float | None = None  # time.time(), this machine's clock
         self._log_start = 0
 
     @property
@@ -103,6 +104,7 @@ class Child:
     def start(self, *, timeout: float = 60) -> "Child":
         """Start the process and wait until it is ready (when it says how to tell)."""
         self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.started_at = time.time()
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 self.argv,
@@ -183,6 +185,7 @@ class Worker(Child):
         include: tuple[str, ...] = (),
         name: str = "worker",
         machine: str | None = None,
+        clock_offset_s: float | None = None,
     ) -> None:
         self.spec = worker_spec(argv)
         self.node = f"{name}-{uuid.uuid4().hex[:8]}@localhost"
@@ -191,6 +194,10 @@ class Worker(Child):
             *option_drop(argv, "-n", "--hostname"),
             "-n", self.node, "--without-gossip", "--without-mingle",
         ]  # fmt: skip
+        if clock_offset_s is not None:
+            # A wall clock that many seconds off, in this process alone (harness/clock.py).
+            include = (*include, "harness.clock")
+            env = {**env, "SHOPFLOW_CLOCK_OFFSET_S": str(clock_offset_s)}
         if include:
             command += ["--include", ",".join(include)]
         command = interpreted(command)
@@ -236,9 +243,11 @@ def procfile_worker(
     log_dir: Path,
     include: tuple[str, ...] = (),
     machine: str | None = None,
+    clock_offset_s: float | None = None,
 ) -> Worker:
     """The Procfile's worker line `name` as it is written (its pool and concurrency), not
-    started; on `machine`, a host name of its own (Worker)."""
+    started; on `machine`, a host name of its own, and with a wall clock clock_offset_s
+    seconds off, when given (Worker)."""
     return Worker(
         procfile_lines()[name],
         env=env,
@@ -246,6 +255,7 @@ def procfile_worker(
         include=include,
         name=name,
         machine=machine,
+        clock_offset_s=clock_offset_s,
     )
 
 

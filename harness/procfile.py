@@ -58,6 +58,11 @@ def worker_spec(argv: list[str]) -> WorkerSpec:
     )
 
 
+def procfile_worker_names() -> list[str]:
+    """The names of the Procfile's `celery worker` lines, in its order."""
+    return [name for name, argv in procfile_lines().items() if is_worker(argv)]
+
+
 def procfile_worker_specs() -> dict[str, WorkerSpec]:
     """{process name: spec} for every `celery worker` line of the Procfile."""
     return {name: worker_spec(argv) for name, argv in procfile_lines().items() if is_worker(argv)}

@@ -23,8 +23,8 @@ from harness.processes import (
     children_stop,
     process_env,
     procfile_worker,
-    queues_worker,
 )
+from harness.procfile import procfile_worker_names
 from harness.redis import redis_start
 
 
@@ -80,15 +80,11 @@ class Rig:
     # --- processes -------------------------------------------------------------------
 
     def start(
-        self,
-        *,
-        workers: int = 2,
-        concurrency: int = 2,
-        include: tuple[str, ...] = (),
-        reconcile: bool = True,
+        self, *, copies: int = 1, include: tuple[str, ...] = (), reconcile: bool = True
     ) -> "Rig":
+        """Start Redis, the web server, the reconciliation loop (unless told not to) and
+        `copies` of each of the Procfile's worker lines, as written."""
         self.redis_up()
-        self.workers += [self._worker(concurrency, include) for _ in range(workers)]
         self.processes.append(
             self._child(
                 "web",
@@ -98,18 +94,32 @@ class Rig:
         )  # fmt: skip
         if reconcile:
             self.processes.append(self._child("reconcile", "reconcile", "--every", "1"))
-        children_start([*self.workers, *self.processes])
+        children_start(self.processes)
+        for _ in range(copies):
+            self.procfile_start(*procfile_worker_names(), include=include)
         return self
 
     def procfile_start(
-        self, *names: str, machine: str | None = None, include: tuple[str, ...] = ()
+        self,
+        *names: str,
+        machine: str | None = None,
+        clock_offset_s: float | None = None,
+        include: tuple[str, ...] = (),
     ) -> list[Worker]:
         """Start the Procfile's worker lines `names` as written (their pools and
-        concurrency), on `machine` (a host name of their own) when given."""
+        concurrency), on `machine` (a host name of their own) and with a wall clock
+        clock_offset_s seconds off, when given."""
         log_dir = self.tmp / f"workers-{uuid.uuid4().hex[:6]}"  # two of one line, two logs
         log_dir.mkdir()
         started = [
-            procfile_worker(name, env=self.env, log_dir=log_dir, include=include, machine=machine)
+            procfile_worker(
+                name,
+                env=self.env,
+                log_dir=log_dir,
+                include=include,
+                machine=machine,
+                clock_offset_s=clock_offset_s,
+            )
             for name in names
         ]
         children_start(started)
@@ -125,12 +135,6 @@ class Rig:
         self.redis.wait(10)
         time.sleep(down_for)
         self.redis_up()
-
-    def _worker(self, concurrency: int, include: tuple[str, ...]) -> Worker:
-        log_path = self.tmp / f"worker-{uuid.uuid4().hex[:6]}.log"
-        return queues_worker(
-            env=self.env, log_path=log_path, concurrency=concurrency, include=include
-        )
 
     def _child(self, name: str, *command: str, ready=None) -> Child:
         argv = [sys.executable, "manage.py", *command]

@@ -36,6 +36,7 @@ from ops.selectors import (
     dead_letters_by_step,
     duration_distributions,
     effects_unknown_by_step,
+    runs_lost_by_step,
     steps_by_name_and_status,
 )
 from orders.models import Step
@@ -118,6 +119,25 @@ def _database_metrics() -> Iterator[Metric]:
     for spec in ALL_STEPS:
         unknown.add_metric([spec.name], unsettled.get(spec.name, 0))
     yield unknown
+    crashes = CounterMetricFamily(
+        "shopflow_step_crashes",
+        "Worker deaths blamed on a step that ran alone in its process (engine/blame.py), "
+        "by step, over the step records kept.",
+        labels=["step"],
+    )
+    abandoned = CounterMetricFamily(
+        "shopflow_step_runs_abandoned",
+        "Runs abandoned past their time limit in a pool of threads and run again "
+        "(engine/heartbeat.py), by step, over the step records kept.",
+        labels=["step"],
+    )
+    lost = runs_lost_by_step()
+    for spec in ALL_STEPS:
+        blamed, timed_out = lost.get(spec.name, (0, 0))
+        crashes.add_metric([spec.name], blamed)
+        abandoned.add_metric([spec.name], timed_out)
+    yield crashes
+    yield abandoned
 
     since = timezone.now() - timedelta(seconds=settings.METRICS_WINDOW_S)
     yield _gauge_histogram(

@@ -21,6 +21,13 @@ def steps_by_name_and_status() -> dict[tuple[str, str], int]:
     return {(name, status): n for name, status, n in rows}
 
 
+def runs_lost_by_step() -> dict[str, tuple[int, int]]:
+    """{step: (deaths blamed on it, runs abandoned past their time limit)} over the step
+    records kept (the daily cleanup removes old ones)."""
+    rows = Step.objects.values_list("name").annotate(Sum("crashes"), Sum("timeouts")).order_by()
+    return {name: (crashes, timeouts) for name, crashes, timeouts in rows}
+
+
 def dead_letters_by_step() -> dict[str, int]:
     return dict(DeadLetter.objects.values_list("name").annotate(n=Count("pk")).order_by())
 

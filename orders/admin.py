@@ -39,6 +39,8 @@ STEP_FIELDS = (
     "status",
     "attempts",
     "crashes",
+    "suspect",
+    "timeouts",
     "last_error",
     "queued_at",
     "started_at",

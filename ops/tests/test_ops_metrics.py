@@ -259,6 +259,8 @@ def test_a_scraper_asking_for_openmetrics_gets_the_step_histograms_typed_as_gaug
         if family.name.startswith("shopflow_step_")
     }
     assert families == {
+        "shopflow_step_crashes": "counter",
+        "shopflow_step_runs_abandoned": "counter",
         "shopflow_step_duration_seconds": "gaugehistogram",
         "shopflow_step_queue_wait_seconds": "gaugehistogram",
         "shopflow_step_retries": "counter",
@@ -299,3 +301,16 @@ def test_steps_whose_effect_nobody_knows_are_counted_for_ops(client):
     metrics = scrape(client)
 
     assert nonzero(metrics, "shopflow_effects_unknown", "step") == {"erp_sync": 1}
+
+
+def test_metrics_count_the_runs_abandoned_past_their_time_limit_and_the_deaths_blamed_per_step(
+    client,
+):
+    orders = [order_place((product_create(), 1)).order for _ in range(2)]
+    Step.objects.filter(order__in=orders, name="invoice_render").update(timeouts=1)
+    Step.objects.filter(order=orders[0], name="payment_capture").update(crashes=2)
+
+    metrics = scrape(client)
+
+    assert nonzero(metrics, "shopflow_step_runs_abandoned_total", "step") == {"invoice_render": 2}
+    assert nonzero(metrics, "shopflow_step_crashes_total", "step") == {"payment_capture": 2}

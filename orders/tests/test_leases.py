@@ -173,6 +173,6 @@ def test_an_expired_lease_is_swept_and_its_step_alone_published_again_keeping_it
         report = steps_sweep()
 
     assert report.redispatched == [(order.number, "payment_capture", "running")]
-    published.assert_called_once_with(order.pk, ("payment_capture",))
+    published.assert_called_once_with(order.pk, ("payment_capture",), None)
     row = Step.objects.get(pk=step.pk)
     assert (row.status, row.crashes, row.queued_at) == ("queued", 1, first_queued)

@@ -34,7 +34,7 @@ def test_a_payment_step_whose_dispatch_was_lost_is_dispatched_again(
         report = steps_reconcile(now=later(61))
 
     assert report.redispatched == [(order.number, "payment_capture", "unpublished")]
-    published.assert_called_once_with(order.pk, ("payment_capture",))
+    published.assert_called_once_with(order.pk, ("payment_capture",), None)
     assert order.steps.get(name="payment_capture").status == "queued"
 
 

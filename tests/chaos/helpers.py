@@ -3,6 +3,13 @@ from collections import Counter
 from notifications.models import OutboxEmail
 
 
+def partners_slow_but_answering(rig, *, timeout_s: float = 10) -> None:
+    """Let the rig's processes wait timeout_s for every partner (the rig's default is 1 s),
+    so a test that slows the sandbox down gets answers, not timeouts."""
+    for partner in ("PAYMENT", "ERP", "CARRIER", "ANALYTICS"):
+        rig.env[f"{partner}_TIMEOUT_S"] = str(timeout_s)
+
+
 def effects_per_order(ledger: dict, partner: str, kind: str) -> Counter:
     return Counter(e["order"] for e in ledger[partner]["effects"] if e["kind"] == kind)
 

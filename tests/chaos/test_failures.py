@@ -10,12 +10,13 @@ from collections import Counter
 
 import pytest
 
-from harness.orders import KINDS, orders_wait_settled, rerun_delay_after_kill
+from fulfillment.models import Invoice
+from harness.orders import orders_wait_settled, rerun_delay_after_kill
 from harness.processes import wait_for
 from orders.models import DeadLetter, Order, Step
 from orders.selectors import order_cancel_key
 from shop.models import Product
-from tests.chaos.helpers import duplicates, effects_per_order
+from tests.chaos.helpers import duplicates, effects_per_order, partners_slow_but_answering
 from tests.factories import product_create
 
 pytestmark = pytest.mark.chaos
@@ -29,7 +30,7 @@ UNDO = {
 
 def test_redis_restarted_mid_run_loses_no_order(rig, sandbox):
     product = product_create(stock=10_000)
-    rig.start(workers=2, concurrency=2)
+    rig.start()
     placed: list[dict] = []
 
     def place_for(seconds: float) -> None:
@@ -57,7 +58,7 @@ def test_redis_restarted_mid_run_loses_no_order(rig, sandbox):
 def test_the_same_step_message_delivered_twice_at_once_has_one_effect(rig, sandbox):
     from orders.tasks import payment_capture
 
-    rig.start(workers=2, concurrency=2)
+    rig.start()
     sandbox.post("/control", json={"latency_ms": [800, 800]}).raise_for_status()
     order = Order.objects.get(number=rig.checkout([(product_create().sku, 1)])["number"])
     orders_wait_settled([order.number], timeout=60)
@@ -82,7 +83,7 @@ def test_the_same_step_message_delivered_twice_at_once_has_one_effect(rig, sandb
 
 def test_flaky_partners_with_timeouts_double_nothing_and_explain_every_failure(rig, sandbox):
     products = [product_create(stock=10_000) for _ in range(3)]
-    rig.start(workers=2, concurrency=4)
+    rig.start()
     sandbox.post(
         "/control", json={"failure_rate": 0.3, "timeout_rate": 0.05, "timeout_s": 1.5}
     ).raise_for_status()
@@ -104,36 +105,79 @@ def test_flaky_partners_with_timeouts_double_nothing_and_explain_every_failure(r
     print(f"\nflaky partners: orders=60 {dict(statuses)} dead letters={DeadLetter.objects.count()}")
 
 
-def test_a_poison_pill_is_dead_lettered_and_other_orders_keep_flowing(rig, sandbox, settings):
-    from tests.chaos.poison import poison_invoice
+def test_a_poison_pill_in_a_pool_of_threads_is_dead_lettered_alone_and_its_neighbours_run_again(
+    rig, sandbox, settings
+):
+    from tests.chaos.poison import POISON_EMAIL
 
-    products = [product_create(stock=10_000) for _ in range(2)]
-    # No reconciliation loop: it would re-dispatch the real (healthy) invoice task in
-    # place of the poisoned one; this test is about redelivery after a dead worker.
-    rig.start(workers=2, concurrency=2, include=("tests.chaos.poison",), reconcile=False)
-    victim = Order.objects.get(number=rig.checkout([(products[0].sku, 1)])["number"])
-    orders_wait_settled([victim.number], timeout=60)
-    Step.objects.filter(order=victim, name="invoice_render").update(status=Step.Status.QUEUED)
-
-    with rig.producer() as send:
-        send(poison_invoice.s(victim.pk).set(queue="medium"))
-    others = [p["number"] for p in rig.checkout_many([[(products[1].sku, 1)]] * 20)]
-    orders_wait_settled(others, timeout=120)
+    product = product_create(stock=10_000)
+    # Partners slow but answering: ERP syncs (on worker_medium, beside the invoices) last
+    # while the pill takes aim.
+    partners_slow_but_answering(rig)
+    rig.start(include=("tests.chaos.poison",))
+    (medium,) = [w for w in rig.workers if w.name == "worker_medium"]
+    sandbox.post("/control", json={"latency_ms": [2000, 2000]}).raise_for_status()
+    innocent = [p["number"] for p in rig.checkout_many([[(product.sku, 1)]] * 6)]
     wait_for(
-        DeadLetter.objects.filter(order=victim).exists, timeout=60, what="the victim dead-lettered"
+        lambda: Step.objects.filter(name="erp_sync", status="running").count() >= 3,
+        timeout=60,
+        what="innocent ERP syncs running on worker_medium",
+    )
+    victim = rig.checkout([(product.sku, 1)], email=POISON_EMAIL)["number"]
+    wait_for(lambda: medium.process.poll() is not None, timeout=60, what="the pill's kill")
+    medium.restart()  # as a supervisor would
+    orders_wait_settled([*innocent, victim], timeout=180)
+
+    pill = Step.objects.get(order__number=victim, name="invoice_render")
+    assert (pill.status, pill.crashes, pill.suspect) == ("failed", settings.STEP_MAX_CRASHES, True)
+    assert pill.last_error == "PoisonPill: the worker died 3 times running this step"
+    assert list(DeadLetter.objects.values_list("order__number", "name")) == [
+        (victim, "invoice_render")
+    ]
+    steps = Step.objects.filter(order__number__in=innocent)
+    assert set(steps.values_list("status", "crashes")) == {("succeeded", 0)}
+    killed_beside = steps.filter(suspect=True)
+    assert killed_beside.count() >= 3
+    assert {attempts for attempts in killed_beside.values_list("attempts", flat=True)} == {2}
+    assert Counter(
+        Order.objects.filter(number__in=innocent).values_list("status", flat=True)
+    ) == Counter({"completed": 6})
+    ledger = sandbox.get("/ledger").json()
+    assert duplicates(ledger) == []
+    assert effects_per_order(ledger, "erp", "order_sync") == Counter(
+        {n: 1 for n in [*innocent, victim]}
     )
 
-    invoice = Step.objects.get(order=victim, name="invoice_render")
-    assert (invoice.status, invoice.crashes) == ("failed", settings.STEP_MAX_CRASHES)
-    assert invoice.last_error == "PoisonPill: the worker died 3 times running this step"
-    assert Counter(
-        Order.objects.filter(number__in=others).values_list("status", flat=True)
-    ) == Counter({"completed": 20})
+
+def test_a_step_past_its_time_limit_in_a_pool_of_threads_is_abandoned_and_run_again(rig, sandbox):
+    from tests.chaos.poison import HANG_EMAIL
+
+    rig.env["CHAOS_INVOICE_TIME_LIMIT_S"] = "4"
+    rig.start(include=("tests.chaos.poison",))
+    (medium,) = [w for w in rig.workers if w.name == "worker_medium"]
+    number = rig.checkout([(product_create().sku, 1)], email=HANG_EMAIL)["number"]
+    orders_wait_settled([number], timeout=120)
+    wait_for(
+        lambda: "stale run: step outcome succeeded not written" in medium.log(),
+        timeout=60,
+        what="the abandoned run's late outcome, refused",
+    )
+
+    invoice = Step.objects.get(order__number=number, name="invoice_render")
+    assert (invoice.status, invoice.attempts, invoice.timeouts, invoice.crashes) == (
+        "succeeded",
+        2,
+        1,
+        0,
+    )
+    assert "step run abandoned past its time limit of 4 s" in medium.log()
+    assert Order.objects.get(number=number).status == "completed"
+    assert Invoice.objects.filter(order__number=number).count() == 1
 
 
 def test_cancels_at_random_moments_are_compensated_exactly_once(rig, sandbox):
     products = [product_create(stock=10_000) for _ in range(2)]
-    rig.start(workers=2, concurrency=4)
+    rig.start()
     sandbox.post("/control", json={"latency_ms": [20, 200]}).raise_for_status()
     rng = random.Random(3)
 
@@ -166,22 +210,24 @@ def test_cancels_at_random_moments_are_compensated_exactly_once(rig, sandbox):
 
 
 def test_time_from_a_worker_death_to_its_step_running_again(rig, sandbox):
-    """No backlog: how long a step held by a killed process waits before it runs again."""
+    """No backlog: how long a payment whose worker_high (a pool of threads) was killed
+    waits before it runs again."""
     product = product_create(stock=10_000)
-    rig.start(workers=2, concurrency=1)
+    rig.start()
     sandbox.post("/control", json={"latency_ms": [800, 800]}).raise_for_status()
-    delays: dict[str, list[float]] = {kind: [] for kind in KINDS}
-    numbers = []
+    delays, numbers = [], []
 
-    for kind in KINDS * 2:
-        delay, number = rerun_delay_after_kill(rig, sku=product.sku, kind=kind)
-        delays[kind].append(delay)
+    for _ in range(4):
+        delay, number = rerun_delay_after_kill(rig, sku=product.sku, kind="worker")
+        delays.append(delay)
         numbers.append(number)
 
-    # Each payment ran twice (the killed run and the re-run) and captured once.
+    # Each payment ran twice (the killed run and the re-run, alone in quarantine, not
+    # blamed for a death it shared) and captured once.
     payments = Step.objects.filter(order__number__in=numbers, name="payment_capture")
     assert (
-        sorted(payments.values_list("status", "attempts", "crashes")) == [("succeeded", 2, 1)] * 4
+        sorted(payments.values_list("status", "attempts", "crashes", "suspect"))
+        == [("succeeded", 2, 0, True)] * 4
     )
     assert Counter(
         Order.objects.filter(number__in=numbers).values_list("status", flat=True)
@@ -189,8 +235,6 @@ def test_time_from_a_worker_death_to_its_step_running_again(rig, sandbox):
     ledger = sandbox.get("/ledger").json()
     assert effects_per_order(ledger, "payment", "capture") == Counter({n: 1 for n in numbers})
     print(
-        "\nre-run delay after SIGKILL (no backlog): "
-        + ", ".join(
-            f"{k}: median {statistics.median(d):.2f}s max {max(d):.2f}s" for k, d in delays.items()
-        )
+        f"\nre-run delay after SIGKILL of worker_high (no backlog): median "
+        f"{statistics.median(delays):.2f}s max {max(delays):.2f}s"
     )

@@ -1,4 +1,5 @@
-"""200 orders while worker processes are SIGKILLed and restarted: none lost, none doubled."""
+"""200 orders while the Procfile's workers are SIGKILLed and restarted: none lost, none
+doubled, none dead-lettered."""
 
 import os
 import random
@@ -10,6 +11,7 @@ import time
 from collections import Counter
 
 import pytest
+from django.db.models import Q
 
 from harness.orders import orders_wait_settled
 from orders.models import DeadLetter, Order, Step
@@ -28,13 +30,14 @@ KILLS = 8
 
 
 def running_on(pids: list[int]) -> list[int]:
+    """Steps running in these processes: claimed by "host:pid" (a prefork pool process)
+    or "host:pid/thread" (a pool of threads)."""
     host = socket.gethostname()
-    claims = [f"{host}:{pid}" for pid in pids]
-    return list(
-        Step.objects.filter(status=Step.Status.RUNNING, claimed_by__in=claims).values_list(
-            "pk", flat=True
-        )
-    )
+    claims = Q()
+    for pid in pids:
+        claims |= Q(claimed_by=f"{host}:{pid}") | Q(claimed_by__startswith=f"{host}:{pid}/")
+    running = Step.objects.filter(claims, status=Step.Status.RUNNING)
+    return list(running.values_list("pk", flat=True))
 
 
 def restart_delays(
@@ -53,7 +56,10 @@ def restart_delays(
 
 def test_killing_workers_mid_run_loses_and_doubles_nothing(rig, sandbox, tmp_path):
     products = [product_create(stock=10_000) for _ in range(4)]
-    rig.start(workers=2, concurrency=2)
+    rig.start()
+    # The pipeline's workers (pools of threads), and the quarantine's pool process, which
+    # runs again alone what the others held.
+    targets = [w for w in rig.workers if w.name != "worker_bulk"]
     # Partner calls take a little while, so kills land on steps that are running.
     sandbox.post("/control", json={"latency_ms": [20, 120]}).raise_for_status()
     carts = [[(products[n % 4].sku, 1), (products[(n + 1) % 4].sku, 2)] for n in range(ORDERS)]
@@ -65,9 +71,9 @@ def test_killing_workers_mid_run_loses_and_doubles_nothing(rig, sandbox, tmp_pat
     rng = random.Random(7)
     while len(kills) < KILLS:
         time.sleep(rng.uniform(0.5, 2.0))
-        worker = rng.choice(rig.workers)
-        whole = len(kills) % 2 == 1  # alternate: one pool process, then a whole worker
-        victims = [worker.pid, *worker.pool_pids()] if whole else [rng.choice(worker.pool_pids())]
+        worker = rng.choice(targets)
+        whole = worker.spec.pool == "threads"  # a pool of threads dies with its worker
+        victims = [worker.pid, *worker.pool_pids()] if whole else worker.pool_pids()
         held = running_on(victims)
         before = dict(Step.objects.filter(pk__in=held).values_list("pk", "started_at"))
         killed_at = time.monotonic()
