@@ -84,6 +84,7 @@ def test_an_operator_logs_in_and_reads_the_dashboard_and_an_orders_timeline(
         ["low", "1", "1800s", "–", "0", "1"],
         ["bulk", "0", "3600s", "–", "0", "0"],
         ["control", "0", "–", "–", "0", "0"],
+        ["quarantine", "0", "–", "–", "0", "0"],
     ]
     total = page.locator("#ops-dead-letters tr").first.locator("td")
     expect(total).to_have_text("1")

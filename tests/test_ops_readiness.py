@@ -88,7 +88,7 @@ def test_readyz_is_503_while_redis_is_stopped_and_200_again_after_it_restarts(
     assert ready.status_code == 200, ready.json()
     assert ready.json()["checks"]["workers"] == {
         "ok": True,
-        "queues": {"high": 1, "medium": 1, "low": 1, "bulk": 1, "control": 1},
+        "queues": {"high": 1, "medium": 1, "low": 1, "bulk": 1, "control": 1, "quarantine": 1},
     }
     assert stopped.status_code == 503
     assert stopped.json()["status"] == "unavailable"

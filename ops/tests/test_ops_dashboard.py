@@ -75,7 +75,7 @@ def test_the_dashboard_shows_queues_steps_dead_letters_breakers_and_jobs_with_th
     assert re.fullmatch(
         "Queues queue depth oldest waiting promise last taken done last hour failed last hour "
         r"high 0 9[01]s 30s – 0 0 medium 0 9[01]s 300s – 2 0 low 0 0s 1800s – 0 2 "
-        "bulk 0 0s 3600s – 0 0 control 0 0s – – 0 0",
+        "bulk 0 0s 3600s – 0 0 control 0 0s – – 0 0 quarantine 0 0s – – 0 0",
         section(html, "ops-queues"),
     ), section(html, "ops-queues")
     assert section(html, "ops-dead-letters") == "Dead letters all dead letters 2 analytics_track 2"

@@ -64,8 +64,8 @@ def test_readyz_is_503_and_names_each_queue_without_a_worker(client, settings):
     assert body["checks"]["broker"] == {"ok": True}
     assert body["checks"]["workers"] == {
         "ok": False,
-        "queues": {"high": 0, "medium": 0, "low": 0, "bulk": 0, "control": 0},
-        "error": "no worker answers for high, medium, low, bulk, control",
+        "queues": {"high": 0, "medium": 0, "low": 0, "bulk": 0, "control": 0, "quarantine": 0},
+        "error": "no worker answers for high, medium, low, bulk, control, quarantine",
     }
     assert body["checks"]["beat"]["ok"] is True
 

@@ -4,25 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('orders', '0012_export_parts'),
+        ("orders", "0017_step_ready_unpublished"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='step',
-            name='run_shared',
+            model_name="step",
+            name="run_shared",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='step',
-            name='suspect',
+            model_name="step",
+            name="suspect",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='step',
-            name='timeouts',
+            model_name="step",
+            name="timeouts",
             field=models.PositiveSmallIntegerField(default=0),
         ),
     ]
