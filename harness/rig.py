@@ -23,6 +23,7 @@ from harness.processes import (
     children_stop,
     process_env,
     procfile_worker,
+    queues_worker,
 )
 from harness.procfile import procfile_worker_names
 from harness.redis import redis_start
@@ -98,6 +99,20 @@ class Rig:
         for _ in range(copies):
             self.procfile_start(*procfile_worker_names(), include=include)
         return self
+
+    def prefork_start(self, *, workers: int, concurrency: int) -> list[Worker]:
+        """Start prefork workers that each consume every queue (not the Procfile's lines)."""
+        started = [
+            queues_worker(
+                env=self.env,
+                log_path=self.tmp / f"worker-{uuid.uuid4().hex[:6]}.log",
+                concurrency=concurrency,
+            )
+            for _ in range(workers)
+        ]
+        children_start(started)
+        self.workers += started
+        return started
 
     def procfile_start(
         self,

@@ -29,8 +29,13 @@ UNDO = {
 
 
 def test_redis_restarted_mid_run_loses_no_order(rig, sandbox):
+    """Prefork workers, not the Procfile's lines: a worker with a pool of threads (Celery
+    5.7) stops consuming for good after its broker connection drops ("Error on stopping
+    Hub", then silence; celery/celery#8030), which needs the watchdog of workers that live
+    but no longer consume, not a retry here."""
     product = product_create(stock=10_000)
-    rig.start()
+    rig.start(copies=0)
+    rig.prefork_start(workers=2, concurrency=2)
     placed: list[dict] = []
 
     def place_for(seconds: float) -> None:
