@@ -9,13 +9,19 @@ answering after 800 ms, so the kill lands on a payment step that is running. No
 reconciliation loop: only the workers' heartbeats (STEP_LEASE_S, STEP_HEARTBEAT_S at
 their defaults) bring a step back. One order at a time, no backlog. Each kill starts a
 second worker_high beside the rig's, waits until it runs an order's payment, and
-SIGKILLs it whole:
+SIGKILLs it whole, or kills a pool process:
 
 - worker on another host: it runs in a UTS namespace with another host name
   (`unshare --uts`), so no process can probe it: its leases lapse (STEP_LEASE_S after
   its last heartbeat) and a survivor's heartbeat sweep re-publishes the step;
 - worker on this host: its pid is gone from this machine, which the next heartbeat
-  sweep of any worker here sees at once (the faster path).
+  sweep of any worker here sees at once (the faster path). A pool of threads dies with
+  its worker: this is also "a pool thread killed";
+- pool process on this host: an order's payment, made suspect, runs alone on
+  worker_quarantine's prefork pool process, which is SIGKILLed while it runs; its
+  worker's main process sweeps as soon as the child is a zombie (engine/heartbeat.py).
+
+The steps of a killed pool of threads run again in quarantine (engine/blame.py).
 
 The delay runs from the kill to the step record's new `started_at`, both read on the
 database's clock. Medians over the repeats; prints them and writes
@@ -41,8 +47,18 @@ RESULTS = ROOT / "bench" / "results"
 REPEATS, QUICK_REPEATS = 5, 1  # of each kind
 SANDBOX_LATENCY_MS = [800, 800]
 # Kind of kill: where the killed worker runs (a host name of its own, or this host).
-KINDS = {"worker on another host": "other-host", "worker on this host": None}
-TARGETS_S = {"worker on another host": 30, "worker on this host": 5}
+# A pool of threads dies with its worker, so a thread is killed as its whole worker_high;
+# a prefork pool process is worker_quarantine's, running a suspect step alone.
+KINDS = {
+    "worker on another host": "other-host",
+    "worker on this host": None,
+    "pool process on this host": "pool process",
+}
+TARGETS_S = {
+    "worker on another host": 30,
+    "worker on this host": 5,
+    "pool process on this host": 5,
+}
 
 
 def run(*, quick: bool = False) -> dict[str, Any]:
@@ -68,7 +84,10 @@ def _measure(*, quick: bool) -> dict[str, Any]:
     from django.conf import settings
     from django.core.management import call_command
 
-    from harness.orders import rerun_delay_after_worker_kill
+    from harness.orders import (
+        rerun_delay_after_pool_process_kill,
+        rerun_delay_after_worker_kill,
+    )
     from harness.rig import Rig
     from sandbox.server import serve_in_thread
     from shop.models import Product
@@ -88,9 +107,14 @@ def _measure(*, quick: bool) -> dict[str, Any]:
         )
         try:
             rig.start(copies=0, reconcile=False)
-            rig.procfile_start("worker_high", "worker_medium", "worker_low")
-            for kind in list(KINDS) * repeats:  # alternating: both see the same machine
-                delay, _ = rerun_delay_after_worker_kill(rig, sku=product.sku, machine=KINDS[kind])
+            rig.procfile_start("worker_high", "worker_medium", "worker_low", "worker_quarantine")
+            for kind in list(KINDS) * repeats:  # alternating: all see the same machine
+                if KINDS[kind] == "pool process":
+                    delay, _ = rerun_delay_after_pool_process_kill(rig, sku=product.sku)
+                else:
+                    delay, _ = rerun_delay_after_worker_kill(
+                        rig, sku=product.sku, machine=KINDS[kind]
+                    )
                 delays[kind].append(round(delay, 3))
         finally:
             rig.stop()
@@ -99,7 +123,8 @@ def _measure(*, quick: bool) -> dict[str, Any]:
     return {
         "config": {
             "repeats": repeats,
-            "workers": "Procfile worker_high (threads, 8) x2, worker_medium, worker_low",
+            "workers": "Procfile worker_high (threads, 8) x2, worker_medium, worker_low, "
+            "worker_quarantine (prefork, 1)",
             "step_lease_s": settings.STEP_LEASE_S,
             "step_heartbeat_s": settings.STEP_HEARTBEAT_S,
             "reconcile": "off",

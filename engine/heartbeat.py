@@ -31,6 +31,7 @@ import logging
 import os
 import threading
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
@@ -53,6 +54,57 @@ def heartbeat_start() -> None:
     thread = threading.Thread(target=_beat, name="step-lease-heartbeat", daemon=True)
     _started[os.getpid()] = thread
     thread.start()
+
+
+def children_watch_start() -> None:
+    """In a prefork worker's main process, sweep as soon as a pool process dies."""
+    if _watching.get(os.getpid()):
+        return
+    thread = threading.Thread(target=_children_watch, name="pool-child-watch", daemon=True)
+    _watching[os.getpid()] = thread
+    thread.start()
+
+
+_watching: dict[int, threading.Thread] = {}
+
+
+def _children_watch() -> None:
+    """Wait for a child to die and sweep for the steps it held at once.
+
+    The pool finds a dead pool process by its sentinel pipe, which closes as the process
+    exits, and then asks the kernel for its exit status; a pool process with a thread of
+    its own (its lease heartbeat) closes the pipe before the kernel reports it dead, and
+    the pool misses it until its 5-second maintenance timer (billiard), so the message
+    waited up to 5 s for its redelivery. waitid(WNOWAIT) wakes when the child is a
+    zombie, without reaping it (the pool still does), and the sweep takes a zombie for
+    dead (engine/liveness.py).
+    """
+    seen: set[int] = set()
+    while True:
+        try:
+            died = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
+        except ChildProcessError:
+            return  # no children: not a prefork worker's main process
+        if died is None or died.si_pid in seen:
+            time.sleep(0.05)  # reported until the pool reaps it
+            seen &= set(_children())
+            continue
+        seen.add(died.si_pid)
+        try:
+            steps_sweep()
+        except Exception:
+            logger.exception("sweep after a pool process died failed; the heartbeat retries")
+            connection.close()
+
+
+def _children() -> list[int]:
+    try:
+        return [
+            int(pid)
+            for pid in Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
+        ]
+    except OSError:
+        return []
 
 
 def _beat() -> None:

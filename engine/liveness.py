@@ -163,7 +163,17 @@ def holder_gone(table: type[Model], *, pk: Any, holder: str, token: int) -> bool
         return True
     except PermissionError:
         return False
-    return False  # running (or its pid taken by another process): the lease decides
+    # A zombie has died, though its parent has not reaped it yet; otherwise running (or
+    # its pid taken by another process): the lease decides.
+    return _zombie(int(pid))
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] == "Z"  # the state, after "(command)"
 
 
 def lease_place() -> str:

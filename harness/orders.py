@@ -10,6 +10,7 @@ from datetime import datetime
 from django.utils import timezone
 
 from engine.liveness import database_now
+from harness.processes import wait_for
 from orders.models import Order, Step
 
 
@@ -116,3 +117,33 @@ def payment_running_wait(number: str, timeout: float = 30) -> Step:
             return step
         time.sleep(0.02)
     raise AssertionError(f"payment of {number} never ran")
+
+
+def rerun_delay_after_pool_process_kill(rig, *, sku: str) -> tuple[float, str]:
+    """Run an order's payment step again, alone, on the Procfile's worker_quarantine (a
+    prefork pool process: a suspect step's place), SIGKILL that pool process while the
+    step runs, and return the seconds from the kill to the step's next start, both on the
+    database's clock, and the order's number, once the step has succeeded again."""
+    from orders.tasks import payment_capture
+
+    number = rig.checkout([(sku, 1)])["number"]
+    orders_wait_settled([number], timeout=120)
+    order = Order.objects.get(number=number)
+    payment = Step.objects.filter(order=order, name="payment_capture")
+    payment.update(status=Step.Status.QUEUED, suspect=True)
+    Order.objects.filter(pk=order.pk).update(status=Order.Status.PLACED)
+    quarantine = next(w for w in rig.workers if w.name == "worker_quarantine")
+    with rig.producer() as send:
+        send(payment_capture.s(order.pk).set(queue="quarantine"))
+    step = payment_running_wait(number)
+    (child,) = quarantine.pool_pids()
+    assert claimer_pid(step) == child, (step.claimed_by, child)
+    killed_at = database_now()
+    os.kill(child, signal.SIGKILL)
+    started_at = step_restart_wait(step, timeout=60)
+    wait_for(
+        lambda: payment.get().status == Step.Status.SUCCEEDED,
+        timeout=60,
+        what=f"payment of {number} succeeded again",
+    )
+    return (started_at - killed_at).total_seconds(), number

@@ -45,7 +45,7 @@ def in_a_pool_of_threads():
 def run_dies(step: Step) -> None:
     """The process that holds the step's run dies: its lease is no longer renewed and
     has run out."""
-    lease_drop(step.pk)
+    lease_drop(Step, step.pk)
     Step.objects.filter(pk=step.pk).update(lease_expires_at=Now() - timedelta(seconds=1))
 
 
@@ -142,7 +142,7 @@ def test_a_run_past_its_time_limit_in_a_pool_of_threads_is_abandoned_counted_and
         renewed = leases_renew()
 
     assert renewed == 0
-    assert late.pk not in leases_held()
+    assert late.pk not in leases_held(Step)
     row = Step.objects.get(pk=late.pk)
     assert (row.status, row.timeouts, row.crashes) == ("queued", 1, 0)
     assert row.last_error == "TimeLimitExceeded: run abandoned after 0.01 s"

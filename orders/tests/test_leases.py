@@ -1,7 +1,9 @@
 """A claim on a step is a lease in PostgreSQL: an owner, a fencing token that grows with
 every claim, an expiry on the database's clock, renewed by the worker's heartbeat."""
 
+import os
 from datetime import timedelta
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -13,6 +15,7 @@ from engine.heartbeat import leases_renew
 from engine.liveness import lease_drop, leases_held
 from engine.reconcile import steps_reconcile, steps_sweep
 from engine.steps import Claim, step_claim, step_mark_retrying, step_mark_succeeded
+from harness.processes import wait_for
 from orders.models import Step
 from orders.tasks import payment_capture
 from tests.factories import order_place, product_create
@@ -176,3 +179,22 @@ def test_an_expired_lease_is_swept_and_its_step_alone_published_again_keeping_it
     published.assert_called_once_with(order.pk, ("payment_capture",), None)
     row = Step.objects.get(pk=step.pk)
     assert (row.status, row.crashes, row.queued_at) == ("queued", 1, first_queued)
+
+
+def test_a_holder_that_died_but_is_not_yet_reaped_is_gone():
+    from engine.liveness import holder_gone, lease_place
+
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)  # a pool process that died; its parent has not reaped it yet
+    try:
+        wait_for(
+            lambda: Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "Z",
+            timeout=10,
+            what="the child a zombie",
+        )
+        holder = f"{lease_place()}{pid}/dead0incarn"
+
+        assert holder_gone(pk=1, holder=holder, token=1) is True
+    finally:
+        os.waitpid(pid, 0)
