@@ -195,6 +195,6 @@ def test_a_holder_that_died_but_is_not_yet_reaped_is_gone():
         )
         holder = f"{lease_place()}{pid}/dead0incarn"
 
-        assert holder_gone(pk=1, holder=holder, token=1) is True
+        assert holder_gone(Step, pk=1, holder=holder, token=1) is True
     finally:
         os.waitpid(pid, 0)

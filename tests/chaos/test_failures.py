@@ -163,7 +163,7 @@ def test_a_step_past_its_time_limit_in_a_pool_of_threads_is_abandoned_and_run_ag
     number = rig.checkout([(product_create().sku, 1)], email=HANG_EMAIL)["number"]
     orders_wait_settled([number], timeout=120)
     wait_for(
-        lambda: "stale run: step outcome succeeded not written" in medium.log(),
+        lambda: "stale run: step invoice_render outcome succeeded not written" in medium.log(),
         timeout=60,
         what="the abandoned run's late outcome, refused",
     )

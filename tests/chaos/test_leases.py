@@ -154,7 +154,7 @@ def test_an_outcome_write_whose_database_connection_is_cut_mid_write_is_written_
             cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
     orders_wait_settled([number], timeout=60)
 
-    assert "step outcome succeeded not written, again in 0.5s" in high.log()
+    assert "step payment_capture outcome succeeded not written, again in 0.5s" in high.log()
     payment = Step.objects.get(pk=step.pk)
     assert (payment.status, payment.attempts, payment.lease_token) == ("succeeded", 1, 1)
     assert Order.objects.get(number=number).status == "completed"
