@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orders", "0017_step_ready_unpublished"),
+        ("orders", "0018_step_effect_unknown"),
     ]
 
     operations = [
