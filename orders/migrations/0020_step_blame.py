@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orders", "0018_step_effect_unknown"),
+        ("orders", "0019_delivery_and_disputes"),
     ]
 
     operations = [
