@@ -327,6 +327,9 @@ LOGGING = {
 
 # Scales every retry delay of the pipeline; tests and chaos runs shrink it.
 PIPELINE_RETRY_DELAY_SCALE = float(os.environ.get("PIPELINE_RETRY_DELAY_SCALE", "1"))
+# The same for the policies' budgets in time (kit/retry.py); 0 leaves the attempts alone
+# (the suite: its in-process retries do not wait, so no time would ever be spent).
+PIPELINE_RETRY_BUDGET_SCALE = float(os.environ.get("PIPELINE_RETRY_BUDGET_SCALE", "1"))
 IDEMPOTENCY_KEY_TTL_HOURS = int(os.environ.get("IDEMPOTENCY_KEY_TTL_HOURS", "24"))
 
 # Shared state that every worker process must see (circuit breakers, job locks).

@@ -82,7 +82,12 @@ def step_run(*, task: Task, subject_id: int, name: str, work: StepWork) -> None:
         # hiccup, a bug being fixed) are retried; retries are bounded per step, except
         # for an unknown outcome: it is asked again at the policy's last delay for as
         # long as the partner cannot say, never given up as failed.
-        countdown = spec.retry.countdown(step.attempts - 1, endless=isinstance(exc, OutcomeUnknown))
+        countdown = spec.retry.countdown(
+            step.attempts - 1,
+            endless=isinstance(exc, OutcomeUnknown),
+            elapsed_s=_since_first_queued(step),
+            retry_after_s=getattr(exc, "retry_after_s", None),
+        )
         if countdown is None:
             if not step_mark_failed(step=step, error=exc):
                 raise Ignore() from exc
@@ -92,6 +97,14 @@ def step_run(*, task: Task, subject_id: int, name: str, work: StepWork) -> None:
         raise task.retry(exc=exc, countdown=countdown) from exc
     if not step_mark_succeeded(step=step, result=result):
         raise Ignore()
+
+
+def _since_first_queued(step) -> float:
+    """Seconds from the step's first queueing to its claim, both on the database's clock:
+    what a policy's budget in time is spent against."""
+    if step.queued_at is None or getattr(step, "db_now", None) is None:
+        return 0.0
+    return (step.db_now - step.queued_at).total_seconds()
 
 
 def _time_limit(task: Task) -> float | None:

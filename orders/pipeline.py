@@ -23,8 +23,12 @@ from config.queues import RENAMED_TASKS
 from engine.pipeline import Hooks, Pipeline, StepSpec
 from kit.retry import RetryPolicy
 
-URGENT = RetryPolicy.exponential(base=1, cap=16, retries=5)  # 1, 2, 4, 8, 16 s
-SLOW_PARTNER = RetryPolicy(delays=(10, 60, 600))
+# The design's seeds, 1, 2, 4, 8, 16 s, then every 16 s (±20%) for a quarter of an hour
+# from when the step was first queued: a payment outlives a gateway's short outage.
+URGENT = RetryPolicy.exponential(base=1, cap=16, retries=5, budget_s=15 * 60)
+# 10 s, 1 min, 10 min, then every 10 minutes for six hours: an ERP or carrier down for
+# a morning delays a shipment, it does not fail it.
+SLOW_PARTNER = RetryPolicy(delays=(10, 60, 600), budget_s=6 * 3600)
 # An undo exists only once the step it undoes has finished (engine/compensation.py), so
 # it never waits; it retries longer than a forward step, since giving up keeps money or
 # goods that are not ours.

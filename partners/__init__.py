@@ -14,6 +14,8 @@ under the key, None when it did nothing.
 import logging
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -29,7 +31,31 @@ T = TypeVar("T")
 
 
 class PartnerUnavailable(TransientError):
-    """The partner surely did not act: it could not be reached, or said it was unavailable."""
+    """The partner surely did not act: it could not be reached, or said it was unavailable
+    or not now (503, 429, 408, 409, 425); retry_after_s is when it asked us to come back."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+# "Not now" answers: the partner is there and did nothing with this request (408: it
+# never got all of it; 409: a request under the same key is in progress; 425: too early;
+# 429: too many; 503: unavailable). Retried, never a permanent refusal.
+NOT_NOW = frozenset({408, 409, 425, 429, 503})
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds a Retry-After header asks for (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds()) if when.tzinfo else None
 
 
 class PartnerOutcomeUnknown(OutcomeUnknown):
@@ -123,8 +149,11 @@ def _post(partner: str, path: str, *, payload: dict[str, Any], key: str) -> dict
         raise PartnerOutcomeUnknown(
             f"{partner} sent no answer: {exc.__class__.__name__} {exc}"
         ) from exc
-    if response.status_code == 503:
-        raise PartnerUnavailable(f"{partner} answered 503")
+    if response.status_code in NOT_NOW:
+        raise PartnerUnavailable(
+            f"{partner} answered {response.status_code}",
+            retry_after_s=retry_after(response.headers.get("Retry-After")),
+        )
     if response.status_code >= 500:  # a 500, or a gateway's 502/504: it may have acted
         raise PartnerOutcomeUnknown(f"{partner} answered {response.status_code}")
     try:

@@ -104,6 +104,22 @@ def _webhook_secrets(value: Any) -> dict[str, str]:
     return {**DEFAULT_WEBHOOK_SECRETS, **value}
 
 
+# What a failing partner answers: "not now" (the partner did nothing) or a server error.
+FAILURE_STATUSES = (408, 409, 425, 429, 500, 502, 503, 504)
+
+
+def _failure_status(value: Any) -> int:
+    if not _is_a(value, int) or value not in FAILURE_STATUSES:
+        raise ValueError(f"failure_status must be one of {', '.join(map(str, FAILURE_STATUSES))}")
+    return value
+
+
+def _retry_after(value: Any) -> int:
+    if not _is_a(value, int) or not 0 <= value <= 3600:
+        raise ValueError("retry_after_s must be whole seconds from 0 (none) to 3600")
+    return value
+
+
 def _flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError("carrier_tracking must be true or false")
@@ -125,6 +141,8 @@ _SETTINGS: dict[str, Callable[[Any], Any]] = {
     "failure_rate": _rate,
     "timeout_rate": _rate,
     "timeout_s": _seconds,
+    "failure_status": _failure_status,
+    "retry_after_s": _retry_after,
     "erp_clock_offset_s": _offset,
     "webhook_url": _url,
     "webhook_delay_ms": _latency_range,
@@ -148,6 +166,10 @@ class Config:
     failure_rate: float = 0.0
     timeout_rate: float = 0.0
     timeout_s: float = 30.0
+    # The answer of a failed call (failure_rate), and its Retry-After (0: none; sent
+    # with 429 and 503 only, as partners do).
+    failure_status: int = 503
+    retry_after_s: int = 0
     # How far the ERP's clock is from ours: its acknowledgement and count times carry it.
     erp_clock_offset_s: float = 0.0
     answers_lost_until: float = 0.0
@@ -214,6 +236,8 @@ class Config:
             "failure_rate": self.failure_rate,
             "timeout_rate": self.timeout_rate,
             "timeout_s": self.timeout_s,
+            "failure_status": self.failure_status,
+            "retry_after_s": self.retry_after_s,
             "erp_clock_offset_s": self.erp_clock_offset_s,
             **{
                 name: round(max(0.0, getattr(self, until) - time.monotonic()), 3)
@@ -392,7 +416,10 @@ class Sandbox:
         try:
             time.sleep(self._random.uniform(*config.latency_ms) / 1000)
             if self._random.random() < config.failure_rate:
-                return 503, {"error": "unavailable"}
+                failure: dict[str, Any] = {"error": "unavailable"}
+                if config.retry_after_s and config.failure_status in (429, 503):
+                    failure["retry_after_s"] = config.retry_after_s  # also its header
+                return config.failure_status, failure
             reply = self._once(request, route)
         finally:
             with self._lock:  # a reset meanwhile started a new table
@@ -741,6 +768,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if status in (429, 503) and "retry_after_s" in body:
+            self.send_header("Retry-After", str(body["retry_after_s"]))
         self.end_headers()
         self.wfile.write(data)
 

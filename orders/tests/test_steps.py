@@ -126,6 +126,7 @@ def test_the_customer_is_told_once_that_the_payment_failed(sandbox):
 
 
 def test_transient_failures_retry_up_to_the_step_policy_then_fail(sandbox, settings):
+    """The attempts alone (the suite sets no budget in time: test_retry_budgets.py)."""
     settings.BREAKER_FAILURE_THRESHOLD = 100  # this test is about the retry policy alone
     order = order_place((product_create(), 1)).order
     sandbox.post("/control", json={"failure_rate": 1.0}).raise_for_status()
