@@ -107,7 +107,10 @@ def lease_take(
     holder, token = seen
     free = lease_free()
     if holder and holder_gone(table, pk=pk, holder=holder, token=token):
-        free |= Q(lease_token=token)  # its holder is gone: no need to wait for the expiry
+        # Its holder is gone: no need to wait for the expiry, as long as the row is still
+        # as seen (a holder that let go meanwhile, as a tick kept for its interval does,
+        # wrote another holder under the same token).
+        free |= Q(lease_token=token, lease_holder=holder)
     lease = Lease(table, pk, token + 1)
     # Held before it is written: a thread of this process that reads the row next must
     # find the lease alive.

@@ -143,7 +143,9 @@ def test_a_poison_pill_in_a_pool_of_threads_is_dead_lettered_alone_and_its_neigh
     assert set(steps.values_list("status", "crashes")) == {("succeeded", 0)}
     killed_beside = steps.filter(suspect=True)
     assert killed_beside.count() >= 3
-    assert {attempts for attempts in killed_beside.values_list("attempts", flat=True)} == {2}
+    # Run again, unblamed: once, or more when the run after the death first asks the
+    # partner about the killed call, which the partner may still be working on (409).
+    assert min(killed_beside.values_list("attempts", flat=True)) >= 2
     assert Counter(
         Order.objects.filter(number__in=innocent).values_list("status", flat=True)
     ) == Counter({"completed": 6})

@@ -21,7 +21,7 @@ LOST_FOR_S = 20  # the policy's retries and the breaker's deferrals, many times 
 
 def test_capture_with_every_answer_lost_for_a_while_completes_charged_once(rig, sandbox):
     product = product_create(stock=100)
-    rig.start(workers=0)
+    rig.start(copies=0)
     rig.procfile_start("worker_high", "worker_medium", "worker_low")
     lost = {"answers_lost_s": LOST_FOR_S, "lookups_lost_s": LOST_FOR_S}
     sandbox.post("/control", json=lost).raise_for_status()
