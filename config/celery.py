@@ -23,6 +23,19 @@ def recycle_database_connections(sender=None, **kwargs) -> None:
 
 
 @worker_init.connect
+def worker_niceness_set(sender=None, **kwargs) -> None:
+    """Lower this worker's CPU priority to WORKER_NICENESS before its pool starts. Linux
+    keeps a nice value per thread: each thread there is now (one may have started while
+    the app loaded) is lowered, and every pool thread and process started after this
+    inherits it. Never raises a priority (a supervisor may have lowered it more)."""
+    from django.conf import settings
+
+    for tid in os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else [0]:
+        if settings.WORKER_NICENESS > os.getpriority(os.PRIO_PROCESS, int(tid)):
+            os.setpriority(os.PRIO_PROCESS, int(tid), settings.WORKER_NICENESS)
+
+
+@worker_init.connect
 @beat_init.connect
 def refuse_unsafe_settings(sender=None, **kwargs) -> None:
     """Celery runs Django's checks but ignores what they find: a production worker or
