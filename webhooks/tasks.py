@@ -11,6 +11,8 @@ def order_events_process_task(order_number: str) -> None:
     the order's row lock; a second run finds nothing due."""
     delay = order_events_process(order_number=order_number)
     if delay is not None:  # events still wait (their order not committed yet, an error)
+        # A bare publish, not on_commit: the service's transactions have committed by
+        # now, and the task runs in none (a lost publish is the sweep's to find).
         order_events_process_task.apply_async(args=[order_number], countdown=delay)
 
 
