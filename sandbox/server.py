@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sandbox.webhooks import (
     WEBHOOK_PARTNERS,
@@ -120,6 +120,19 @@ def _retry_after(value: Any) -> int:
     return value
 
 
+# How long a partner keeps what it answered under an idempotency key: Stripe keeps keys
+# for 24 hours, then the same key is a new request that acts again.
+DEFAULT_KEY_TTL_S = 86400.0
+
+
+def _key_ttls(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict) or not all(
+        k in PARTNERS and _is_a(v, int | float) and v >= 0 for k, v in value.items()
+    ):
+        raise ValueError("key_ttl_s must map partners to non-negative seconds")
+    return {**dict.fromkeys(PARTNERS, DEFAULT_KEY_TTL_S), **value}
+
+
 def _flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError("carrier_tracking must be true or false")
@@ -151,6 +164,7 @@ _SETTINGS: dict[str, Callable[[Any], Any]] = {
     "webhook_bad_signature_rate": _rate,
     "webhook_secrets": _webhook_secrets,
     "carrier_tracking": _flag,
+    "key_ttl_s": _key_ttls,
 }
 # Windows of lost answers, set as seconds from now and kept as a deadline on this
 # process's monotonic clock: the effect is done, then the connection is dropped without
@@ -184,6 +198,8 @@ class Config:
     webhook_bad_signature_rate: float = 0.0
     webhook_secrets: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_WEBHOOK_SECRETS))
     carrier_tracking: bool = False
+    # Per partner, seconds after its first use that a key's answer is forgotten.
+    key_ttl_s: dict[str, float] = field(default_factory=lambda: _key_ttls({}))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
@@ -251,6 +267,7 @@ class Config:
             # Which secret is used shows by its start only.
             "webhook_secrets": {k: v[:4] + "..." for k, v in self.webhook_secrets.items()},
             "carrier_tracking": self.carrier_tracking,
+            "key_ttl_s": self.key_ttl_s,
         }
 
 
@@ -265,6 +282,9 @@ class Request:
     params: dict[str, str]
     key_header: str | None
     raw: bytes
+    query: dict[str, str] = field(default_factory=dict)
+    # The order an effectful request acted for (set by Sandbox._effect).
+    order: str = ""
 
     @property
     def partner(self) -> str:
@@ -331,6 +351,7 @@ class StoredAnswer:
     route: str
     status: int
     body: dict[str, Any]
+    stored_at: float = field(default_factory=time.monotonic)
 
 
 _TYPE_NAMES: dict[type, str] = {
@@ -375,6 +396,9 @@ class Sandbox:
         self.config = self.defaults
         self._ledger = {partner: PartnerLedger() for partner in PARTNERS}
         self._answers: dict[tuple[str, str], StoredAnswer] = {}
+        # What each effectful route made, as answered, with its order: the partners' lists
+        # and searches by order, which never forget as keys do.
+        self._made: dict[str, list[dict[str, Any]]] = {}
         # Keys of requests received and not yet answered: a look-up says "in progress".
         self._in_flight: dict[tuple[str, str], int] = {}
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
@@ -388,17 +412,26 @@ class Sandbox:
         self._erp_numbers = itertools.count(FIRST_ERP_NUMBER)
         self.webhooks.clear()
 
-    def handle(self, method: str, path: str, key_header: str | None, raw: bytes) -> Reply | None:
+    def handle(
+        self,
+        method: str,
+        path: str,
+        key_header: str | None,
+        raw: bytes,
+        query: dict[str, str] | None = None,
+    ) -> Reply | None:
         """Route one request and return (status, JSON body), or LOST for no answer."""
         for route in ROUTES:
             match = route.pattern.fullmatch(path) if route.method == method else None
             if match:
-                request = Request(path, match.groupdict(), key_header, raw)
+                request = Request(path, match.groupdict(), key_header, raw, query or {})
                 try:
                     if route.effectful:
                         return self._run_effectful(request, route)
                     if route.lookup_of:
                         return self._lookup(request, route.lookup_of)
+                    if route.list_of:
+                        return self._list(request, route.list_of)
                     return route.action(self, request)
                 except RequestError as exc:
                     return exc.status, exc.body
@@ -443,11 +476,26 @@ class Sandbox:
         with self._lock:
             stored = self._answers.get(slot)
             in_flight = slot in self._in_flight
-        if stored is not None and stored.route == route.path:
+        if stored is not None and stored.route == route.path and self._kept(slot, stored):
             return 200, {"status": stored.status, "answer": stored.body}
         if in_flight:
             return 409, {"error": "in_progress"}
         return 404, {"error": "not_found"}
+
+    def _kept(self, slot: tuple[str, str], stored: StoredAnswer) -> bool:
+        """Whether the partner still keeps the answer stored under a key (key_ttl_s)."""
+        return time.monotonic() - stored.stored_at < self.config.key_ttl_s[slot[0]]
+
+    def _list(self, request: Request, route: Route) -> Reply:
+        """What the effectful `route` made for an order (?order=, or for every order), as
+        its calls were answered: a partner's list or search, kept past its keys."""
+        name = route.path.rsplit("/", 1)[1]
+        return 200, {name: self._made_for(route, request.query.get("order"))}
+
+    def _made_for(self, route: Route, order: str | None) -> list[dict[str, Any]]:
+        with self._lock:
+            made = self._made.get(route.path, [])
+            return [dict(record) for record in made if order in (None, record["order"])]
 
     def _count_call(self, request: Request) -> None:
         with self._lock:
@@ -463,9 +511,13 @@ class Sandbox:
         # Same-key requests queue here, so a concurrent duplicate sees the first one's answer.
         with self._key_lock(slot):
             stored = self._answers.get(slot)
-            if stored is None:
+            if stored is None or not self._kept(slot, stored):
                 stored = StoredAnswer(fingerprint, route.path, *route.action(self, request))
                 self._answers[slot] = stored
+                if request.order and stored.status < 300:
+                    with self._lock:
+                        made = self._made.setdefault(route.path, [])
+                        made.append({**stored.body, "order": request.order})
         if stored.fingerprint != fingerprint:
             raise RequestError(422, "idempotency_key_reused")
         return stored.status, stored.body
@@ -477,6 +529,7 @@ class Sandbox:
     def _effect(self, request: Request, kind: str, order: str) -> None:
         """Record a side effect in the requesting partner's ledger."""
         effect = Effect(kind, request.idempotency_key, order, datetime.now(UTC).isoformat())
+        request.order = order
         with self._lock:
             self._ledger[request.partner].effects.append(effect)
 
@@ -641,11 +694,17 @@ class Sandbox:
     # --- control plane -----------------------------------------------------------------------
 
     def list_captures(self, request: Request) -> Reply:
-        """List every capture and whether it was refunded, as a gateway's report would."""
+        """List every capture (of one order: ?order=) and whether it was refunded, as a
+        gateway's report or search would."""
+        made = self._made_for(CAPTURE, request.query.get("order"))
         with self._lock:
             captures = [
-                {"capture_id": cid, "order": order, "refunded": cid in self._refunded}
-                for cid, order in self._captures.items()
+                {
+                    "capture_id": capture["capture_id"],
+                    "order": capture["order"],
+                    "refunded": capture["capture_id"] in self._refunded,
+                }
+                for capture in made
             ]
         return 200, {"captures": captures}
 
@@ -699,6 +758,8 @@ class Route:
     effectful: bool = False
     # A look-up by idempotency key of what this effectful route did.
     lookup_of: Route | None = None
+    # A list of what this effectful route made, by order (?order=).
+    list_of: Route | None = None
 
     @functools.cached_property
     def pattern(self) -> re.Pattern[str]:
@@ -732,6 +793,11 @@ ROUTES: list[Route] = [
     Route("GET", "/payment/refunds/by-key/<key>", lookup_of=REFUND),
     Route("GET", "/erp/orders/by-key/<key>", lookup_of=ERP_SYNC),
     Route("GET", "/carrier/labels/by-key/<key>", lookup_of=LABEL),
+    # Look-ups by order, kept longer than keys: how a client finds an effect whose key
+    # the partner may have forgotten (GET /payment/captures is the gateway's report).
+    Route("GET", "/payment/refunds", list_of=REFUND),
+    Route("GET", "/erp/orders", list_of=ERP_SYNC),
+    Route("GET", "/carrier/labels", list_of=LABEL),
     Route("GET", "/webhooks", Sandbox.webhooks_report),
     Route("POST", "/webhooks/events", Sandbox.webhooks_enqueue),
     Route("POST", "/webhooks/send", Sandbox.webhooks_send),
@@ -758,8 +824,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         # Read the whole body even when unused, or the next keep-alive request starts mid-body.
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        path = unquote(urlsplit(self.path).path)
-        reply = self.server.sandbox.handle(method, path, self.headers.get("Idempotency-Key"), raw)
+        url = urlsplit(self.path)
+        reply = self.server.sandbox.handle(
+            method,
+            unquote(url.path),
+            self.headers.get("Idempotency-Key"),
+            raw,
+            dict(parse_qsl(url.query)),
+        )
         if reply is LOST:
             self.close_connection = True  # closed without a word: the answer is lost
             return

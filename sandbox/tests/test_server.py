@@ -32,6 +32,8 @@ WEBHOOK_DEFAULTS = {
     "webhook_secrets": {"payment": "dev-...", "carrier": "dev-..."},
     "carrier_tracking": False,
 }
+# How long each partner keeps an idempotency key's answer before the key acts again.
+KEY_TTL_DEFAULTS = {"key_ttl_s": dict.fromkeys(("payment", "erp", "carrier", "analytics"), 86400.0)}
 
 
 @pytest.fixture
@@ -474,6 +476,62 @@ def test_refunds_erp_orders_and_labels_are_found_by_key(api, path, body, lookup,
     assert found.json()["answer"][field] == made.json()[field]
 
 
+def test_a_key_past_its_lifetime_is_forgotten_so_it_acts_again_and_its_lookup_finds_nothing(
+    api: httpx.Client,
+) -> None:
+    first = post(api, "/payment/captures", CAPTURE, key="SF-1001:payment").json()
+    label_for(api)
+    configure(api, key_ttl_s={"payment": 0})
+
+    lookup = api.get("/payment/captures/by-key/SF-1001:payment")
+    again = post(api, "/payment/captures", CAPTURE, key="SF-1001:payment")
+    kept = api.get("/carrier/labels/by-key/label-SF-1001")
+
+    assert (lookup.status_code, lookup.json()) == (404, {"error": "not_found"})
+    # As a gateway past its key retention does: the same key charges the card again.
+    assert again.status_code == 201
+    assert again.json()["capture_id"] != first["capture_id"]
+    assert kinds(api, "payment") == ["capture", "capture"]
+    assert kept.status_code == 200  # another partner's keys live on
+    assert api.get("/control").json()["key_ttl_s"] == {
+        "payment": 0.0,
+        "erp": 86400.0,
+        "carrier": 86400.0,
+        "analytics": 86400.0,
+    }
+
+
+def test_captures_refunds_erp_orders_and_labels_are_found_by_order_after_their_keys_are_forgotten(
+    api: httpx.Client,
+) -> None:
+    capture = post(api, "/payment/captures", CAPTURE, key="SF-1001:payment").json()
+    refund = post(
+        api,
+        "/payment/refunds",
+        {"capture_id": capture["capture_id"], "amount_cents": 4999},
+        key="SF-1001:refund",
+    ).json()
+    synced = post(api, "/erp/orders", ERP_ORDER, key="SF-1001:erp_sync").json()
+    label_body = {"order": "SF-1001", "erp_reference": synced["erp_reference"], "address": ADDRESS}
+    label = post(api, "/carrier/labels", label_body, key="SF-1001:label").json()
+    post(api, "/carrier/labels", {**label_body, "order": "SF-2"}, key="SF-2:label")
+    configure(api, key_ttl_s=dict.fromkeys(("payment", "erp", "carrier"), 0))
+
+    captures = api.get("/payment/captures", params={"order": "SF-1001"})
+    refunds = api.get("/payment/refunds", params={"order": "SF-1001"})
+    erp_orders = api.get("/erp/orders", params={"order": "SF-1001"})
+    labels = api.get("/carrier/labels", params={"order": "SF-1001"})
+    none = api.get("/carrier/labels", params={"order": "SF-3"})
+
+    assert captures.json() == {
+        "captures": [{"capture_id": capture["capture_id"], "order": "SF-1001", "refunded": True}]
+    }
+    assert refunds.json() == {"refunds": [{**refund, "order": "SF-1001"}]}
+    assert erp_orders.json() == {"orders": [{**synced, "order": "SF-1001"}]}
+    assert labels.json() == {"labels": [{**label, "order": "SF-1001"}]}
+    assert (none.status_code, none.json()) == (200, {"labels": []})
+
+
 def test_a_lookup_while_the_call_is_in_progress_says_so(api: httpx.Client, base_url) -> None:
     configure(api, latency_ms=[800, 800])
     with ThreadPoolExecutor(1) as pool, httpx.Client(base_url=base_url, timeout=5) as other:
@@ -549,6 +607,7 @@ def test_control_reports_the_default_config(api: httpx.Client) -> None:
         "answers_lost_s": 0.0,
         "lookups_lost_s": 0.0,
         **WEBHOOK_DEFAULTS,
+        **KEY_TTL_DEFAULTS,
     }
 
 
@@ -566,6 +625,7 @@ def test_control_changes_only_the_given_settings(api: httpx.Client) -> None:
         "answers_lost_s": 0.0,
         "lookups_lost_s": 0.0,
         **WEBHOOK_DEFAULTS,
+        **KEY_TTL_DEFAULTS,
     }
     assert (response.status_code, response.json()) == (200, expected)
     assert api.get("/control").json() == expected
@@ -593,6 +653,9 @@ def test_control_changes_only_the_given_settings(api: httpx.Client) -> None:
         {"webhook_bad_signature_rate": 2},
         {"webhook_secrets": {"erp": "x"}},
         {"carrier_tracking": "yes"},
+        {"key_ttl_s": {"bank": 60}},
+        {"key_ttl_s": {"carrier": -1}},
+        {"key_ttl_s": 60},
     ],
     ids=str,
 )
@@ -659,6 +722,7 @@ def test_env_variables_set_the_defaults_that_reset_restores(
         "answers_lost_s": 0.0,
         "lookups_lost_s": 0.0,
         **WEBHOOK_DEFAULTS,
+        **KEY_TTL_DEFAULTS,
     }
 
 
@@ -667,7 +731,7 @@ def test_unknown_path_or_method_is_not_found(api: httpx.Client) -> None:
         404,
         {"error": "not_found"},
     )
-    assert api.get("/payment/refunds").status_code == 404  # a POST-only path
+    assert api.get("/analytics/events").status_code == 404  # a POST-only path
 
 
 def test_connections_are_kept_alive_between_requests(base_url: str) -> None:
