@@ -30,7 +30,7 @@ def sandbox(sandbox_url, settings, shared_state_in_test_redis):
     """The sandbox partners with an empty ledger, the clients pointed at them, and their
     circuit breakers (in Redis) closed."""
     settings.PARTNERS = {
-        name: {"base_url": f"{sandbox_url}/{name}", "timeout_s": 2.0}
+        name: {**settings.PARTNERS[name], "base_url": f"{sandbox_url}/{name}", "timeout_s": 2.0}
         for name in settings.PARTNER_NAMES
     }
     partners._clients.clear()

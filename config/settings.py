@@ -239,10 +239,17 @@ SHOP_BASE_URL = os.environ.get("SHOP_BASE_URL", "http://127.0.0.1:8000")
 # production points them at the real gateway, ERP, carrier and collector.
 SANDBOX_URL = os.environ.get("SANDBOX_URL", "http://127.0.0.1:8100")
 PARTNER_NAMES = ("payment", "erp", "carrier", "analytics")
+# How long each partner keeps an idempotency key (<NAME>_KEY_RETENTION_S): Stripe keeps
+# them for 24 hours; the others are taken to keep them as long until their contracts
+# say otherwise. Past it (less a margin) a call is found by order, not by key (partners/).
+KEY_RETENTION_S = {name: 24 * 3600 for name in PARTNER_NAMES}
 PARTNERS = {
     name: {
         "base_url": os.environ.get(f"{name.upper()}_URL", f"{SANDBOX_URL}/{name}"),
         "timeout_s": float(os.environ.get(f"{name.upper()}_TIMEOUT_S", "5")),
+        "key_retention_s": float(
+            os.environ.get(f"{name.upper()}_KEY_RETENTION_S", KEY_RETENTION_S[name])
+        ),
     }
     for name in PARTNER_NAMES
 }

@@ -9,6 +9,7 @@ from fulfillment.models import Invoice, Shipment
 from kit.money import money_format as money
 from kit.options import moment_parse
 from orders.models import Order
+from orders.selectors import step_key_age_s
 
 
 def order_erp_sync(order: Order) -> dict[str, Any]:
@@ -26,7 +27,9 @@ def order_erp_sync(order: Order) -> dict[str, Any]:
 def order_erp_sync_settle(order: Order) -> dict[str, Any] | None:
     """After a sync whose answer was lost: the ERP's order under the order's key, kept as
     the answer would have been; None if the ERP has none."""
-    found = partners.erp_sync_find(order_number=order.number)
+    found = partners.erp_sync_find(
+        order_number=order.number, key_age_s=step_key_age_s(order_id=order.pk, name="erp_sync")
+    )
     return None if found is None else _erp_synced(order, *found)
 
 
@@ -126,7 +129,10 @@ def order_label_purchase(order: Order) -> dict[str, Any]:
 def order_label_purchase_settle(order: Order) -> dict[str, Any] | None:
     """After a purchase whose answer was lost: the carrier's label under the order's key,
     stored as the answer's would have been; None if the carrier sold none."""
-    found = partners.label_purchase_find(order_number=order.number)
+    found = partners.label_purchase_find(
+        order_number=order.number,
+        key_age_s=step_key_age_s(order_id=order.pk, name="label_purchase"),
+    )
     return None if found is None else _label_bought(order, *found)
 
 
@@ -147,7 +153,7 @@ def order_erp_cancel(order: Order) -> dict[str, Any]:
     with the order at the ERP or maybe there: the ERP, asked by the sync's key, says which
     when the order has no reference recorded."""
     order.refresh_from_db(fields=["erp_reference"])
-    reference = _undo_target(order, order.erp_reference, partners.erp_sync_find)
+    reference = _undo_target(order, order.erp_reference, partners.erp_sync_find, "erp_sync")
     if reference is None:
         return {"skipped": "never synced"}
     partners.erp_cancel(order_number=order.number, erp_reference=reference)
@@ -159,17 +165,21 @@ def order_label_void(order: Order) -> dict[str, Any]:
     finished with a label bought or maybe bought: the carrier, asked by the purchase's
     key, says which when the order has no shipment stored."""
     recorded = Shipment.objects.filter(order=order).values_list("tracking_number", flat=True)
-    tracking_number = _undo_target(order, recorded.first(), partners.label_purchase_find)
+    tracking_number = _undo_target(
+        order, recorded.first(), partners.label_purchase_find, "label_purchase"
+    )
     if tracking_number is None:
         return {"skipped": "no label bought"}
     partners.label_void(order_number=order.number, tracking_number=tracking_number)
     return {"voided": tracking_number}
 
 
-def _undo_target(order: Order, recorded: str | None, find) -> str | None:
-    """What an undo acts on: the id recorded here, else the one the partner holds under
-    the forward call's key (its look-up `find`); None when nothing is there."""
+def _undo_target(order: Order, recorded: str | None, find, forward: str) -> str | None:
+    """What an undo acts on: the id recorded here, else the one the partner holds for the
+    forward step's call (its look-up `find`); None when nothing is there."""
     if recorded:
         return recorded
-    found = partners.effect_find(find, order_number=order.number)
+    found = partners.effect_find(
+        find, order_number=order.number, key_age_s=step_key_age_s(order_id=order.pk, name=forward)
+    )
     return None if found is None else found[0]

@@ -5,7 +5,8 @@ from typing import Any
 from amqp.exceptions import ChannelError
 from celery import current_app as celery_app
 from django.conf import settings
-from django.db.models import Exists, Min, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Exists, F, Min, OuterRef, Prefetch, Q, QuerySet
+from django.db.models.functions import Now
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.text import smart_split, unescape_string_literal
 
@@ -125,6 +126,20 @@ class QueueStats:
     def late(self) -> bool:
         """Its oldest waiting step has waited past the queue's promise."""
         return self.max_wait_s is not None and self.oldest_wait_s > self.max_wait_s
+
+
+def step_key_age_s(*, order_id: int, name: str) -> float | None:
+    """Seconds, at most, since the order's step first sent its partner call's key: since
+    the step was first queued (its first attempt came after), on the database's clock.
+    None when it never was or its record is gone (the cleanup deletes old steps): the
+    key may be long forgotten (partners.key_retained)."""
+    age = (
+        Step.objects.filter(order_id=order_id, name=name, queued_at__isnull=False)
+        .annotate(age=Now() - F("queued_at"))
+        .values_list("age", flat=True)
+        .first()
+    )
+    return None if age is None else age.total_seconds()
 
 
 def queue_stats() -> list[QueueStats]:

@@ -7,8 +7,11 @@ redelivered step never repeats the effect at the partner. Errors are sorted thre
 the partner refused (permanent, nothing happened), the call surely did not act
 (transient: the connection was refused, the partner said 503), and the request went out
 but no answer came (PartnerOutcomeUnknown: a read timeout, a dropped connection). An
-unknown is settled by the call's look-up by key (`<call>_find`): what the partner did
-under the key, None when it did nothing.
+unknown is settled by the call's look-up (`<call>_find`): what the partner did under
+the key, None when it did nothing. Partners keep keys for a limited time
+(PARTNERS[name]["key_retention_s"]; Stripe: 24 hours), then the same key acts again and
+its look-up finds nothing; past it, the look-up asks by order instead (the partner's
+list, which it keeps), so a retry days later adopts the effect instead of repeating it.
 """
 
 import logging
@@ -119,14 +122,20 @@ def partner_post(partner: str, path: str, *, payload: dict[str, Any], key: str) 
     return body
 
 
+def partner_list(partner: str, path: str, **params: str) -> list[dict[str, Any]]:
+    """What a partner lists under a path (`/captures` answers {"captures": [...]}),
+    narrowed by params (order=<number>)."""
+    try:
+        response = _http(partner).get(path, params=params)
+        response.raise_for_status()
+        return response.json()[path.rsplit("/", 1)[1]]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        raise PartnerUnavailable(f"{partner} list of {path[1:]} unavailable: {exc}") from exc
+
+
 def payment_captures_list() -> list[dict[str, Any]]:
     """Every capture the gateway holds, with whether it was refunded (its daily report)."""
-    try:
-        response = _http("payment").get("/captures")
-        response.raise_for_status()
-    except httpx.HTTPError as exc:
-        raise PartnerUnavailable(f"payment capture list unavailable: {exc}") from exc
-    return response.json()["captures"]
+    return partner_list("payment", "/captures")
 
 
 def erp_stock_list() -> tuple[str, list[dict[str, Any]]]:
@@ -165,11 +174,30 @@ def _post(partner: str, path: str, *, payload: dict[str, Any], key: str) -> dict
     return body
 
 
-def partner_find(partner: str, path: str, *, key: str) -> dict[str, Any] | None:
-    """Ask a partner what it did under an idempotency key: the answer its call got, None
-    when it did nothing under the key. Raises PartnerRejected when it refused that call
-    (nothing happened), PartnerOutcomeUnknown when it cannot say (unreachable, no answer,
-    the call still in progress)."""
+# A key is taken as maybe forgotten this share of its retention early: our clock is not
+# the partner's, and a call decided on just in time may reach it just too late.
+KEY_RETENTION_MARGIN = 0.1
+
+
+def key_retained(partner: str, *, age_s: float | None) -> bool:
+    """Whether the partner surely still keeps a key first sent age_s seconds ago (None:
+    not known, so maybe not)."""
+    retention_s = settings.PARTNERS[partner]["key_retention_s"]
+    return age_s is not None and age_s < retention_s * (1 - KEY_RETENTION_MARGIN)
+
+
+def partner_find(
+    partner: str, path: str, *, order_number: str, step: str, key_age_s: float | None
+) -> dict[str, Any] | None:
+    """Ask a partner what the order's call under path did: the answer it got, None when
+    it did nothing. Asked by the call's key while the partner surely keeps it (the call
+    was first sent key_age_s ago), else by order: past its retention a key finds nothing.
+    Raises PartnerRejected when the partner refused that call (nothing happened),
+    PartnerOutcomeUnknown when it cannot say (unreachable, no answer, the call still in
+    progress)."""
+    if not key_retained(partner, age_s=key_age_s):
+        return _find_by_order(partner, path, order_number=order_number)
+    key = idempotency_key(order_number, step)
     try:
         response = _http(partner).get(f"{path}/by-key/{key}")
     except httpx.TransportError as exc:
@@ -188,6 +216,16 @@ def partner_find(partner: str, path: str, *, key: str) -> dict[str, Any] | None:
     if status >= 400:
         raise PartnerRejected(partner, status, body)
     return body
+
+
+def _find_by_order(partner: str, path: str, *, order_number: str) -> dict[str, Any] | None:
+    """The first record the partner lists for the order under path, None if it has none
+    (it lists effects only: a refused call left nothing)."""
+    try:
+        made = partner_list(partner, path, order=order_number)
+    except PartnerUnavailable as exc:  # it may have acted all the same: still unknown
+        raise PartnerOutcomeUnknown(f"{partner} look-up of order {order_number}: {exc}") from exc
+    return made[0] if made else None
 
 
 def effect_find(find: Callable[..., T | None], **kwargs: Any) -> T | None:
@@ -227,9 +265,11 @@ def payment_capture(
     return body["capture_id"]
 
 
-def payment_capture_find(*, order_number: str) -> str | None:
+def payment_capture_find(*, order_number: str, key_age_s: float | None) -> str | None:
     """The capture id of the order's capture, None if the gateway captured nothing."""
-    body = partner_find("payment", "/captures", key=idempotency_key(order_number, "payment"))
+    body = partner_find(
+        "payment", "/captures", order_number=order_number, step="payment", key_age_s=key_age_s
+    )
     return body and body["capture_id"]
 
 
@@ -247,10 +287,12 @@ def erp_sync(
     return body["erp_reference"], body["acknowledged_at"]
 
 
-def erp_sync_find(*, order_number: str) -> tuple[str, str] | None:
+def erp_sync_find(*, order_number: str, key_age_s: float | None) -> tuple[str, str] | None:
     """The ERP's reference of the order's sync and when it took it, None if the ERP has
-    no order under its key."""
-    body = partner_find("erp", "/orders", key=idempotency_key(order_number, "erp_sync"))
+    no order for it."""
+    body = partner_find(
+        "erp", "/orders", order_number=order_number, step="erp_sync", key_age_s=key_age_s
+    )
     return body and (body["erp_reference"], body["acknowledged_at"])
 
 
@@ -267,9 +309,11 @@ def label_purchase(
     return body["tracking_number"], body["label_zpl"]
 
 
-def label_purchase_find(*, order_number: str) -> tuple[str, str] | None:
+def label_purchase_find(*, order_number: str, key_age_s: float | None) -> tuple[str, str] | None:
     """(tracking number, label in ZPL) of the order's label, None if none was bought."""
-    body = partner_find("carrier", "/labels", key=idempotency_key(order_number, "label"))
+    body = partner_find(
+        "carrier", "/labels", order_number=order_number, step="label", key_age_s=key_age_s
+    )
     return body and (body["tracking_number"], body["label_zpl"])
 
 
@@ -293,9 +337,11 @@ def payment_refund(*, order_number: str, capture_id: str, amount_cents: int) -> 
     return body["refund_id"]
 
 
-def payment_refund_find(*, order_number: str) -> str | None:
+def payment_refund_find(*, order_number: str, key_age_s: float | None) -> str | None:
     """The refund id of the order's refund, None if the gateway refunded nothing."""
-    body = partner_find("payment", "/refunds", key=idempotency_key(order_number, "refund"))
+    body = partner_find(
+        "payment", "/refunds", order_number=order_number, step="refund", key_age_s=key_age_s
+    )
     return body and body["refund_id"]
 
 

@@ -2,6 +2,7 @@ from typing import Any
 
 import partners
 from orders.models import Order
+from orders.selectors import step_key_age_s
 from orders.services.orders import order_mark_paid
 
 
@@ -19,7 +20,10 @@ def order_payment_capture(order: Order) -> dict[str, Any]:
 def order_payment_capture_settle(order: Order) -> dict[str, Any] | None:
     """After a capture whose answer was lost: the gateway's capture under the order's
     key, recorded as the answer would have been; None if it captured nothing."""
-    capture_id = partners.payment_capture_find(order_number=order.number)
+    capture_id = partners.payment_capture_find(
+        order_number=order.number,
+        key_age_s=step_key_age_s(order_id=order.pk, name="payment_capture"),
+    )
     return None if capture_id is None else _captured(order, capture_id)
 
 
@@ -34,7 +38,11 @@ def order_payment_refund(order: Order) -> dict[str, Any]:
     capture's key, says which when the order has no capture recorded."""
     order.refresh_from_db(fields=["capture_id"])
     if not order.capture_id:
-        capture_id = partners.effect_find(partners.payment_capture_find, order_number=order.number)
+        capture_id = partners.effect_find(
+            partners.payment_capture_find,
+            order_number=order.number,
+            key_age_s=step_key_age_s(order_id=order.pk, name="payment_capture"),
+        )
         if capture_id is None:
             return {"skipped": "nothing was captured"}
         order_mark_paid(order_id=order.pk, capture_id=capture_id)  # kept: it is cancelled
@@ -47,5 +55,8 @@ def order_payment_refund(order: Order) -> dict[str, Any]:
 
 def order_payment_refund_settle(order: Order) -> dict[str, Any] | None:
     """After a refund whose answer was lost: the gateway's refund under the order's key."""
-    refund_id = partners.payment_refund_find(order_number=order.number)
+    refund_id = partners.payment_refund_find(
+        order_number=order.number,
+        key_age_s=step_key_age_s(order_id=order.pk, name="payment_refund"),
+    )
     return None if refund_id is None else {"refund_id": refund_id}

@@ -5,6 +5,10 @@ order instead, so a retry days later never charges, refunds or buys a label twic
 Against the real sandbox, told to forget its keys at once (key_ttl_s 0), with settings
 that say the partner keeps them no longer than that."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 import partners
@@ -33,6 +37,32 @@ def keys_forgotten(sandbox, settings, *names: str) -> None:
 def made(sandbox, path: str, order) -> list[dict]:
     """What the partner lists under `path` for the order (its look-up by order)."""
     return sandbox.get(path, params={"order": order.number}).json()[path.rsplit("/", 1)[1]]
+
+
+def test_each_partner_declares_how_long_it_keeps_keys_and_the_environment_overrides_it():
+    read = "import django; django.setup(); from django.conf import settings as s; "
+    read += "print(*(s.PARTNERS[n]['key_retention_s'] for n in s.PARTNER_NAMES))"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
+
+    declared = subprocess.run(
+        [sys.executable, "-c", read],
+        env={**env, "CARRIER_KEY_RETENTION_S": "604800"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+
+    # payment, erp, carrier, analytics: Stripe's 24 hours for all, unless told otherwise.
+    assert declared == ["86400.0", "86400.0", "604800.0", "86400.0"]
+
+
+def test_a_key_is_taken_as_maybe_forgotten_a_tenth_of_its_retention_early(settings):
+    carrier = {**settings.PARTNERS["carrier"], "key_retention_s": 1000}
+    settings.PARTNERS = {**settings.PARTNERS, "carrier": carrier}
+
+    kept = [partners.key_retained("carrier", age_s=age) for age in (0, 899.9, 900, None)]
+
+    assert kept == [True, True, False, False]  # None: no step record says when it was sent
 
 
 def test_a_label_retried_after_the_carrier_forgot_its_key_buys_no_second_label(sandbox, settings):
