@@ -55,7 +55,10 @@ class StepRecord(Leased):
     # that grows with every claim (each outcome write carries it), and an expiry set with
     # the database's clock and renewed by the holder's heartbeat.
     created_at = models.DateTimeField(default=timezone.now)
-    queued_at = models.DateTimeField(null=True, blank=True)  # the first time: the queue's age
+    # The first time, never reset (a dead-letter retry keeps it): the queue's age, the
+    # start of the retry budget in time, and how old the step's idempotency key is at
+    # the partner (orders/selectors.py step_key_age_s: past its retention, ask by order).
+    queued_at = models.DateTimeField(null=True, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)  # its latest message
     started_at = models.DateTimeField(null=True, blank=True)
     retry_at = models.DateTimeField(null=True, blank=True)
