@@ -17,6 +17,13 @@ Everything runs on this machine as real processes: the sandbox partners
 Orders are placed through the checkout service (no HTTP) before the clock starts;
 their pipelines are published the way the web process publishes them. Writes
 bench/results/throughput.json and bench/results/throughput_concurrency.png.
+
+    .venv/bin/python -m bench.throughput --profile [ORDERS]
+
+Where a worker's time goes: one prefork pool process (concurrency 1) on the pipeline's
+queues runs ORDERS orders (default 40) and as many raw chains at zero partner latency
+under pyinstrument (bench/chain_tasks.py, task time only), and writes the tree to
+bench/results/throughput_profile.txt.
 """
 
 import argparse
@@ -297,11 +304,12 @@ def run(*, quick: bool = False, ceiling_only: bool = False) -> dict:
     return results
 
 
-def measure(*, quick: bool, ceiling_only: bool = False) -> dict:
+@contextmanager
+def bench_ready():
+    """(bench, env, tmp): this benchmark's database migrated, its broker database empty,
+    the sandbox running, and Django set up in this process with the same settings."""
     from bench.backfill import database_ensure
 
-    concurrencies = (2, 8) if quick else (2, 4, 8, 16)
-    repeats = 1 if quick else 3
     database_ensure(DATABASE_URL)
     with tempfile.TemporaryDirectory() as tmp_name, ExitStack() as stack:
         tmp = Path(tmp_name)
@@ -320,7 +328,13 @@ def measure(*, quick: bool, ceiling_only: bool = False) -> dict:
         shared_redis().flushdb()  # database 10 is this benchmark's alone
         sandbox = sandbox_process(port=port, env=env, log_path=tmp / "sandbox.log").start()
         stack.callback(sandbox.stop)
-        bench = Bench(sandbox_url)
+        yield Bench(sandbox_url), env, tmp
+
+
+def measure(*, quick: bool, ceiling_only: bool = False) -> dict:
+    concurrencies = (2, 8) if quick else (2, 4, 8, 16)
+    repeats = 1 if quick else 3
+    with bench_ready() as (bench, env, tmp):
         layout = pipeline_workers()
         results: dict = {
             "procfile_workers": [dataclasses.asdict(worker_spec(argv)) for argv in layout],
@@ -355,6 +369,34 @@ def measure(*, quick: bool, ceiling_only: bool = False) -> dict:
         results["procfile_with_latency"]["median"] / results["zero_latency"]["pipeline_median"], 3
     )
     return results
+
+
+def profile(*, orders: int) -> Path:
+    """Profile one prefork pool process running `orders` pipelines and as many raw chains
+    (zero partner latency); write the tree to bench/results/throughput_profile.txt."""
+    with bench_ready() as (bench, env, tmp):
+        bench.latency_set((0, 0))
+        written = tmp / "profile"
+        single = [WorkerSpec(PIPELINE_QUEUES, 1, "prefork").argv()]
+        with workers_running(single, {**env, "BENCH_PROFILE": str(written)}, tmp) as workers:
+            bench.pipelines(3)  # warm-up, profiled too: imports and connections show apart
+            cpu = workers_cpu_s(workers)
+            bench.pipelines(orders)
+            pipeline_cpu = workers_cpu_s(workers) - cpu
+            bench.chains(orders)
+            chain_cpu = workers_cpu_s(workers) - cpu - pipeline_cpu
+        (text,) = [p.read_text() for p in tmp.glob("profile.*") if p.suffix != ".pyisession"]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / "throughput_profile.txt"
+    header = (
+        f"# pyinstrument, one prefork pool process (concurrency 1, queues "
+        f"{','.join(PIPELINE_QUEUES)}) running every task of {orders + 3} orders and {orders} "
+        f"raw chains at zero partner latency (python -m bench.throughput --profile {orders});\n"
+        f"# worker CPU, profiler included: {pipeline_cpu * 1000 / orders:.0f} ms an order, "
+        f"{chain_cpu * 1000 / orders:.0f} ms a raw chain\n"
+    )
+    path.write_text(header + text)
+    return path
 
 
 def plot(results: dict, path: Path) -> None:
@@ -438,8 +480,19 @@ def main() -> None:
         action="store_true",
         help="only the zero-latency pipeline against the raw chain (nothing written)",
     )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        nargs="?",
+        const=40,
+        metavar="ORDERS",
+        help="profile one prefork pool process running ORDERS orders (default 40)",
+    )
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
+    if options.profile:
+        print(f"wrote {profile(orders=options.profile)}")
+        return
     if options.measure:
         print(json.dumps(measure(quick=options.quick, ceiling_only=options.ceiling_only)))
         return

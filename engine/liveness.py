@@ -18,6 +18,8 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,9 @@ class _Process:
         # table (a model) -> {row pk: (lease token, time.monotonic() of the claim, the
         # run's time limit in s or None)}
         self.held: dict[type[Model], dict[Any, tuple[int, float, float | None]]] = {}
+        # Held by a claim that commits as it is written, until its lease is counted
+        # above (lease_claiming).
+        self.claiming = threading.Lock()
 
 
 def _place() -> str:
@@ -79,6 +84,16 @@ os.register_at_fork(after_in_child=_after_fork)
 def lease_holder() -> str:
     """This process as a lease holder: "<place>/<pid>/<incarnation>"."""
     return _process.holder
+
+
+@contextmanager
+def lease_claiming() -> Iterator[None]:
+    """Hold around a claim that commits as it is written (one statement) and the
+    lease_hold that follows it: a thread of this process that reads the row meanwhile
+    and finds this process holding it waits for the hold before it judges the lease (in
+    holder_gone), so it never takes the claim being made for a dead one."""
+    with _process.claiming:
+        yield
 
 
 def lease_hold(
@@ -153,7 +168,8 @@ def holder_gone(table: type[Model], *, pk: Any, holder: str, token: int) -> bool
     if place != _place_of_this_process() or not pid.isdigit():
         return False  # another machine, container or namespace: only the lease tells
     if holder == _process.holder:
-        held = leases_held(table).get(pk)
+        with _process.claiming:  # a claim of this process being recorded: its hold first
+            held = leases_held(table).get(pk)
         return held is None or held[0] != token
     if int(pid) == os.getpid():
         return True  # an earlier incarnation with this pid: that process is gone

@@ -50,7 +50,9 @@ class Hooks:
     step_succeeded: str
     # (step) a step failed for good (out of retries, permanent error, poison pill).
     step_failed: str
-    # (step) -> bool: the subject has ended, so this never-started step must not start.
+    # (name) -> Q | None: the step rows of that name whose subject has ended, so that a
+    # never-started step must not start (None: a step of that name may always start).
+    # A condition, not a check in Python: the claim asks it in its statement.
     subject_ended: str
     # (step) -> str | None: with the subject locked, why this dead letter must not run
     # again, or None after making the subject ready for it.

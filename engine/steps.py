@@ -11,15 +11,22 @@ import traceback
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Model
+from django.db import connection, transaction
+from django.db.models import BooleanField, ExpressionWrapper, Model
 from django.db.models.functions import Now
 
 from engine.blame import next_run_queue, run_death_judge, run_is_alone, run_may_start_here
 from engine.compensation import undos_create
 from engine.dispatch import steps_dispatch_on_commit, steps_ready
 from engine.leases import Lease, lease_write
-from engine.liveness import claim_owner, lease_alive, lease_drop, lease_hold, lease_holder
+from engine.liveness import (
+    claim_owner,
+    lease_alive,
+    lease_claiming,
+    lease_drop,
+    lease_hold,
+    lease_holder,
+)
 from engine.lock_objects import step_by_pk_for_update, step_for_update
 from engine.models import StepRecord
 from engine.pipeline import pipeline
@@ -68,19 +75,121 @@ def step_claim(
     a new fencing token, this process as holder, an expiry on the database's clock. A run
     still going after `time_limit` seconds (the task's hard limit by default) is abandoned
     by the heartbeat (engine/heartbeat.py)."""
-    claimed: list[int] = []
+    time_limit = time_limit or settings.CELERY_TASK_TIME_LIMIT
+    claimed = _step_claim_at_once(
+        subject_id=subject_id, name=name, task_id=task_id, time_limit=time_limit
+    )
+    if claimed is not None:
+        return claimed
+    claimed_pks: list[int] = []
     try:
         return _step_claim(
             subject_id=subject_id,
             name=name,
             task_id=task_id,
-            time_limit=time_limit or settings.CELERY_TASK_TIME_LIMIT,
-            claimed=claimed,
+            time_limit=time_limit,
+            claimed=claimed_pks,
         )
     except BaseException:
-        for pk in claimed:  # the claim did not commit: there is no lease to renew
+        for pk in claimed_pks:  # the claim did not commit: there is no lease to renew
             lease_drop(pipeline().model, pk)
         raise
+
+
+# The usual claim in one statement: a step queued or retrying (no run holds it, its parent
+# has succeeded), that may start here and whose subject has not ended, not locked by any
+# transaction, is leased as _step_claim would; anything else is left to _step_claim.
+# RETURNING gives the row as written, its subject and the database's clock; the FROM
+# subquery gives what the row held before (effect_unknown: whether to settle first). Its
+# lock is written here, not by select_for_update(), which Django compiles only inside a
+# transaction: this statement is its own.
+_CLAIM_SQL = """
+UPDATE {table} AS s SET
+    status = %s, attempts = s.attempts + 1, effect_unknown = TRUE, task_id = %s,
+    claimed_by = %s, run_shared = %s, lease_holder = %s, lease_token = s.lease_token + 1,
+    lease_expires_at = STATEMENT_TIMESTAMP() + make_interval(secs => %s),
+    started_at = STATEMENT_TIMESTAMP(), retry_at = NULL
+FROM ({chosen} FOR UPDATE OF {table} SKIP LOCKED) AS c (pk, was_unknown),
+    {subject_table} AS o
+WHERE s.{pk} = c.pk AND o.{subject_pk} = s.{subject_column}
+RETURNING c.was_unknown, STATEMENT_TIMESTAMP(), {step_columns}, {subject_columns}
+"""
+
+
+def _step_claim_at_once(
+    *, subject_id: int, name: str, task_id: str, time_limit: float
+) -> tuple[Claim, Model] | None:
+    """The usual claim, one statement that commits as it is made (PostgreSQL), where
+    _step_claim takes four round trips; None when the step is in any other state, or its
+    row is locked: then _step_claim decides, as it always did."""
+    if connection.vendor != "postgresql":
+        return None  # its statement is PostgreSQL's (UPDATE ... FROM ... RETURNING)
+    p = pipeline()
+    chosen = p.steps_of(subject_id).filter(name=name, status__in=(Status.QUEUED, Status.RETRYING))
+    ended = p.hook("subject_ended")(name=name)
+    if ended is not None:
+        chosen = chosen.exclude(ended)
+    alone = run_is_alone()
+    if not alone:
+        chosen = chosen.filter(suspect=False)  # a suspect runs only alone (engine/blame.py)
+    chosen_sql, chosen_params = (
+        chosen.order_by().values("pk", "effect_unknown").query.sql_with_params()
+    )
+    step_model, subject_model = p.model, p.model._meta.get_field(p.subject).related_model
+    step_fields, subject_fields = (
+        step_model._meta.concrete_fields,
+        subject_model._meta.concrete_fields,
+    )
+    quote = connection.ops.quote_name
+    sql = _CLAIM_SQL.strip().format(
+        table=quote(step_model._meta.db_table),
+        chosen=chosen_sql,
+        subject_table=quote(subject_model._meta.db_table),
+        pk=quote(step_model._meta.pk.column),
+        subject_pk=quote(subject_model._meta.pk.column),
+        subject_column=quote(step_model._meta.get_field(p.subject).column),
+        step_columns=", ".join(f"s.{quote(f.column)}" for f in step_fields),
+        subject_columns=", ".join(f"o.{quote(f.column)}" for f in subject_fields),
+    )
+    params = (
+        Status.RUNNING.value,
+        task_id,
+        claim_owner(),
+        not alone,
+        lease_holder(),
+        settings.STEP_LEASE_S,
+        *chosen_params,
+    )
+    # Held from before the row is written until the lease is counted as this process's:
+    # the row commits with the statement, and a thread of this process reading it must
+    # find the lease alive (engine/liveness.py).
+    with lease_claiming():
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        settle, now = row[0], row[1]
+        step = _model_from_row(step_model, step_fields, row[2 : 2 + len(step_fields)])
+        lease_hold(p.model, step.pk, step.lease_token, time_limit)
+    setattr(
+        step, p.subject, _model_from_row(subject_model, subject_fields, row[2 + len(step_fields) :])
+    )
+    step.db_now = now
+    return (Claim.SETTLE if settle else Claim.RUN), step
+
+
+def _model_from_row(model: type[Model], fields, values) -> Model:
+    """An instance from a row of raw column values, converted as a queryset would."""
+    converted = []
+    for field, value in zip(fields, values, strict=True):
+        column = field.cached_col
+        for converter in connection.ops.get_db_converters(column) + field.get_db_converters(
+            connection
+        ):
+            value = converter(value, column, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, [f.attname for f in fields], converted)
 
 
 @transaction.atomic
@@ -89,7 +198,11 @@ def _step_claim(
 ) -> tuple[Claim, Model]:
     p = pipeline()
     # The database's clock comes with the row: every time this claim writes or compares.
-    step = step_for_update(subject_id=subject_id, name=name).annotate(db_now=Now()).get()
+    rows = step_for_update(subject_id=subject_id, name=name).annotate(db_now=Now())
+    ended = p.hook("subject_ended")(name=name)
+    if ended is not None:
+        rows = rows.annotate(subject_ended=ExpressionWrapper(ended, output_field=BooleanField()))
+    step = rows.get()
     now = step.db_now
     if step.status == Status.SUCCEEDED:
         return Claim.DONE, step
@@ -98,7 +211,7 @@ def _step_claim(
     if step.status == Status.RUNNING and step_lease_alive(step, now=now):
         # A duplicate message while another run holds the step: that one finishes it.
         return Claim.STOP, step
-    if p.hook("subject_ended")(step=step):
+    if ended is not None and step.subject_ended:
         # Its subject ended (cancelled, failed): it never runs again. If an earlier
         # attempt may have had its effect (effect_unknown), its undo is made now.
         step.status = Status.CANCELLED

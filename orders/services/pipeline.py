@@ -5,7 +5,7 @@ status in step with its steps."""
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 
 from engine.compensation import undos_create
 from orders.lock_objects import order_for_update
@@ -19,8 +19,8 @@ from orders.services.orders import (
 
 
 def order_step_succeeded(*, step: Step) -> None:
-    order_status_refresh(order_id=step.order_id)
-    _undos_if_ended(step)
+    ended = order_status_refresh(order_id=step.order_id) in Order.STOPPED_STATUSES
+    _undos_if_ended(step, ended=ended)
 
 
 def order_step_failed(*, step: Step) -> None:
@@ -32,25 +32,25 @@ def order_step_failed(*, step: Step) -> None:
     if STEPS[step.name].fails_subject:
         if not step.effect_unknown:
             order_payment_fail(order_id=step.order_id)
+        ended = Order.objects.filter(pk=step.order_id, status__in=Order.STOPPED_STATUSES)
+        _undos_if_ended(step, ended=ended.exists())
     else:
-        order_status_refresh(order_id=step.order_id)
-    _undos_if_ended(step)
+        ended = order_status_refresh(order_id=step.order_id) in Order.STOPPED_STATUSES
+        _undos_if_ended(step, ended=ended)
 
 
-def _undos_if_ended(step: Step) -> None:
+def _undos_if_ended(step: Step, *, ended: bool) -> None:
     """A forward step that finished after its order ended: undo what it may have done.
-    Read after the outcome was written: a cancel that saw the step still running had
-    locked it, so the write waited for the cancel's commit and this read sees it."""
-    if (
-        step.name in FORWARD_NAMES
-        and Order.objects.filter(pk=step.order_id, status__in=Order.STOPPED_STATUSES).exists()
-    ):
+    `ended` is read after the outcome was written: a cancel that saw the step still
+    running had locked it, so the write waited for the cancel's commit and the read sees
+    it."""
+    if ended and step.name in FORWARD_NAMES:
         undos_create(subject_id=step.order_id)
 
 
-def order_ended_for_step(*, step: Step) -> bool:
+def order_ended_for_step(*, name: str) -> Q | None:
     """A forward step of a cancelled order, or of one whose payment failed, must not start."""
-    return step.name in FORWARD_NAMES and step.order.status in Order.STOPPED_STATUSES
+    return Q(order__status__in=Order.STOPPED_STATUSES) if name in FORWARD_NAMES else None
 
 
 def order_reopen_for_step(*, step: Step) -> str | None:

@@ -13,10 +13,11 @@ from tests.factories import order_place, product_create
 # BEGIN and COMMIT it sends and the publish that runs after its commit.
 pytestmark = pytest.mark.django_db(transaction=True)
 
-CLAIM = ["BEGIN", "SELECT", "UPDATE", "COMMIT"]  # the step locked with its order, leased
-# The order's status from its forward steps, then whether the order has ended (a step
-# finishing after a cancel gets its undo: engine/compensation.py).
-REFRESH = ["SELECT", "UPDATE", "SELECT"]
+# One statement: the step, queued and not locked, leased, returned with its order.
+CLAIM = ["UPDATE"]
+# The order's status from its forward steps, and whether the order had ended (a step
+# finishing after a cancel gets its undo: engine/compensation.py), in one statement.
+REFRESH = ["WITH"]
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def test_a_step_with_successors_takes_its_claim_one_outcome_transaction_a_publis
     order = order_place((product_create(), 1)).order
     payment_capture.apply(args=(order.pk,))
 
-    with django_assert_num_queries(14) as queries:
+    with django_assert_num_queries(9) as queries:
         erp_sync.apply(args=(order.pk,))
 
     # The ERP sync's own work: its lines read, the reference written.
@@ -55,7 +56,7 @@ def test_a_step_without_successors_takes_its_claim_one_outcome_write_and_the_ref
     order = order_place((product_create(), 1)).order
     payment_capture.apply(args=(order.pk,))
 
-    with django_assert_num_queries(9) as queries:
+    with django_assert_num_queries(4) as queries:
         analytics_track.apply(args=(order.pk,))
 
     work = ["SELECT"]  # the lines it reports
@@ -68,9 +69,9 @@ def test_a_second_delivery_of_a_finished_step_takes_its_lookup_the_refresh_and_a
     order = order_place((product_create(), 1)).order
     payment_capture.apply(args=(order.pk,))
 
-    with django_assert_num_queries(7) as queries:
+    with django_assert_num_queries(6) as queries:
         payment_capture.apply(args=(order.pk,))
 
-    # The claim finds it done (BEGIN, SELECT, COMMIT), tells the order again, and finds
-    # its successors published.
-    assert verbs(queries) == ["BEGIN", "SELECT", "COMMIT"] + REFRESH + ["SELECT"]
+    # The claim's statement finds nothing to take; the full claim finds it done (BEGIN,
+    # SELECT, COMMIT), tells the order again, and finds its successors published.
+    assert verbs(queries) == ["UPDATE", "BEGIN", "SELECT", "COMMIT"] + REFRESH + ["SELECT"]
