@@ -24,15 +24,13 @@ def recycle_database_connections(sender=None, **kwargs) -> None:
 
 @worker_init.connect
 def worker_niceness_set(sender=None, **kwargs) -> None:
-    """Lower this worker's CPU priority to WORKER_NICENESS before its pool starts. Linux
-    keeps a nice value per thread: each thread there is now (one may have started while
-    the app loaded) is lowered, and every pool thread and process started after this
-    inherits it. Never raises a priority (a supervisor may have lowered it more)."""
+    """Run the worker at WORKER_NICENESS from before its pool starts: on a machine it
+    shares with the web server, a checkout takes the CPU first."""
     from django.conf import settings
 
-    for tid in os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else [0]:
-        if settings.WORKER_NICENESS > os.getpriority(os.PRIO_PROCESS, int(tid)):
-            os.setpriority(os.PRIO_PROCESS, int(tid), settings.WORKER_NICENESS)
+    from kit.priority import cpu_priority_lower
+
+    cpu_priority_lower(niceness=settings.WORKER_NICENESS)
 
 
 @worker_init.connect

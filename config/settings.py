@@ -273,9 +273,10 @@ CELERY_TASK_ROUTES = celery_routes()
 CELERY_TASK_DEFAULT_QUEUE = "medium"
 CELERY_TASK_DEFAULT_EXCHANGE = "shopflow"
 CELERY_TASK_DEFAULT_ROUTING_KEY = "medium"
-# Workers run at this nice value (config/celery.py): on a machine they share with the web
+# Workers run at this nice value (kit/priority.py): on a machine they share with the web
 # server, a checkout takes the CPU ahead of the pipeline, which absorbs the wait (it is
-# background work by design); alone on a machine they lose nothing. 0 turns it off.
+# background work by design); alone on a machine they lose nothing. 0 leaves them as
+# started. Under systemd or in containers, give the workers' cgroup a lower CPU weight.
 WORKER_NICENESS = int(os.environ.get("WORKER_NICENESS", "10"))
 CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 120
