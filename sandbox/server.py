@@ -108,15 +108,15 @@ def _webhook_secrets(value: Any) -> dict[str, str]:
 FAILURE_STATUSES = (408, 409, 425, 429, 500, 502, 503, 504)
 
 
-def _failure_status(value: Any) -> int:
+def _failure_status(value: Any, name: str = "failure_status") -> int:
     if not _is_a(value, int) or value not in FAILURE_STATUSES:
-        raise ValueError(f"failure_status must be one of {', '.join(map(str, FAILURE_STATUSES))}")
+        raise ValueError(f"{name} must be one of {', '.join(map(str, FAILURE_STATUSES))}")
     return value
 
 
-def _retry_after(value: Any) -> int:
+def _retry_after(value: Any, name: str = "retry_after_s") -> int:
     if not _is_a(value, int) or not 0 <= value <= 3600:
-        raise ValueError("retry_after_s must be whole seconds from 0 (none) to 3600")
+        raise ValueError(f"{name} must be whole seconds from 0 (none) to 3600")
     return value
 
 
@@ -131,6 +131,61 @@ def _key_ttls(value: Any) -> dict[str, float]:
     ):
         raise ValueError("key_ttl_s must map partners to non-negative seconds")
     return {**dict.fromkeys(PARTNERS, DEFAULT_KEY_TTL_S), **value}
+
+
+def _failure(status: int, retry_after_s: int) -> Reply:
+    """A failed call's answer; a Retry-After (also its header) with 429 and 503 only, as
+    partners do."""
+    body: dict[str, Any] = {"error": "unavailable"}
+    if retry_after_s and status in (429, 503):
+        body["retry_after_s"] = retry_after_s
+    return status, body
+
+
+@dataclass(frozen=True)
+class Outage:
+    """One partner answering `status` to every request (calls and look-ups) until `until`
+    on this process's monotonic clock, and when each request came (seconds from its
+    start): so a test can count the calls a breaker let through."""
+
+    started: float
+    until: float
+    status: int = 503
+    retry_after_s: int = 0
+    calls_at_s: list[float] = field(default_factory=list)
+
+    def as_json(self, now: float) -> dict[str, Any]:
+        return {
+            "remaining_s": round(max(0.0, self.until - now), 3),
+            "status": self.status,
+            "retry_after_s": self.retry_after_s,
+            "calls_at_s": [round(at, 3) for at in self.calls_at_s],
+        }
+
+
+def _outages(value: Any) -> dict[str, Outage]:
+    """Return validated outages: {partner: {"for_s", "status"?, "retry_after_s"?}}, each
+    from now; they replace any earlier ones (so {} ends every outage)."""
+    if not isinstance(value, dict):
+        raise ValueError("outages must map partners to {for_s, status, retry_after_s}")
+    now = time.monotonic()
+    outages = {}
+    for partner, script in value.items():
+        name = f"outages.{partner}"
+        if partner not in PARTNERS:
+            raise ValueError(f"{name}: no such partner (one of {', '.join(PARTNERS)})")
+        if not isinstance(script, dict) or "for_s" not in script:
+            raise ValueError(f"{name} must be an object with for_s")
+        unknown = sorted(set(script) - {"for_s", "status", "retry_after_s"})
+        if unknown:
+            raise ValueError(f"{name}: unknown fields: {', '.join(unknown)}")
+        outages[partner] = Outage(
+            started=now,
+            until=now + _seconds(script["for_s"], f"{name}.for_s"),
+            status=_failure_status(script.get("status", 503), f"{name}.status"),
+            retry_after_s=_retry_after(script.get("retry_after_s", 0), f"{name}.retry_after_s"),
+        )
+    return outages
 
 
 def _flag(value: Any) -> bool:
@@ -165,6 +220,7 @@ _SETTINGS: dict[str, Callable[[Any], Any]] = {
     "webhook_secrets": _webhook_secrets,
     "carrier_tracking": _flag,
     "key_ttl_s": _key_ttls,
+    "outages": _outages,
 }
 # Windows of lost answers, set as seconds from now and kept as a deadline on this
 # process's monotonic clock: the effect is done, then the connection is dropped without
@@ -200,6 +256,8 @@ class Config:
     carrier_tracking: bool = False
     # Per partner, seconds after its first use that a key's answer is forgotten.
     key_ttl_s: dict[str, float] = field(default_factory=lambda: _key_ttls({}))
+    # Scripted outages of single partners (the others keep answering).
+    outages: dict[str, Outage] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
@@ -268,6 +326,7 @@ class Config:
             "webhook_secrets": {k: v[:4] + "..." for k, v in self.webhook_secrets.items()},
             "carrier_tracking": self.carrier_tracking,
             "key_ttl_s": self.key_ttl_s,
+            "outages": {name: o.as_json(time.monotonic()) for name, o in self.outages.items()},
         }
 
 
@@ -421,6 +480,9 @@ class Sandbox:
         query: dict[str, str] | None = None,
     ) -> Reply | None:
         """Route one request and return (status, JSON body), or LOST for no answer."""
+        down = self._outage_answer(path)
+        if down:
+            return down
         for route in ROUTES:
             match = route.pattern.fullmatch(path) if route.method == method else None
             if match:
@@ -449,10 +511,7 @@ class Sandbox:
         try:
             time.sleep(self._random.uniform(*config.latency_ms) / 1000)
             if self._random.random() < config.failure_rate:
-                failure: dict[str, Any] = {"error": "unavailable"}
-                if config.retry_after_s and config.failure_status in (429, 503):
-                    failure["retry_after_s"] = config.retry_after_s  # also its header
-                return config.failure_status, failure
+                return _failure(config.failure_status, config.retry_after_s)
             reply = self._once(request, route)
         finally:
             with self._lock:  # a reset meanwhile started a new table
@@ -465,6 +524,16 @@ class Sandbox:
             # The effect is done and stored; only the answer is late, like a lost response.
             time.sleep(config.timeout_s)
         return reply
+
+    def _outage_answer(self, path: str) -> Reply | None:
+        """The failure a partner in a scripted outage answers to any request, counted."""
+        outage = self.config.outages.get(path.split("/")[1])
+        now = time.monotonic()
+        if outage is None or now >= outage.until:
+            return None
+        with self._lock:
+            outage.calls_at_s.append(now - outage.started)
+        return _failure(outage.status, outage.retry_after_s)
 
     def _lookup(self, request: Request, route: Route) -> Reply | None:
         """What the request of `route`'s kind sent under a key got, as a partner's

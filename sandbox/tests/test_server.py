@@ -418,6 +418,53 @@ def test_injected_timeout_loses_the_response_but_the_effect_happens_once(
     assert (payment["calls"], len(payment["effects"])) == (3, 1)
 
 
+def test_an_outage_of_one_partner_answers_503_to_all_its_requests_and_counts_them(
+    api: httpx.Client,
+) -> None:
+    configure(api, outages={"payment": {"for_s": 600}})
+
+    capture = post(api, "/payment/captures", CAPTURE, key="SF-1001:payment")
+    lookup = api.get("/payment/captures/by-key/SF-1001:payment")
+    erp = post(api, "/erp/orders", ERP_ORDER)
+
+    assert (capture.status_code, capture.json()) == (503, {"error": "unavailable"})
+    assert "Retry-After" not in capture.headers
+    assert lookup.status_code == 503
+    assert erp.status_code == 201  # the others keep answering
+    assert (kinds(api, "payment"), kinds(api, "erp")) == ([], ["order_sync"])
+    [(name, outage)] = api.get("/control").json()["outages"].items()
+    assert (name, outage["status"], outage["retry_after_s"]) == ("payment", 503, 0)
+    assert 599 < outage["remaining_s"] <= 600
+    first, second = outage["calls_at_s"]
+    assert 0 <= first <= second
+
+
+def test_an_outage_answers_its_status_with_its_retry_after_until_it_ends(
+    api: httpx.Client,
+) -> None:
+    configure(api, outages={"carrier": {"for_s": 0.3, "status": 429, "retry_after_s": 7}})
+
+    down = post(api, "/carrier/labels", {"order": "SF-1", "erp_reference": "E", "address": {}})
+    while api.get("/control").json()["outages"]["carrier"]["remaining_s"]:
+        time.sleep(0.05)  # until the sandbox says the outage is over
+    up = label_for(api)
+
+    assert (down.status_code, down.headers["Retry-After"]) == (429, "7")
+    assert down.json() == {"error": "unavailable", "retry_after_s": 7}
+    assert up.startswith("1Z")
+    outage = api.get("/control").json()["outages"]["carrier"]
+    assert (outage["remaining_s"], len(outage["calls_at_s"])) == (0.0, 1)
+
+
+def test_an_empty_outages_script_ends_every_outage(api: httpx.Client) -> None:
+    configure(api, outages={"payment": {"for_s": 600}, "erp": {"for_s": 600}})
+
+    configure(api, outages={})
+
+    assert post(api, "/payment/captures", CAPTURE).status_code == 201
+    assert api.get("/control").json()["outages"] == {}
+
+
 def test_answers_lost_drop_the_connection_after_the_effect_for_the_window(
     api: httpx.Client,
 ) -> None:
@@ -608,6 +655,7 @@ def test_control_reports_the_default_config(api: httpx.Client) -> None:
         "lookups_lost_s": 0.0,
         **WEBHOOK_DEFAULTS,
         **KEY_TTL_DEFAULTS,
+        "outages": {},
     }
 
 
@@ -626,6 +674,7 @@ def test_control_changes_only_the_given_settings(api: httpx.Client) -> None:
         "lookups_lost_s": 0.0,
         **WEBHOOK_DEFAULTS,
         **KEY_TTL_DEFAULTS,
+        "outages": {},
     }
     assert (response.status_code, response.json()) == (200, expected)
     assert api.get("/control").json() == expected
@@ -656,6 +705,13 @@ def test_control_changes_only_the_given_settings(api: httpx.Client) -> None:
         {"key_ttl_s": {"bank": 60}},
         {"key_ttl_s": {"carrier": -1}},
         {"key_ttl_s": 60},
+        {"outages": {"bank": {"for_s": 5}}},
+        {"outages": {"payment": {"status": 503}}},
+        {"outages": {"payment": {"for_s": -1}}},
+        {"outages": {"payment": {"for_s": 5, "status": 404}}},
+        {"outages": {"payment": {"for_s": 5, "retry_after_s": 1.5}}},
+        {"outages": {"payment": {"for_s": 5, "until": 9}}},
+        {"outages": ["payment"]},
     ],
     ids=str,
 )
@@ -723,6 +779,7 @@ def test_env_variables_set_the_defaults_that_reset_restores(
         "lookups_lost_s": 0.0,
         **WEBHOOK_DEFAULTS,
         **KEY_TTL_DEFAULTS,
+        "outages": {},
     }
 
 
