@@ -8,6 +8,12 @@ step stays deferred until the probe answers. The probe's success closes the brea
 everyone; its failure opens it again for another cool-down. A probe that never answers
 (its worker died) is replaced once its token expires.
 
+A failed probe is the breaker's, not the step's that carried it (engine/runner.py): while
+the breaker holds a partner its steps wait for it without spending attempts or budget,
+whoever happened to probe; ops hear of the outage from breaker_opened's alert. A success
+that closes a tripped breaker sends breaker_closed: the steps it deferred are published at
+once (engine/dispatch.py steps_deferred_wake), not when their deferral would have ended.
+
     closed --threshold failures--> open --cool-down ends--> probing --success--> closed
                                      ^------------------------- failure <--'
 """
@@ -31,6 +37,8 @@ TRIPPED_TTL_S = 24 * 3600
 # Sent with partner= by the call whose failure opened a partner's breaker (once per
 # incident, not on each failed probe): operations alert on it.
 breaker_opened = Signal()
+# Sent with partner= by the call whose success closed a tripped breaker (once).
+breaker_closed = Signal()
 
 
 @dataclass(frozen=True)
@@ -53,9 +61,15 @@ def _keys(partner: str) -> _Keys:
     )
 
 
-def breaker_wait(partner: str) -> float:
-    """Seconds until this caller may call the partner; 0 when it may now. After the
-    cool-down the first caller to ask gets 0 and is the probe; the rest wait for it."""
+@dataclass(frozen=True)
+class Admission:
+    wait_s: float  # until this caller may call the partner; 0: now
+    probe: bool = False  # this caller holds the probe token: its call tests the partner
+
+
+def breaker_admit(partner: str) -> Admission:
+    """Whether this caller may call the partner now, or how long it must wait. After the
+    cool-down the first caller to ask is admitted as the probe; the rest wait for it."""
     keys = _keys(partner)
     try:
         client = shared_redis()
@@ -64,47 +78,60 @@ def breaker_wait(partner: str) -> float:
             pipe.exists(keys.tripped)
             open_ms, tripped = pipe.execute()
         if open_ms > 0:
-            return open_ms / 1000
+            return Admission(open_ms / 1000)
         if not tripped:
-            return 0.0  # closed
+            return Admission(0.0)  # closed
         probe_ms = int(settings.BREAKER_PROBE_S * 1000)
         if client.set(keys.probe, 1, px=probe_ms, nx=True):
             client.incr(keys.probes)
             logger.warning("breaker for %s: cool-down over, this call probes", partner)
-            return 0.0
-        return max(client.pttl(keys.probe), 1) / 1000
+            return Admission(0.0, probe=True)
+        return Admission(max(client.pttl(keys.probe), 1) / 1000)
     except redis.RedisError:
         # The breaker is advice: without its state, call the partner (fail open).
         logger.warning("breaker state unreadable for %s; calling it", partner)
-        return 0.0
+        return Admission(0.0)
 
 
 def breaker_record(partner: str, *, ok: bool) -> bool:
     """Count a call's outcome; return True when this failure opened the breaker (then
-    breaker_opened is sent)."""
+    breaker_opened is sent). A success that closed a tripped breaker sends breaker_closed."""
     try:
-        opened = _breaker_count(partner, ok=ok)
+        changed = _breaker_close(partner) if ok else _breaker_count(partner)
     except redis.RedisError:
         logger.warning("breaker state unwritable for %s; outcome not counted", partner)
         return False
-    if opened:
+    if changed and ok:
+        breaker_closed.send(sender=breaker_record, partner=partner)
+    elif changed:
         breaker_opened.send(sender=breaker_record, partner=partner)
-    return opened
+    return changed and not ok
 
 
-def _breaker_count(partner: str, *, ok: bool) -> bool:
+def _breaker_close(partner: str) -> bool:
+    """Any answer means the partner is up: closed for everyone. True when it was tripped
+    (one caller sees that: the deletes are one transaction)."""
+    keys = _keys(partner)
+    with shared_redis().pipeline() as pipe:
+        pipe.delete(keys.tripped)
+        pipe.delete(keys.failures, keys.probe, keys.probes)
+        tripped, _ = pipe.execute()
+    return bool(tripped)
+
+
+def _breaker_count(partner: str) -> bool:
     keys = _keys(partner)
     client = shared_redis()
-    if ok:
-        # Any answer means the partner is up: closed for everyone.
-        client.delete(keys.failures, keys.tripped, keys.probe, keys.probes)
-        return False
     cooldown_ms = int(settings.BREAKER_COOLDOWN_S * 1000)
     if client.exists(keys.tripped):
         # The probe (or a call that went around the breaker) failed: open again, the
-        # same incident, no second alert.
-        client.set(keys.open_until, 1, px=cooldown_ms)
-        client.delete(keys.probe)
+        # same incident, no second alert. The probe token is held for the new cool-down,
+        # not freed: a caller that read "cool-down over" just before this would take a
+        # freed token and probe twice in one cool-down (the outage drill saw it).
+        with client.pipeline() as pipe:
+            pipe.set(keys.open_until, 1, px=cooldown_ms)
+            pipe.set(keys.probe, 1, px=cooldown_ms)
+            pipe.execute()
         return False
     with client.pipeline() as pipe:
         pipe.incr(keys.failures)

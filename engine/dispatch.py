@@ -20,6 +20,8 @@ from engine.models import StepRecord
 from engine.pipeline import pipeline
 
 Status = StepRecord.Status
+# How a step the circuit breaker put off says so (last_error), and how it is found again.
+DEFERRED = "deferred: "
 
 
 def pipeline_dispatch(*, subject_id: int) -> None:
@@ -90,3 +92,20 @@ def steps_publish_unpublished(*, subject_id: int, names: tuple[str, ...]) -> Non
 def _unpublished(steps) -> tuple[str, ...]:
     ready = steps.filter(status=Status.QUEUED, published_at__isnull=True).order_by()
     return tuple(ready.values_list("name", flat=True))
+
+
+def steps_deferred_wake(*, partner: str) -> int:
+    """Publish now every step the partner's circuit breaker put off: its probe answered,
+    so they need not sit out the rest of their deferral (a waiter on a probe waits its
+    whole token otherwise). Their deferred messages, when they come, find them done or
+    running and change nothing. Returns how many."""
+    p = pipeline()
+    names = [spec.name for spec in p.all_steps if spec.partner == partner]
+    deferred = p.model.objects.filter(
+        name__in=names, status=Status.RETRYING, last_error__startswith=DEFERRED
+    )
+    woken = list(deferred.values_list(f"{p.subject}_id", "name"))
+    with current_app.producer_or_acquire() as producer:
+        for subject_id, name in woken:
+            step_message_send(task=p.steps[name].task, subject_id=subject_id, producer=producer)
+    return len(woken)

@@ -12,9 +12,10 @@ from typing import Any
 
 from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
+from django.conf import settings
 from django.utils.module_loading import import_string
 
-from engine.breaker import breaker_wait
+from engine.breaker import Admission, breaker_admit
 from engine.dispatch import steps_publish_unpublished
 from engine.pipeline import pipeline
 from engine.steps import (
@@ -26,7 +27,7 @@ from engine.steps import (
     step_mark_retrying,
     step_mark_succeeded,
 )
-from kit.errors import OutcomeUnknown, PermanentError
+from kit.errors import OutcomeUnknown, PermanentError, TransientError
 from kit.logs import log_context_bind
 
 # Takes the step's subject (loaded with the claim), returns the result to record.
@@ -43,12 +44,13 @@ def step_run(*, task: Task, subject_id: int, name: str, work: StepWork) -> None:
     # what follows; those steps are made ready from the records, so the canvas is
     # dropped here, before a retry could copy it or a success publish it.
     task.request.chain = task.request.callbacks = None
-    wait = breaker_wait(spec.partner) if spec.partner else 0
+    admission = breaker_admit(spec.partner) if spec.partner else Admission(0.0)
+    wait = admission.wait_s
     if wait and step_defer(
         subject_id=subject_id, name=name, seconds=wait, reason=f"{spec.partner} circuit open"
     ):
         # Not an attempt: the partner is left alone until the breaker lets calls through.
-        raise task.retry(countdown=wait + random.uniform(0, 2))
+        raise task.retry(countdown=wait + _defer_jitter())
     claim, step = step_claim(
         subject_id=subject_id, name=name, task_id=task.request.id, time_limit=_time_limit(task)
     )
@@ -78,6 +80,18 @@ def step_run(*, task: Task, subject_id: int, name: str, work: StepWork) -> None:
             raise Ignore() from exc
         raise
     except (Exception, SoftTimeLimitExceeded) as exc:
+        if admission.probe and _partner_did_nothing(exc):
+            # A failed probe is the breaker's, not this step's: it opened the breaker
+            # again, and the step waits for the next probe as every deferred step does,
+            # its attempt given back and its budget unspent. Otherwise whether an order
+            # outlived an outage was a lottery: the one that happened to probe once past
+            # its budget was dead-lettered, its neighbours waited for free.
+            cooldown = settings.BREAKER_COOLDOWN_S
+            if not step_mark_retrying(
+                step=step, error=exc, countdown=cooldown, probe_of=spec.partner
+            ):
+                raise Ignore() from exc
+            raise task.retry(exc=exc, countdown=cooldown + _defer_jitter()) from exc
         # Timeouts, 5xx, dropped connections and unexpected errors (a database
         # hiccup, a bug being fixed) are retried; retries are bounded per step, except
         # for an unknown outcome: it is asked again at the policy's last delay for as
@@ -97,6 +111,18 @@ def step_run(*, task: Task, subject_id: int, name: str, work: StepWork) -> None:
         raise task.retry(exc=exc, countdown=countdown) from exc
     if not step_mark_succeeded(step=step, result=result):
         raise Ignore()
+
+
+def _partner_did_nothing(exc: BaseException) -> bool:
+    """A transient failure that surely left nothing at the partner (it said not now, or
+    was unreachable); an unknown outcome is settled and retried as any other."""
+    return isinstance(exc, TransientError) and not isinstance(exc, OutcomeUnknown)
+
+
+def _defer_jitter() -> float:
+    """Spreads the steps a breaker deferred, which wake together; a retry delay, so it
+    shrinks with PIPELINE_RETRY_DELAY_SCALE (the drill on scaled time)."""
+    return random.uniform(0, 2) * settings.PIPELINE_RETRY_DELAY_SCALE
 
 
 def _since_first_queued(step) -> float:

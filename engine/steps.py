@@ -12,12 +12,12 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import BooleanField, ExpressionWrapper, Model
+from django.db.models import BooleanField, ExpressionWrapper, F, Model
 from django.db.models.functions import Now
 
 from engine.blame import next_run_queue, run_death_judge, run_is_alone, run_may_start_here
 from engine.compensation import undos_create
-from engine.dispatch import steps_dispatch_on_commit, steps_ready
+from engine.dispatch import DEFERRED, steps_dispatch_on_commit, steps_ready
 from engine.leases import Lease, lease_write
 from engine.liveness import (
     claim_owner,
@@ -62,7 +62,7 @@ def step_defer(*, subject_id: int, name: str, seconds: float, reason: str) -> bo
         .filter(name=name, status__in=StepRecord.WAITING)
         .update(
             status=Status.RETRYING,
-            last_error=f"deferred: {reason}",
+            last_error=f"{DEFERRED}{reason}",
             retry_at=Now() + timedelta(seconds=seconds),
         )
     )
@@ -370,15 +370,24 @@ def step_mark_succeeded(*, step: Model, result: dict) -> bool:
     return written
 
 
-def step_mark_retrying(*, step: Model, error: BaseException, countdown: float) -> bool:
+def step_mark_retrying(
+    *, step: Model, error: BaseException, countdown: float, probe_of: str | None = None
+) -> bool:
+    """Record a transient failure to be retried in `countdown` seconds. probe_of: the
+    partner whose breaker this run probed; its failure is the breaker's, so the attempt is
+    given back and the step waits as the breaker's deferred steps do."""
+    given_back = {"attempts": F("attempts") - 1} if probe_of else {}
     written = _outcome_write(
         step,
         "retrying",
         status=Status.RETRYING,
         effect_unknown=effect_may_exist(error),
-        last_error=_describe(error),
+        last_error=f"{DEFERRED}{probe_of} probe failed: {_describe(error)}"
+        if probe_of
+        else _describe(error),
         last_traceback=_traceback(error),
         retry_at=Now() + timedelta(seconds=countdown),
+        **given_back,
     )
     if written:
         logger.warning(
