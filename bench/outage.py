@@ -11,7 +11,8 @@ rig.py, as bench/recovery.py), PostgreSQL database `bench_outage`, the sandbox p
 this process. Not part of `make bench`, which it would push past 20 minutes.
 
 Prints orders placed, completed, dead-lettered, charged twice; the time from recovery to
-the last payment and to the last order completed (the database's clock); the payment
+the first payment (the probe that closed the breaker), to the last payment and to the
+last order completed (the database's clock); the payment
 calls during the outage and the probes among them, with the most in any one cool-down.
 Writes bench/results/outage.json. --quick runs the drill at a thirtieth of real time, as
 tests/test_outage_drill.py does.
@@ -117,7 +118,8 @@ def main() -> None:
         f"payment outage of {f['outage_s']:g} s: {f['placed']} orders placed, "
         f"{f['completed']} completed, {f['dead_lettered']} dead-lettered, "
         f"{f['charged_twice']} charged twice, {f['uncharged']} not charged\n"
-        f"recovery to the last payment {f['recovery_to_last_paid_s']:.1f} s, "
+        f"recovery to the first payment (the probe) {f['recovery_to_first_paid_s']:.1f} s, "
+        f"to the last payment {f['recovery_to_last_paid_s']:.1f} s, "
         f"to the last order completed {f['recovery_to_last_completed_s']:.1f} s\n"
         f"{f['payment_calls_in_outage']} payment calls in the outage, {f['probes']} of them "
         f"probes, at most {f['most_probes_in_a_cooldown']} in a cool-down of "

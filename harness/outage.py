@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import httpx
 from django.conf import settings
-from django.db.models import Max
+from django.db.models import Max, Min
 
 from engine.liveness import database_now
 from harness.orders import orders_wait_settled
@@ -47,7 +47,10 @@ class DrillFigures:
     dead_lettered: int  # failed steps of the drill's orders
     charged_twice: int  # orders with more than one capture in the gateway's ledger
     uncharged: int  # orders with none
-    recovery_to_last_paid_s: float  # the database's clock
+    # From recovery (the database's clock) to the first payment after it (the probe that
+    # closed the breaker: the cool-down under way), to the last one, to the last step.
+    recovery_to_first_paid_s: float
+    recovery_to_last_paid_s: float
     recovery_to_last_completed_s: float
     payment_calls_in_outage: int
     probes: int  # calls after the breaker's first quiet cool-down
@@ -99,9 +102,11 @@ def drill_run(
     steps = Step.objects.filter(order__number__in=numbers)
     recovered = started + timedelta(seconds=outage_s)
 
-    def recovery_to_last(steps) -> float:
-        last = steps.aggregate(last=Max("finished_at"))["last"]
-        return round((last - recovered).total_seconds(), 2)
+    def recovery_to(when) -> float:
+        return round((when - recovered).total_seconds(), 2)
+
+    payments = steps.filter(name="payment_capture")
+    first_paid = payments.filter(finished_at__gte=recovered).aggregate(t=Min("finished_at"))
 
     return numbers, DrillFigures(
         outage_s=outage_s,
@@ -111,8 +116,9 @@ def drill_run(
         dead_lettered=steps.filter(status=Step.Status.FAILED).count(),
         charged_twice=sum(1 for n in numbers if captures[n] > 1),
         uncharged=sum(1 for n in numbers if captures[n] == 0),
-        recovery_to_last_paid_s=recovery_to_last(steps.filter(name="payment_capture")),
-        recovery_to_last_completed_s=recovery_to_last(steps),
+        recovery_to_first_paid_s=recovery_to(first_paid["t"]),
+        recovery_to_last_paid_s=recovery_to(payments.aggregate(t=Max("finished_at"))["t"]),
+        recovery_to_last_completed_s=recovery_to(steps.aggregate(t=Max("finished_at"))["t"]),
         payment_calls_in_outage=len(calls),
         probes=len(probes),
         most_probes_in_a_cooldown=most_in_a_window(probes, window_s=cooldown_s),
