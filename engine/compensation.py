@@ -12,6 +12,8 @@ step of an ended subject.
 
 from collections.abc import Iterable
 
+from django.db.models.functions import Now
+
 from engine.dispatch import steps_dispatch_on_commit
 from engine.models import StepRecord
 from engine.pipeline import StepSpec, pipeline
@@ -20,7 +22,9 @@ Status = StepRecord.Status
 
 
 def steps_add(*, subject_id: int, specs: Iterable[StepSpec]) -> None:
-    """Add pending step records; steps the subject already has are left as they are."""
+    """Add pending step records, queued now (published by the caller after its commit):
+    their queue's age, their retry budget in time and how old their calls' idempotency
+    keys are start here. Steps the subject already has are left as they are."""
     p = pipeline()
     p.model.objects.bulk_create(
         (
@@ -29,6 +33,7 @@ def steps_add(*, subject_id: int, specs: Iterable[StepSpec]) -> None:
                 name=spec.name,
                 position=p.position[spec.name],
                 queue=spec.queue,
+                queued_at=Now(),
             )
             for spec in specs
         ),

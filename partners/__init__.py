@@ -35,7 +35,7 @@ T = TypeVar("T")
 
 class PartnerUnavailable(TransientError):
     """The partner surely did not act: it could not be reached, or said it was unavailable
-    or not now (503, 429, 408, 409, 425); retry_after_s is when it asked us to come back."""
+    or not now (503, 429, 408, 425); retry_after_s is when it asked us to come back."""
 
     def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
         super().__init__(message)
@@ -43,9 +43,10 @@ class PartnerUnavailable(TransientError):
 
 
 # "Not now" answers: the partner is there and did nothing with this request (408: it
-# never got all of it; 409: a request under the same key is in progress; 425: too early;
-# 429: too many; 503: unavailable). Retried, never a permanent refusal.
-NOT_NOW = frozenset({408, 409, 425, 429, 503})
+# never got all of it; 425: too early; 429: too many; 503: unavailable). Retried, never a
+# permanent refusal. 409 is not among them: see PartnerInProgress.
+NOT_NOW = frozenset({408, 425, 429, 503})
+IN_PROGRESS = 409
 
 
 def retry_after(value: str | None) -> float | None:
@@ -63,6 +64,16 @@ def retry_after(value: str | None) -> float | None:
 
 class PartnerOutcomeUnknown(OutcomeUnknown):
     """The request went out and no answer came, or a look-up could not say what it did."""
+
+
+class PartnerInProgress(PartnerOutcomeUnknown):
+    """409: a request under the same key is in progress. This one did nothing, but the
+    earlier one may still act, so the step's effect stays unknown (its next attempt asks
+    first, and an undo is made if it ends so); retry_after_s as PartnerUnavailable's."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 # Failures before the request was sent: the partner cannot have acted on it.
@@ -158,8 +169,9 @@ def _post(partner: str, path: str, *, payload: dict[str, Any], key: str) -> dict
         raise PartnerOutcomeUnknown(
             f"{partner} sent no answer: {exc.__class__.__name__} {exc}"
         ) from exc
-    if response.status_code in NOT_NOW:
-        raise PartnerUnavailable(
+    if response.status_code in NOT_NOW or response.status_code == IN_PROGRESS:
+        error = PartnerInProgress if response.status_code == IN_PROGRESS else PartnerUnavailable
+        raise error(
             f"{partner} answered {response.status_code}",
             retry_after_s=retry_after(response.headers.get("Retry-After")),
         )
@@ -187,17 +199,35 @@ def key_retained(partner: str, *, age_s: float | None) -> bool:
 
 
 def partner_find(
-    partner: str, path: str, *, order_number: str, step: str, key_age_s: float | None
+    partner: str,
+    path: str,
+    *,
+    order_number: str,
+    call: str,
+    key_age_s: float | None,
+    matches: Callable[[dict[str, Any]], bool],
 ) -> dict[str, Any] | None:
-    """Ask a partner what the order's call under path did: the answer it got, None when
-    it did nothing. Asked by the call's key while the partner surely keeps it (the call
-    was first sent key_age_s ago), else by order: past its retention a key finds nothing.
+    """Ask a partner what the order's call (named as its step) under path did: the answer
+    it got, None when it did nothing. Asked by the call's key while the partner surely
+    keeps it (the call was first sent key_age_s ago), else by order: past its retention a
+    key finds nothing, and of what the partner lists for the order only a record the call
+    would have made (`matches`: its amount, not since undone) is the call's.
     Raises PartnerRejected when the partner refused that call (nothing happened),
     PartnerOutcomeUnknown when it cannot say (unreachable, no answer, the call still in
-    progress)."""
-    if not key_retained(partner, age_s=key_age_s):
-        return _find_by_order(partner, path, order_number=order_number)
-    key = idempotency_key(order_number, step)
+    progress, more than one record the call could have made)."""
+    if key_retained(partner, age_s=key_age_s):
+        return _find_by_key(partner, path, key=idempotency_key(order_number, call))
+    logger.warning(
+        "%s look-up by order: its key may be forgotten (first sent %s s ago)",
+        call,
+        "an unknown time" if key_age_s is None else f"{key_age_s:.0f}",
+        extra={"order": order_number, "step": call, "partner": partner},
+    )
+    return _find_by_order(partner, path, order_number=order_number, matches=matches)
+
+
+def _find_by_key(partner: str, path: str, *, key: str) -> dict[str, Any] | None:
+    """The answer the partner keeps under the key, None if it did nothing under it."""
     try:
         response = _http(partner).get(f"{path}/by-key/{key}")
     except httpx.TransportError as exc:
@@ -218,14 +248,23 @@ def partner_find(
     return body
 
 
-def _find_by_order(partner: str, path: str, *, order_number: str) -> dict[str, Any] | None:
-    """The first record the partner lists for the order under path, None if it has none
-    (it lists effects only: a refused call left nothing)."""
+def _find_by_order(
+    partner: str, path: str, *, order_number: str, matches: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any] | None:
+    """The one record the partner lists for the order under path that the call would have
+    made, None if it has none (it lists effects only: a refused call left nothing). The
+    partner's filter is not trusted: a record of another order is not the order's."""
     try:
         made = partner_list(partner, path, order=order_number)
     except PartnerUnavailable as exc:  # it may have acted all the same: still unknown
         raise PartnerOutcomeUnknown(f"{partner} look-up of order {order_number}: {exc}") from exc
-    return made[0] if made else None
+    candidates = [r for r in made if r.get("order") == order_number and matches(r)]
+    if len(candidates) > 1:
+        raise PartnerOutcomeUnknown(
+            f"{partner} lists {len(candidates)} {path[1:]} for order {order_number} that the "
+            "call could have made: which one is its own, only a person can tell"
+        )
+    return candidates[0] if candidates else None
 
 
 def effect_find(find: Callable[..., T | None], **kwargs: Any) -> T | None:
@@ -237,14 +276,28 @@ def effect_find(find: Callable[..., T | None], **kwargs: Any) -> T | None:
         return None
 
 
-def idempotency_key(order_number: str, step: str) -> str:
-    """The key of a step's call: `<order number>:<step>`, where <step> is the name the
-    step had when its calls were first sent (`payment`, not `payment_capture`).
+# The step part of each call's idempotency key, by the call's name (its step's: the
+# pipeline's, orders/pipeline.py): the name the step had when its calls were first sent.
+KEY_STEMS = {
+    "payment_capture": "payment",
+    "payment_refund": "refund",
+    "erp_sync": "erp_sync",
+    "erp_cancel": "erp_cancel",
+    "label_purchase": "label",
+    "label_void": "label_void",
+    "analytics_track": "analytics",
+}
+
+
+def idempotency_key(order_number: str, call: str) -> str:
+    """The key of the order's call (named as its step): `<order number>:<stem>`, where
+    <stem> is the name the step had when its calls were first sent (KEY_STEMS: `payment`,
+    not `payment_capture`).
 
     Partners dedupe by key, so the key of a call never changes: a step retried after
     issue 12 renamed it must send the key its first attempt sent, or the gateway would
-    charge the order again. A new step's key takes its stem."""
-    return f"{order_number}:{step}"
+    charge the order again. A new step's key takes its name."""
+    return f"{order_number}:{KEY_STEMS[call]}"
 
 
 def payment_capture(
@@ -260,15 +313,23 @@ def payment_capture(
             "currency": currency,
             "payment_token": payment_token,
         },
-        key=idempotency_key(order_number, "payment"),
+        key=idempotency_key(order_number, "payment_capture"),
     )
     return body["capture_id"]
 
 
-def payment_capture_find(*, order_number: str, key_age_s: float | None) -> str | None:
-    """The capture id of the order's capture, None if the gateway captured nothing."""
+def payment_capture_find(
+    *, order_number: str, key_age_s: float | None, amount_cents: int
+) -> str | None:
+    """The capture id of the order's capture (of amount_cents, not refunded, when asked by
+    order), None if the gateway captured nothing."""
     body = partner_find(
-        "payment", "/captures", order_number=order_number, step="payment", key_age_s=key_age_s
+        "payment",
+        "/captures",
+        order_number=order_number,
+        call="payment_capture",
+        key_age_s=key_age_s,
+        matches=lambda made: made.get("amount_cents") == amount_cents and not made["refunded"],
     )
     return body and body["capture_id"]
 
@@ -291,7 +352,12 @@ def erp_sync_find(*, order_number: str, key_age_s: float | None) -> tuple[str, s
     """The ERP's reference of the order's sync and when it took it, None if the ERP has
     no order for it."""
     body = partner_find(
-        "erp", "/orders", order_number=order_number, step="erp_sync", key_age_s=key_age_s
+        "erp",
+        "/orders",
+        order_number=order_number,
+        call="erp_sync",
+        key_age_s=key_age_s,
+        matches=lambda made: made.get("status") != "cancelled",
     )
     return body and (body["erp_reference"], body["acknowledged_at"])
 
@@ -304,7 +370,7 @@ def label_purchase(
         "carrier",
         "/labels",
         payload={"order": order_number, "erp_reference": erp_reference, "address": address},
-        key=idempotency_key(order_number, "label"),
+        key=idempotency_key(order_number, "label_purchase"),
     )
     return body["tracking_number"], body["label_zpl"]
 
@@ -312,7 +378,12 @@ def label_purchase(
 def label_purchase_find(*, order_number: str, key_age_s: float | None) -> tuple[str, str] | None:
     """(tracking number, label in ZPL) of the order's label, None if none was bought."""
     body = partner_find(
-        "carrier", "/labels", order_number=order_number, step="label", key_age_s=key_age_s
+        "carrier",
+        "/labels",
+        order_number=order_number,
+        call="label_purchase",
+        key_age_s=key_age_s,
+        matches=lambda made: made.get("status") != "voided",
     )
     return body and (body["tracking_number"], body["label_zpl"])
 
@@ -322,7 +393,7 @@ def analytics_track(*, order_number: str, event: str, properties: dict[str, Any]
         "analytics",
         "/events",
         payload={"event": event, "order": order_number, **properties},
-        key=idempotency_key(order_number, "analytics"),
+        key=idempotency_key(order_number, "analytics_track"),
     )
 
 
@@ -332,15 +403,25 @@ def payment_refund(*, order_number: str, capture_id: str, amount_cents: int) -> 
         "payment",
         "/refunds",
         payload={"capture_id": capture_id, "amount_cents": amount_cents},
-        key=idempotency_key(order_number, "refund"),
+        key=idempotency_key(order_number, "payment_refund"),
     )
     return body["refund_id"]
 
 
-def payment_refund_find(*, order_number: str, key_age_s: float | None) -> str | None:
-    """The refund id of the order's refund, None if the gateway refunded nothing."""
+def payment_refund_find(
+    *, order_number: str, key_age_s: float | None, capture_id: str, amount_cents: int
+) -> str | None:
+    """The refund id of the order's refund (of capture_id in full, amount_cents, when asked
+    by order), None if the gateway refunded nothing."""
     body = partner_find(
-        "payment", "/refunds", order_number=order_number, step="refund", key_age_s=key_age_s
+        "payment",
+        "/refunds",
+        order_number=order_number,
+        call="payment_refund",
+        key_age_s=key_age_s,
+        matches=lambda made: (
+            (made.get("capture_id"), made.get("amount_cents")) == (capture_id, amount_cents)
+        ),
     )
     return body and body["refund_id"]
 

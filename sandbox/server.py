@@ -566,6 +566,13 @@ class Sandbox:
             made = self._made.get(route.path, [])
             return [dict(record) for record in made if order in (None, record["order"])]
 
+    def _made_mark(self, route: Route, id_field: str, record_id: str, *, status: str) -> None:
+        """Mark what `route` made under record_id as since undone (listed with its status)."""
+        with self._lock:
+            for record in self._made.get(route.path, []):
+                if record[id_field] == record_id:
+                    record["status"] = status
+
     def _count_call(self, request: Request) -> None:
         with self._lock:
             ledger = self._ledger[request.partner]
@@ -666,6 +673,7 @@ class Sandbox:
         with self._lock:
             self._stock_move(self._erp_lines.pop(reference, {}), sign=+1)
         self._effect(request, "order_cancel", order)
+        self._made_mark(ERP_SYNC, "erp_reference", reference, status="cancelled")
         return 200, {"erp_reference": reference, "status": "cancelled"}
 
     def _stock_move(self, units: dict[str, int], *, sign: int) -> None:
@@ -713,6 +721,7 @@ class Sandbox:
         if order is None:
             return 404, {"error": "unknown_label"}
         self._effect(request, "label_void", order)
+        self._made_mark(LABEL, "tracking_number", tracking, status="voided")
         return 200, {"tracking_number": tracking, "status": "voided"}
 
     def track_event(self, request: Request) -> Reply:
@@ -771,6 +780,7 @@ class Sandbox:
                 {
                     "capture_id": capture["capture_id"],
                     "order": capture["order"],
+                    "amount_cents": capture["amount_cents"],
                     "refunded": capture["capture_id"] in self._refunded,
                 }
                 for capture in made

@@ -23,6 +23,7 @@ def order_payment_capture_settle(order: Order) -> dict[str, Any] | None:
     capture_id = partners.payment_capture_find(
         order_number=order.number,
         key_age_s=step_key_age_s(order_id=order.pk, name="payment_capture"),
+        amount_cents=order.total_cents,
     )
     return None if capture_id is None else _captured(order, capture_id)
 
@@ -42,6 +43,7 @@ def order_payment_refund(order: Order) -> dict[str, Any]:
             partners.payment_capture_find,
             order_number=order.number,
             key_age_s=step_key_age_s(order_id=order.pk, name="payment_capture"),
+            amount_cents=order.total_cents,
         )
         if capture_id is None:
             return {"skipped": "nothing was captured"}
@@ -54,9 +56,16 @@ def order_payment_refund(order: Order) -> dict[str, Any]:
 
 
 def order_payment_refund_settle(order: Order) -> dict[str, Any] | None:
-    """After a refund whose answer was lost: the gateway's refund under the order's key."""
+    """After a refund whose answer was lost: the gateway's refund under the order's key
+    (of the order's capture in full); None if it refunded nothing, or nothing can have been
+    refunded: the order has no capture recorded, which the refund records before it sends."""
+    order.refresh_from_db(fields=["capture_id"])
+    if not order.capture_id:
+        return None
     refund_id = partners.payment_refund_find(
         order_number=order.number,
         key_age_s=step_key_age_s(order_id=order.pk, name="payment_refund"),
+        capture_id=order.capture_id,
+        amount_cents=order.total_cents,
     )
     return None if refund_id is None else {"refund_id": refund_id}

@@ -5,18 +5,23 @@ order instead, so a retry days later never charges, refunds or buys a label twic
 Against the real sandbox, told to forget its keys at once (key_ttl_s 0), with settings
 that say the partner keeps them no longer than that."""
 
+import logging
 import os
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
+from django.db.models.functions import Now
 
 import partners
 from engine.dead_letters import dead_letters_retry
 from engine.steps import PoisonPill, step_claim, step_mark_failed
 from fulfillment.models import Shipment
 from fulfillment.tasks import erp_cancel, erp_sync, label_purchase, label_void
+from orders.selectors import step_key_age_s
 from orders.services.orders import order_cancel
+from orders.services.payment import order_payment_capture_settle
 from orders.tasks import payment_capture, payment_refund
 from tests.factories import order_place, product_create
 from tests.steps import answers_lost, deliver, effects
@@ -200,3 +205,216 @@ def test_an_undo_after_the_partner_forgot_the_forward_key_still_undoes_the_effec
     step = order.steps.get(name=undo.name.partition(".")[2])
     assert step.status == "succeeded"
     assert "skipped" not in step.result
+
+
+# --- the reviewer's attacks (issue 16, finding 5, review) -----------------------------------
+
+# Within the partners' realistic retention (24 hours, less a tenth: 21.6 hours) and past it.
+WITHIN, PAST = timedelta(hours=20), timedelta(hours=23)
+
+
+def queued_ago(order, name: str, ago: timedelta) -> None:
+    """The step was first queued (and its key first sent) `ago` before now."""
+    order.steps.filter(name=name).update(queued_at=Now() - ago)
+
+
+def refund_post(sandbox, order, *, amount_cents: int, key: str) -> dict:
+    """A refund made at the gateway by someone else than the pipeline (ops, by hand)."""
+    body = {"capture_id": order.capture_id, "amount_cents": amount_cents, "order": order.number}
+    response = sandbox.post("/payment/refunds", json=body, headers={"Idempotency-Key": key})
+    response.raise_for_status()
+    return response.json()
+
+
+def shipped_and_cancelled():
+    """An order captured, synced and labelled, then cancelled by staff: its three undos made."""
+    order = order_place((product_create(), 1)).order
+    for task in (payment_capture, erp_sync, label_purchase):
+        task.apply(args=(order.pk,))
+    order_cancel(order_id=order.pk, by_staff=True)
+    order.refresh_from_db()
+    return order
+
+
+@pytest.mark.parametrize("undo", ["payment_refund", "erp_cancel", "label_void"])
+def test_an_undo_step_knows_how_long_ago_its_key_was_first_sent(sandbox, undo):
+    order = shipped_and_cancelled()
+
+    age = step_key_age_s(order_id=order.pk, name=undo)
+
+    assert age is not None and 0 <= age < 60
+    assert order.steps.get(name=undo).queued_at is not None  # its retry budget in time too
+
+
+def test_a_refund_whose_answer_was_lost_adopts_its_own_refund_not_a_goodwill_refund_ops_made(
+    sandbox,
+):
+    order = order_place((product_create(price_cents=1000), 1)).order
+    payment_capture.apply(args=(order.pk,))
+    order.refresh_from_db()
+    goodwill = refund_post(sandbox, order, amount_cents=100, key="ops-goodwill")
+    order_cancel(order_id=order.pk, by_staff=True)
+    answers_lost(sandbox, effects=600, lookups=0)
+    deliver(payment_refund, order)  # refunded in full; the answer never came
+    answers_lost(sandbox, effects=0, lookups=0)
+
+    deliver(payment_refund, order)
+
+    refunds = made(sandbox, "/payment/refunds", order)
+    (ours,) = [r for r in refunds if r["refund_id"] != goodwill["refund_id"]]
+    assert (ours["capture_id"], ours["amount_cents"]) == (order.capture_id, order.total_cents)
+    step = order.steps.get(name="payment_refund")
+    assert (step.status, step.result) == ("succeeded", {"refund_id": ours["refund_id"]})
+
+
+def asked(monkeypatch) -> list[str]:
+    """How each look-up asked the partner: "by key" or "by order"."""
+    how: list[str] = []
+    by_key, by_order = partners._find_by_key, partners._find_by_order
+
+    def key(*args, **kwargs):
+        how.append("by key")
+        return by_key(*args, **kwargs)
+
+    def order(*args, **kwargs):
+        how.append("by order")
+        return by_order(*args, **kwargs)
+
+    monkeypatch.setattr(partners, "_find_by_key", key)
+    monkeypatch.setattr(partners, "_find_by_order", order)
+    return how
+
+
+@pytest.mark.parametrize(("ago", "how"), [(WITHIN, "by key"), (PAST, "by order")])
+def test_a_capture_settled_asks_by_key_within_the_retention_and_by_order_past_it(
+    sandbox, monkeypatch, ago, how
+):
+    order = order_place((product_create(), 1)).order
+    answers_lost(sandbox, effects=600, lookups=0)
+    deliver(payment_capture, order)  # captured; the answer never came
+    answers_lost(sandbox, effects=0, lookups=0)
+    queued_ago(order, "payment_capture", ago)
+    asks = asked(monkeypatch)
+
+    deliver(payment_capture, order)
+
+    assert asks == [how]
+    (capture,) = made(sandbox, "/payment/captures", order)
+    order.refresh_from_db()
+    assert (order.status, order.capture_id) == ("paid", capture["capture_id"])
+    assert effects(sandbox, "payment") == [("capture", order.number)]
+
+
+@pytest.mark.parametrize(("ago", "how"), [(WITHIN, "by key"), (PAST, "by order")])
+def test_a_refund_settled_measures_its_own_key_age_not_the_captures(sandbox, monkeypatch, ago, how):
+    order = order_place((product_create(), 1)).order
+    payment_capture.apply(args=(order.pk,))
+    queued_ago(order, "payment_capture", timedelta(days=30))  # the capture's key: long gone
+    order_cancel(order_id=order.pk, by_staff=True)
+    answers_lost(sandbox, effects=600, lookups=0)
+    deliver(payment_refund, order)
+    answers_lost(sandbox, effects=0, lookups=0)
+    queued_ago(order, "payment_refund", ago)
+    asks = asked(monkeypatch)
+
+    deliver(payment_refund, order)
+
+    assert asks == [how]
+    (refund,) = made(sandbox, "/payment/refunds", order)
+    step = order.steps.get(name="payment_refund")
+    assert (step.status, step.result) == ("succeeded", {"refund_id": refund["refund_id"]})
+
+
+def test_a_settle_of_a_step_whose_record_is_gone_asks_by_order(sandbox, monkeypatch):
+    order = order_place((product_create(), 1)).order
+    payment_capture.apply(args=(order.pk,))
+    (capture,) = made(sandbox, "/payment/captures", order)
+    order.steps.filter(name="payment_capture").delete()  # the cleanup deleted it
+    asks = asked(monkeypatch)
+
+    assert order_payment_capture_settle(order) == {"capture_id": capture["capture_id"]}
+    assert asks == ["by order"]
+
+
+def test_a_capture_look_up_by_order_adopts_no_capture_that_was_refunded(sandbox, settings):
+    order = order_place((product_create(), 1)).order
+    answers_lost(sandbox, effects=600, lookups=0)
+    deliver(payment_capture, order)  # captured; the answer never came
+    answers_lost(sandbox, effects=0, lookups=0)
+    (first,) = made(sandbox, "/payment/captures", order)
+    order.capture_id = first["capture_id"]
+    refund_post(sandbox, order, amount_cents=order.total_cents, key="ops-refund")  # ops, by hand
+    keys_forgotten(sandbox, settings, "payment")
+
+    deliver(payment_capture, order)
+
+    captures = made(sandbox, "/payment/captures", order)
+    assert [c["refunded"] for c in captures] == [True, False]
+    order.refresh_from_db()
+    assert (order.status, order.capture_id) == ("paid", captures[1]["capture_id"])
+
+
+def test_a_refund_look_up_by_order_adopts_no_partial_refund_and_refunds_in_full(sandbox, settings):
+    order = order_place((product_create(price_cents=1000), 1)).order
+    payment_capture.apply(args=(order.pk,))
+    order.refresh_from_db()
+    refund_post(sandbox, order, amount_cents=100, key="ops-goodwill")
+    order_cancel(order_id=order.pk, by_staff=True)
+    keys_forgotten(sandbox, settings, "payment")
+    order.steps.filter(name="payment_refund").update(effect_unknown=True)  # its answer lost
+
+    deliver(payment_refund, order)
+
+    amounts = [r["amount_cents"] for r in made(sandbox, "/payment/refunds", order)]
+    assert amounts == [100, order.total_cents]
+
+
+@pytest.mark.parametrize(
+    ("undo", "find"),
+    [(erp_cancel, partners.erp_sync_find), (label_void, partners.label_purchase_find)],
+    ids=["erp_cancel", "label_void"],
+)
+def test_a_look_up_by_order_adopts_no_erp_order_cancelled_or_label_voided(sandbox, undo, find):
+    order = shipped_and_cancelled()
+    undo.apply(args=(order.pk,))
+
+    assert find(order_number=order.number, key_age_s=None) is None
+
+
+def test_a_look_up_by_order_that_finds_two_candidates_says_it_cannot_tell(sandbox, caplog):
+    order = order_place((product_create(), 1)).order
+    payment_capture.apply(args=(order.pk,))
+    order.refresh_from_db()
+    body = {
+        "order": order.number,
+        "amount_cents": order.total_cents,
+        "currency": order.currency,
+        "payment_token": "tok_visa",
+    }
+    sandbox.post("/payment/captures", json=body, headers={"Idempotency-Key": "ops-charge"})
+    caplog.set_level(logging.WARNING, logger="partners")
+
+    with pytest.raises(partners.PartnerOutcomeUnknown, match="2 captures"):
+        partners.payment_capture_find(
+            order_number=order.number, key_age_s=None, amount_cents=order.total_cents
+        )
+    (record,) = [r for r in caplog.records if r.name == "partners"]
+    assert (record.order, record.step) == (order.number, "payment_capture")
+
+
+@pytest.mark.parametrize(
+    ("status", "effect_unknown"),
+    [(409, True), (503, False)],
+    ids=["409 in progress: the earlier request may still act", "503: it did nothing"],
+)
+def test_a_post_answered_409_in_progress_leaves_the_step_effect_unknown(
+    sandbox, status, effect_unknown
+):
+    order = order_place((product_create(), 1)).order
+    control = {"failure_rate": 1.0, "failure_status": status}
+    sandbox.post("/control", json=control).raise_for_status()
+
+    deliver(payment_capture, order)
+
+    step = order.steps.get(name="payment_capture")
+    assert (step.status, step.effect_unknown) == ("retrying", effect_unknown)

@@ -45,7 +45,7 @@ def test_a_slow_partners_step_keeps_retrying_for_hours():
     assert erp.countdown(30, elapsed_s=6 * 3600 + 1) is None
 
 
-@pytest.mark.parametrize("status", [408, 409, 425, 429, 503])
+@pytest.mark.parametrize("status", [408, 425, 429, 503])
 def test_a_not_now_answer_is_retried_not_taken_for_a_refusal(sandbox, settings, status):
     settings.BREAKER_FAILURE_THRESHOLD = 100
     sandbox.post(

@@ -571,7 +571,14 @@ def test_captures_refunds_erp_orders_and_labels_are_found_by_order_after_their_k
     none = api.get("/carrier/labels", params={"order": "SF-3"})
 
     assert captures.json() == {
-        "captures": [{"capture_id": capture["capture_id"], "order": "SF-1001", "refunded": True}]
+        "captures": [
+            {
+                "capture_id": capture["capture_id"],
+                "order": "SF-1001",
+                "amount_cents": 4999,
+                "refunded": True,
+            }
+        ]
     }
     assert refunds.json() == {"refunds": [{**refund, "order": "SF-1001"}]}
     assert erp_orders.json() == {"orders": [{**synced, "order": "SF-1001"}]}
@@ -855,7 +862,21 @@ def test_the_capture_list_shows_every_capture_and_whether_it_was_refunded(api):
     assert response.status_code == 200
     assert response.json() == {
         "captures": [
-            {"capture_id": kept, "order": "SF-1", "refunded": False},
-            {"capture_id": refunded, "order": "SF-2", "refunded": True},
+            {"capture_id": kept, "order": "SF-1", "amount_cents": 100, "refunded": False},
+            {"capture_id": refunded, "order": "SF-2", "amount_cents": 200, "refunded": True},
         ]
     }
+
+
+def test_an_erp_order_cancelled_and_a_label_voided_are_listed_as_such(api):
+    synced = post(api, "/erp/orders", ERP_ORDER, key="SF-1001:erp_sync").json()
+    label_body = {"order": "SF-1001", "erp_reference": synced["erp_reference"], "address": ADDRESS}
+    label = post(api, "/carrier/labels", label_body, key="SF-1001:label").json()
+    post(api, f"/erp/orders/{synced['erp_reference']}/cancel", {}, key="SF-1001:erp_cancel")
+    post(api, f"/carrier/labels/{label['tracking_number']}/void", {}, key="SF-1001:label_void")
+
+    erp_orders = api.get("/erp/orders", params={"order": "SF-1001"}).json()
+    labels = api.get("/carrier/labels", params={"order": "SF-1001"}).json()
+
+    assert erp_orders == {"orders": [{**synced, "order": "SF-1001", "status": "cancelled"}]}
+    assert labels == {"labels": [{**label, "order": "SF-1001", "status": "voided"}]}
