@@ -402,7 +402,7 @@ def payment_refund(*, order_number: str, capture_id: str, amount_cents: int) -> 
     body = partner_post(
         "payment",
         "/refunds",
-        payload={"capture_id": capture_id, "amount_cents": amount_cents},
+        payload={"order": order_number, "capture_id": capture_id, "amount_cents": amount_cents},
         key=idempotency_key(order_number, "payment_refund"),
     )
     return body["refund_id"]
@@ -427,18 +427,32 @@ def payment_refund_find(
 
 
 def erp_cancel(*, order_number: str, erp_reference: str) -> None:
-    partner_post(
+    """Cancel the order's ERP order; one cancelled already (by an earlier cancel whose
+    key the ERP no longer keeps) is as good."""
+    _undo_post(
         "erp",
         f"/orders/{erp_reference}/cancel",
-        payload={},
         key=idempotency_key(order_number, "erp_cancel"),
+        done="already_cancelled",
     )
 
 
 def label_void(*, order_number: str, tracking_number: str) -> None:
-    partner_post(
+    """Void the order's label; one voided already is as good."""
+    _undo_post(
         "carrier",
         f"/labels/{tracking_number}/void",
-        payload={},
         key=idempotency_key(order_number, "label_void"),
+        done="already_voided",
     )
+
+
+def _undo_post(partner: str, path: str, *, key: str, done: str) -> None:
+    """POST an undo that has no look-up: resent after the partner forgot its key, it is
+    refused with the error code `done` ("already cancelled"), which is its success."""
+    try:
+        partner_post(partner, path, payload={}, key=key)
+    except PartnerRejected as exc:
+        if exc.code != done:
+            raise
+        logger.info("%s %s: %s", partner, path, exc, extra={"partner": partner})

@@ -125,6 +125,10 @@ def _retry_after(value: Any, name: str = "retry_after_s") -> int:
 DEFAULT_KEY_TTL_S = 86400.0
 
 
+# Settings that map partners to a value (key_ttl_s={"erp": 0} leaves payment's as it was).
+_PER_PARTNER = frozenset({"key_ttl_s"})
+
+
 def _key_ttls(value: Any) -> dict[str, float]:
     if not isinstance(value, dict) or not all(
         k in PARTNERS and _is_a(v, int | float) and v >= 0 for k, v in value.items()
@@ -291,13 +295,21 @@ class Config:
                 self,
                 **{
                     _WINDOWS.get(name, name): (
-                        now + _seconds(v, name) if name in _WINDOWS else _SETTINGS[name](v)
+                        now + _seconds(v, name)
+                        if name in _WINDOWS
+                        else _SETTINGS[name](self._merged(name, v))
                     )
                     for name, v in changes.items()
                 },
             )
         except ValueError as exc:
             raise RequestError(400, "invalid_request", str(exc)) from exc
+
+    def _merged(self, name: str, value: Any) -> Any:
+        """A change of a per-partner map names only the partners it changes."""
+        if name in _PER_PARTNER and isinstance(value, dict):
+            return {**getattr(self, name), **value}
+        return value
 
     def losing(self, window: str) -> bool:
         """Whether answers of this kind are being lost now."""
@@ -463,6 +475,8 @@ class Sandbox:
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
         self._captures: dict[str, str] = {}
         self._refunded: set[str] = set()
+        # ERP references cancelled and tracking numbers voided: a second undo is refused.
+        self._undone: set[str] = set()
         self._erp_orders: dict[str, str] = {}
         self._erp_lines: dict[str, dict[str, int]] = {}
         # The warehouse: units on hand per SKU; synced orders take units, cancels return them.
@@ -477,7 +491,7 @@ class Sandbox:
         path: str,
         key_header: str | None,
         raw: bytes,
-        query: dict[str, str] | None = None,
+        query: list[tuple[str, str]] | None = None,
     ) -> Reply | None:
         """Route one request and return (status, JSON body), or LOST for no answer."""
         down = self._outage_answer(path)
@@ -486,8 +500,10 @@ class Sandbox:
         for route in ROUTES:
             match = route.pattern.fullmatch(path) if route.method == method else None
             if match:
-                request = Request(path, match.groupdict(), key_header, raw, query or {})
                 try:
+                    request = Request(
+                        path, match.groupdict(), key_header, raw, _query(route, query or [])
+                    )
                     if route.effectful:
                         return self._run_effectful(request, route)
                     if route.lookup_of:
@@ -637,8 +653,10 @@ class Sandbox:
         """Refund (part of) an earlier capture."""
         capture_id = _field(request.body, "capture_id", str)
         amount = _amount(request.body, "amount_cents")
-        order = self._captures.get(capture_id)
-        if order is None:
+        captured_for = self._captures.get(capture_id)
+        # The merchant's order it names (optional, as Stripe's metadata): listed under it.
+        order = _field(request.body, "order", str) if "order" in request.body else captured_for
+        if captured_for is None:
             return 404, {"error": "unknown_capture"}
         self._effect(request, "refund", order)
         with self._lock:
@@ -670,7 +688,10 @@ class Sandbox:
         order = self._erp_orders.get(reference)
         if order is None:
             return 404, {"error": "unknown_erp_order"}
+        if reference in self._undone:  # a second cancel, under a key it no longer keeps
+            return 422, {"error": "already_cancelled", "message": f"{reference} is cancelled"}
         with self._lock:
+            self._undone.add(reference)
             self._stock_move(self._erp_lines.pop(reference, {}), sign=+1)
         self._effect(request, "order_cancel", order)
         self._made_mark(ERP_SYNC, "erp_reference", reference, status="cancelled")
@@ -720,6 +741,10 @@ class Sandbox:
         order = self._labels.get(tracking)
         if order is None:
             return 404, {"error": "unknown_label"}
+        if tracking in self._undone:  # a second void, under a key it no longer keeps
+            return 422, {"error": "already_voided", "message": f"{tracking} is voided"}
+        with self._lock:
+            self._undone.add(tracking)
         self._effect(request, "label_void", order)
         self._made_mark(LABEL, "tracking_number", tracking, status="voided")
         return 200, {"tracking_number": tracking, "status": "voided"}
@@ -816,6 +841,23 @@ class Sandbox:
 Action = Callable[[Sandbox, Request], Reply]
 
 
+def _query(route: Route, pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """The query parameters the route takes, each once and not blank; 400 naming any
+    other (a listing never answers a misspelt filter with everything)."""
+    query: dict[str, str] = {}
+    for name, value in pairs:
+        if name not in route.query:
+            raise RequestError(400, "invalid_request", f"unknown query parameter: {name}")
+        if name in query:
+            raise RequestError(
+                400, "invalid_request", f"query parameter {name} given more than once"
+            )
+        if not value.strip():
+            raise RequestError(400, "invalid_request", f"query parameter {name} must not be blank")
+        query[name] = value
+    return query
+
+
 def _units(lines: list[Any]) -> dict[str, int]:
     """Units per SKU of an order's lines ({"sku", "quantity"}; lines without them count none)."""
     units: dict[str, int] = {}
@@ -839,6 +881,8 @@ class Route:
     lookup_of: Route | None = None
     # A list of what this effectful route made, by order (?order=).
     list_of: Route | None = None
+    # The query parameters it takes (any other is refused).
+    query: tuple[str, ...] = ()
 
     @functools.cached_property
     def pattern(self) -> re.Pattern[str]:
@@ -846,6 +890,7 @@ class Route:
         return re.compile(re.sub(r"<(\w+)>", r"(?P<\1>[^/]+)", self.path))
 
 
+BY_ORDER = ("order",)  # a listing's filter: the order its records were made for
 CAPTURE = Route("POST", "/payment/captures", Sandbox.capture, effectful=True)
 REFUND = Route("POST", "/payment/refunds", Sandbox.refund, effectful=True)
 ERP_SYNC = Route("POST", "/erp/orders", Sandbox.sync_order, effectful=True)
@@ -857,7 +902,7 @@ ROUTES: list[Route] = [
     Route("GET", "/control", Sandbox.get_control),
     Route("POST", "/control", Sandbox.set_control),
     Route("POST", "/reset", Sandbox.reset),
-    Route("GET", "/payment/captures", Sandbox.list_captures),
+    Route("GET", "/payment/captures", Sandbox.list_captures, query=BY_ORDER),
     CAPTURE,
     REFUND,
     ERP_SYNC,
@@ -874,9 +919,9 @@ ROUTES: list[Route] = [
     Route("GET", "/carrier/labels/by-key/<key>", lookup_of=LABEL),
     # Look-ups by order, kept longer than keys: how a client finds an effect whose key
     # the partner may have forgotten (GET /payment/captures is the gateway's report).
-    Route("GET", "/payment/refunds", list_of=REFUND),
-    Route("GET", "/erp/orders", list_of=ERP_SYNC),
-    Route("GET", "/carrier/labels", list_of=LABEL),
+    Route("GET", "/payment/refunds", list_of=REFUND, query=BY_ORDER),
+    Route("GET", "/erp/orders", list_of=ERP_SYNC, query=BY_ORDER),
+    Route("GET", "/carrier/labels", list_of=LABEL, query=BY_ORDER),
     Route("GET", "/webhooks", Sandbox.webhooks_report),
     Route("POST", "/webhooks/events", Sandbox.webhooks_enqueue),
     Route("POST", "/webhooks/send", Sandbox.webhooks_send),
@@ -909,7 +954,7 @@ class _Handler(BaseHTTPRequestHandler):
             unquote(url.path),
             self.headers.get("Idempotency-Key"),
             raw,
-            dict(parse_qsl(url.query)),
+            parse_qsl(url.query, keep_blank_values=True),
         )
         if reply is LOST:
             self.close_connection = True  # closed without a word: the answer is lost

@@ -418,3 +418,57 @@ def test_a_post_answered_409_in_progress_leaves_the_step_effect_unknown(
 
     step = order.steps.get(name="payment_capture")
     assert (step.status, step.effect_unknown) == ("retrying", effect_unknown)
+
+
+def test_a_partner_that_ignores_the_order_filter_has_no_other_orders_record_adopted(
+    sandbox, monkeypatch
+):
+    other = order_place((product_create(price_cents=1000), 1)).order
+    payment_capture.apply(args=(other.pk,))
+    order = order_place((product_create(price_cents=1000), 1)).order
+    listing = partners.partner_list
+    monkeypatch.setattr(partners, "partner_list", lambda partner, path, **_: listing(partner, path))
+
+    found = partners.payment_capture_find(
+        order_number=order.number, key_age_s=None, amount_cents=order.total_cents
+    )
+
+    assert found is None  # the other order's capture, of the same amount, is not this one's
+
+
+def test_a_refund_tells_the_gateway_which_order_it_is_for(sandbox, monkeypatch):
+    order = order_place((product_create(), 1)).order
+    payment_capture.apply(args=(order.pk,))
+    order_cancel(order_id=order.pk, by_staff=True)
+    sent = []
+    post = partners.partner_post
+    monkeypatch.setattr(
+        partners, "partner_post", lambda *a, **kw: sent.append(kw["payload"]) or post(*a, **kw)
+    )
+
+    payment_refund.apply(args=(order.pk,))
+
+    (payload,) = sent
+    assert payload["order"] == order.number
+    assert [r["order"] for r in made(sandbox, "/payment/refunds", order)] == [order.number]
+
+
+@pytest.mark.parametrize(
+    ("undo", "partner", "kind"),
+    [(erp_cancel, "erp", "order_cancel"), (label_void, "carrier", "label_void")],
+    ids=["erp_cancel", "label_void"],
+)
+def test_an_undo_resent_after_its_own_key_was_forgotten_takes_already_undone_for_success(
+    sandbox, settings, undo, partner, kind
+):
+    order = shipped_and_cancelled()
+    answers_lost(sandbox, effects=600, lookups=0)
+    deliver(undo, order)  # undone at the partner; the answer never came
+    answers_lost(sandbox, effects=0, lookups=0)
+    keys_forgotten(sandbox, settings, partner)
+
+    deliver(undo, order)
+
+    assert [k for k, _ in effects(sandbox, partner)].count(kind) == 1
+    step = order.steps.get(name=undo.name.partition(".")[2])
+    assert step.status == "succeeded"

@@ -880,3 +880,78 @@ def test_an_erp_order_cancelled_and_a_label_voided_are_listed_as_such(api):
 
     assert erp_orders == {"orders": [{**synced, "order": "SF-1001", "status": "cancelled"}]}
     assert labels == {"labels": [{**label, "order": "SF-1001", "status": "voided"}]}
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("order=", "query parameter order must not be blank"),
+        ("order", "query parameter order must not be blank"),
+        ("ordr=SF-1001", "unknown query parameter: ordr"),
+        ("order=SF-1001&order=SF-2", "query parameter order given more than once"),
+    ],
+    ids=["blank", "no value", "misspelt", "twice"],
+)
+@pytest.mark.parametrize(
+    "path", ["/payment/captures", "/payment/refunds", "/erp/orders", "/carrier/labels"]
+)
+def test_a_listing_by_order_with_a_blank_or_unknown_parameter_is_refused_not_listing_everything(
+    api: httpx.Client, path: str, query: str, message: str
+) -> None:
+    post(api, "/payment/captures", CAPTURE, key="SF-1001:payment")
+
+    response = api.get(f"{path}?{query}")
+
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": "invalid_request", "message": message},
+    )
+
+
+def test_a_refund_is_listed_under_the_order_its_payload_names(api: httpx.Client) -> None:
+    capture = post(api, "/payment/captures", CAPTURE, key="SF-1001:payment").json()
+    body = {"capture_id": capture["capture_id"], "amount_cents": 4999, "order": "SF-1001"}
+    refund = post(api, "/payment/refunds", body, key="SF-1001:refund").json()
+    bad = post(api, "/payment/refunds", {**body, "order": 7}, key="SF-1001:refund-2")
+
+    listed = api.get("/payment/refunds", params={"order": "SF-1001"}).json()
+
+    assert listed == {"refunds": [{**refund, "order": "SF-1001"}]}
+    assert bad.status_code == 400 and "order" in bad.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("undone", "error"),
+    [("cancel", "already_cancelled"), ("void", "already_voided")],
+)
+def test_a_second_cancel_or_void_under_a_forgotten_key_is_answered_already_done(
+    api: httpx.Client, undone: str, error: str
+) -> None:
+    synced = post(api, "/erp/orders", ERP_ORDER, key="SF-1001:erp_sync").json()
+    label_body = {"order": "SF-1001", "erp_reference": synced["erp_reference"], "address": ADDRESS}
+    label = post(api, "/carrier/labels", label_body, key="SF-1001:label").json()
+    path, partner = {
+        "cancel": (f"/erp/orders/{synced['erp_reference']}/cancel", "erp"),
+        "void": (f"/carrier/labels/{label['tracking_number']}/void", "carrier"),
+    }[undone]
+    first = post(api, path, {}, key=f"SF-1001:{undone}")
+    configure(api, key_ttl_s={partner: 0})
+
+    again = post(api, path, {}, key=f"SF-1001:{undone}")
+
+    assert first.status_code == 200
+    assert (again.status_code, again.json()["error"]) == (422, error)
+    assert kinds(api, partner).count({"cancel": "order_cancel", "void": "label_void"}[undone]) == 1
+
+
+def test_setting_one_partners_key_lifetime_keeps_the_others(api: httpx.Client) -> None:
+    configure(api, key_ttl_s={"payment": 5})
+
+    configure(api, key_ttl_s={"erp": 0})
+
+    assert api.get("/control").json()["key_ttl_s"] == {
+        "payment": 5.0,
+        "erp": 0.0,
+        "carrier": 86400.0,
+        "analytics": 86400.0,
+    }
