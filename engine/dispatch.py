@@ -11,6 +11,8 @@ not published, which the reconciliation finds by its index and publishes once
 (engine/reconcile.py). What waits for what is read from the pipeline's declaration only.
 """
 
+from contextlib import AbstractContextManager, nullcontext
+
 from celery import current_app, signature
 from django.db import transaction
 from django.db.models import F
@@ -33,7 +35,7 @@ def _steps_publish(subject_id: int, names: tuple[str, ...], queue: str | None = 
     # After the commit only (steps_dispatch_on_commit, pipeline_dispatch): publish, then
     # mark published, so a death in between costs a second message, never a lost one.
     p = pipeline()
-    with current_app.producer_or_acquire() as producer:
+    with messages_producer() as producer:
         for name in names:
             step_message_send(
                 task=p.steps[name].task, subject_id=subject_id, producer=producer, queue=queue
@@ -41,6 +43,16 @@ def _steps_publish(subject_id: int, names: tuple[str, ...], queue: str | None = 
     p.steps_of(subject_id).filter(
         name__in=names, status=Status.QUEUED, published_at__isnull=True
     ).update(published_at=Now())
+
+
+def messages_producer() -> AbstractContextManager:
+    """One producer from the pool for a batch of messages; none when tasks run inline
+    (CELERY_TASK_ALWAYS_EAGER), where each step published runs, and publishes the next,
+    while the batch is under way: holding one each, checkouts at once would take the
+    whole pool and wait for each other for ever."""
+    if current_app.conf.task_always_eager:
+        return nullcontext()
+    return current_app.producer_or_acquire()
 
 
 def step_message_send(*, task: str, subject_id: int, producer, queue: str | None = None) -> None:
@@ -105,7 +117,7 @@ def steps_deferred_wake(*, partner: str) -> int:
         name__in=names, status=Status.RETRYING, last_error__startswith=DEFERRED
     )
     woken = list(deferred.values_list(f"{p.subject}_id", "name"))
-    with current_app.producer_or_acquire() as producer:
+    with messages_producer() as producer:
         for subject_id, name in woken:
             step_message_send(task=p.steps[name].task, subject_id=subject_id, producer=producer)
     return len(woken)
