@@ -278,7 +278,9 @@ def step_requeue(step: Model, *, now) -> None:
     """Queue this locked step again and publish it alone after the commit: to quarantine
     when it is suspect (engine/blame.py). `now` is the database's clock."""
     step.status = Status.QUEUED
-    step.queued_at = step.queued_at or now  # the first time: the queue's true age
+    # Never reset: the queue's true age and the key's (a row from before every step was
+    # queued when made falls back on its creation, which came before its first call).
+    step.queued_at = step.queued_at or step.created_at
     step.published_at = now  # not picked again before its deadline comes round
     step.save(update_fields=["status", "crashes", "suspect", "queued_at", "published_at"])
     steps_dispatch_on_commit(

@@ -10,8 +10,10 @@ import os
 import subprocess
 import sys
 from datetime import timedelta
+from importlib import import_module
 
 import pytest
+from django.apps import apps
 from django.db.models.functions import Now
 
 import partners
@@ -472,3 +474,17 @@ def test_an_undo_resent_after_its_own_key_was_forgotten_takes_already_undone_for
     assert [k for k, _ in effects(sandbox, partner)].count(kind) == 1
     step = order.steps.get(name=undo.name.partition(".")[2])
     assert step.status == "succeeded"
+
+
+def test_an_undo_made_before_undos_were_queued_when_made_gets_its_creation_as_its_key_age(
+    sandbox,
+):
+    order = shipped_and_cancelled()
+    refund = order.steps.filter(name="payment_refund")
+    refund.update(queued_at=None, created_at=Now() - PAST)  # as the release before made it
+    migration = import_module("orders.migrations.0021_step_queued_at_known")
+
+    migration.queued_at_known(apps, None)
+
+    assert step_key_age_s(order_id=order.pk, name="payment_refund") >= PAST.total_seconds()
+    assert order.steps.get(name="payment_capture").queued_at != refund.get().queued_at
