@@ -201,6 +201,16 @@ def _place_of_this_process() -> str:
     return _process.holder.partition("/")[0]
 
 
+def queued_age_s(queued_at: datetime | None, *, now: datetime | None) -> float | None:
+    """Seconds since a step was first queued, both moments on the database's clock (now:
+    read with the row, or database_now()); None when either is not known. What a retry
+    budget in time is spent against, a queue's wait, and how old a step's idempotency key
+    is at the partner."""
+    if queued_at is None or now is None:
+        return None
+    return (now - queued_at).total_seconds()
+
+
 def database_now() -> datetime:
     """The database's clock: the one every lease is measured by."""
     with connection.cursor() as cursor:

@@ -17,6 +17,7 @@ from django.utils.module_loading import import_string
 
 from engine.breaker import Admission, breaker_admit
 from engine.dispatch import steps_publish_unpublished
+from engine.liveness import queued_age_s
 from engine.pipeline import pipeline
 from engine.steps import (
     Claim,
@@ -99,7 +100,7 @@ def step_run(*, task: Task, subject_id: int, name: str, work: StepWork) -> None:
         countdown = spec.retry.countdown(
             step.attempts - 1,
             endless=isinstance(exc, OutcomeUnknown),
-            elapsed_s=_since_first_queued(step),
+            elapsed_s=queued_age_s(step.queued_at, now=getattr(step, "db_now", None)) or 0.0,
             retry_after_s=getattr(exc, "retry_after_s", None),
         )
         if countdown is None:
@@ -123,14 +124,6 @@ def _defer_jitter() -> float:
     """Spreads the steps a breaker deferred, which wake together; a retry delay, so it
     shrinks with PIPELINE_RETRY_DELAY_SCALE (the drill on scaled time)."""
     return random.uniform(0, 2) * settings.PIPELINE_RETRY_DELAY_SCALE
-
-
-def _since_first_queued(step) -> float:
-    """Seconds from the step's first queueing to its claim, both on the database's clock:
-    what a policy's budget in time is spent against."""
-    if step.queued_at is None or getattr(step, "db_now", None) is None:
-        return 0.0
-    return (step.db_now - step.queued_at).total_seconds()
 
 
 def _time_limit(task: Task) -> float | None:

@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from typing import Any
 
 from django.core.files.base import ContentFile
@@ -153,7 +154,9 @@ def order_erp_cancel(order: Order) -> dict[str, Any]:
     with the order at the ERP or maybe there: the ERP, asked by the sync's key, says which
     when the order has no reference recorded."""
     order.refresh_from_db(fields=["erp_reference"])
-    reference = _undo_target(order, order.erp_reference, partners.erp_sync_find, "erp_sync")
+    reference = _undo_target(
+        order=order, recorded=order.erp_reference, find=partners.erp_sync_find, forward="erp_sync"
+    )
     if reference is None:
         return {"skipped": "never synced"}
     partners.erp_cancel(order_number=order.number, erp_reference=reference)
@@ -166,7 +169,10 @@ def order_label_void(order: Order) -> dict[str, Any]:
     key, says which when the order has no shipment stored."""
     recorded = Shipment.objects.filter(order=order).values_list("tracking_number", flat=True)
     tracking_number = _undo_target(
-        order, recorded.first(), partners.label_purchase_find, "label_purchase"
+        order=order,
+        recorded=recorded.first(),
+        find=partners.label_purchase_find,
+        forward="label_purchase",
     )
     if tracking_number is None:
         return {"skipped": "no label bought"}
@@ -174,7 +180,13 @@ def order_label_void(order: Order) -> dict[str, Any]:
     return {"voided": tracking_number}
 
 
-def _undo_target(order: Order, recorded: str | None, find, forward: str) -> str | None:
+def _undo_target(
+    *,
+    order: Order,
+    recorded: str | None,
+    find: Callable[..., tuple[str, str] | None],
+    forward: str,
+) -> str | None:
     """What an undo acts on: the id recorded here, else the one the partner holds for the
     forward step's call (its look-up `find`); None when nothing is there."""
     if recorded:

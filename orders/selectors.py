@@ -5,13 +5,13 @@ from typing import Any
 from amqp.exceptions import ChannelError
 from celery import current_app as celery_app
 from django.conf import settings
-from django.db.models import Exists, F, Min, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Exists, Min, OuterRef, Prefetch, Q, QuerySet
 from django.db.models.functions import Now
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.text import smart_split, unescape_string_literal
 
 from config.queues import QUEUE_NAMES
-from engine.liveness import database_now
+from engine.liveness import database_now, queued_age_s
 from orders.models import Order, OrderLine, Step
 
 # What the admin's order search box looks in; an export of a search does the same.
@@ -133,13 +133,13 @@ def step_key_age_s(*, order_id: int, name: str) -> float | None:
     the step was first queued (its first attempt came after), on the database's clock.
     None when it never was or its record is gone (the cleanup deletes old steps): the
     key may be long forgotten (partners.key_retained)."""
-    age = (
-        Step.objects.filter(order_id=order_id, name=name, queued_at__isnull=False)
-        .annotate(age=Now() - F("queued_at"))
-        .values_list("age", flat=True)
+    found = (
+        Step.objects.filter(order_id=order_id, name=name)
+        .annotate(db_now=Now())
+        .values_list("queued_at", "db_now")
         .first()
     )
-    return None if age is None else age.total_seconds()
+    return None if found is None else queued_age_s(found[0], now=found[1])
 
 
 def queue_stats() -> list[QueueStats]:
@@ -158,7 +158,7 @@ def queue_stats() -> list[QueueStats]:
         QueueStats(
             name=name,
             depth=depths[name],
-            oldest_wait_s=(now - oldest[name]).total_seconds() if oldest.get(name) else 0.0,
+            oldest_wait_s=queued_age_s(oldest.get(name), now=now) or 0.0,
             max_wait_s=settings.QUEUE_MAX_WAIT_S.get(name),
         )
         for name in QUEUE_NAMES

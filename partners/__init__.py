@@ -136,12 +136,21 @@ def partner_post(partner: str, path: str, *, payload: dict[str, Any], key: str) 
 def partner_list(partner: str, path: str, **params: str) -> list[dict[str, Any]]:
     """What a partner lists under a path (`/captures` answers {"captures": [...]}),
     narrowed by params (order=<number>)."""
+    name = path.rsplit("/", 1)[1]
+    return _partner_get(partner, path, lambda body: body[name], what=f"list of {name}", **params)
+
+
+def _partner_get(
+    partner: str, path: str, read: Callable[[Any], T], *, what: str, **params: str
+) -> T:
+    """What `read` takes from a partner's JSON answer to a GET; PartnerUnavailable when
+    it cannot be had (unreachable, an error status, a body not as described)."""
     try:
         response = _http(partner).get(path, params=params)
         response.raise_for_status()
-        return response.json()[path.rsplit("/", 1)[1]]
+        return read(response.json())
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-        raise PartnerUnavailable(f"{partner} list of {path[1:]} unavailable: {exc}") from exc
+        raise PartnerUnavailable(f"{partner} {what} unavailable: {exc}") from exc
 
 
 def payment_captures_list() -> list[dict[str, Any]]:
@@ -151,13 +160,9 @@ def payment_captures_list() -> list[dict[str, Any]]:
 
 def erp_stock_list() -> tuple[str, list[dict[str, Any]]]:
     """The warehouse feed: when it was counted (ISO time) and units on hand per SKU."""
-    try:
-        response = _http("erp").get("/stock")
-        response.raise_for_status()
-        body = response.json()
-        return body["as_of"], body["items"]
-    except (httpx.HTTPError, ValueError, KeyError) as exc:
-        raise PartnerUnavailable(f"erp stock feed unavailable: {exc}") from exc
+    return _partner_get(
+        "erp", "/stock", lambda body: (body["as_of"], body["items"]), what="stock feed"
+    )
 
 
 def _post(partner: str, path: str, *, payload: dict[str, Any], key: str) -> dict[str, Any]:

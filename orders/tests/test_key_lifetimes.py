@@ -12,6 +12,7 @@ import sys
 from datetime import timedelta
 from importlib import import_module
 
+import httpx
 import pytest
 from django.apps import apps
 from django.db.models.functions import Now
@@ -21,6 +22,7 @@ from engine.dead_letters import dead_letters_retry
 from engine.steps import PoisonPill, step_claim, step_mark_failed
 from fulfillment.models import Shipment
 from fulfillment.tasks import erp_cancel, erp_sync, label_purchase, label_void
+from orders.pipeline import ORDER_PIPELINE
 from orders.selectors import step_key_age_s
 from orders.services.orders import order_cancel
 from orders.services.payment import order_payment_capture_settle
@@ -488,3 +490,20 @@ def test_an_undo_made_before_undos_were_queued_when_made_gets_its_creation_as_it
 
     assert step_key_age_s(order_id=order.pk, name="payment_refund") >= PAST.total_seconds()
     assert order.steps.get(name="payment_capture").queued_at != refund.get().queued_at
+
+
+def test_every_partner_call_takes_its_key_stem_from_one_table_of_the_pipelines_steps():
+    partner_steps = {spec.name for spec in ORDER_PIPELINE.all_steps if spec.partner}
+
+    assert set(partners.KEY_STEMS) == partner_steps
+    assert partners.idempotency_key("SF-1", "payment_capture") == "SF-1:payment"
+
+
+def test_the_erp_stock_feed_answering_a_body_not_as_described_is_unavailable_not_a_crash(
+    sandbox,
+):
+    answer = httpx.MockTransport(lambda request: httpx.Response(200, json=["not", "a", "feed"]))
+    partners._clients[(os.getpid(), "erp")] = httpx.Client(base_url="http://erp", transport=answer)
+
+    with pytest.raises(partners.PartnerUnavailable, match="erp stock feed unavailable"):
+        partners.erp_stock_list()
