@@ -16,10 +16,11 @@ import httpx
 import pytest
 from django.apps import apps
 from django.db.models.functions import Now
+from django.utils import timezone
 
 import partners
 from engine.dead_letters import dead_letters_retry
-from engine.steps import PoisonPill, step_claim, step_mark_failed
+from engine.steps import PoisonPill, step_abandon, step_claim, step_mark_failed
 from fulfillment.models import Shipment
 from fulfillment.tasks import erp_cancel, erp_sync, label_purchase, label_void
 from orders.pipeline import ORDER_PIPELINE
@@ -507,3 +508,18 @@ def test_the_erp_stock_feed_answering_a_body_not_as_described_is_unavailable_not
 
     with pytest.raises(partners.PartnerUnavailable, match="erp stock feed unavailable"):
         partners.erp_stock_list()
+
+
+def test_a_step_requeued_with_no_queued_at_takes_its_creation_not_the_time_of_the_requeue(
+    sandbox,
+):
+    order = order_place((product_create(), 1)).order
+    made_at = timezone.now() - PAST
+    order.steps.filter(name="payment_capture").update(created_at=made_at)
+    _, step = step_claim(subject_id=order.pk, name="payment_capture", task_id="too-slow")
+    order.steps.filter(pk=step.pk).update(queued_at=None)  # a row from the release before
+
+    step_abandon(pk=step.pk, token=step.lease_token, time_limit=1)  # its call went out
+
+    assert order.steps.get(pk=step.pk).queued_at == made_at
+    assert step_key_age_s(order_id=order.pk, name="payment_capture") >= PAST.total_seconds()
