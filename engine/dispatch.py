@@ -79,19 +79,24 @@ def steps_dispatch_on_commit(
     transaction.on_commit(publish, robust=True)
 
 
-def steps_ready(*, subject_id: int, names: tuple[str, ...]) -> None:
+def steps_ready(
+    *, subject_id: int, names: tuple[str, ...], publish: bool = True
+) -> tuple[str, ...]:
     """Make these pending steps ready, in the caller's transaction, and publish them
-    after its commit. Steps no longer pending (cancelled with their subject) stay as
-    they are and are not published."""
+    after its commit (unless `publish` is False: the caller does); return those to
+    publish. Steps no longer pending (cancelled with their subject) stay as they are and
+    are not published. (A step's success does this in its own statement: engine/steps.py.)"""
     steps = pipeline().steps_of(subject_id).filter(name__in=names)
     marked = steps.filter(status=Status.PENDING).update(
         status=Status.QUEUED, queued_at=Coalesce(F("queued_at"), Now()), published_at=None
     )
     if marked == 0:
-        return
+        return ()
     if marked < len(names):
         names = _unpublished(steps)
-    steps_dispatch_on_commit(subject_id=subject_id, names=names)
+    if publish:
+        steps_dispatch_on_commit(subject_id=subject_id, names=names)
+    return names
 
 
 def steps_publish_unpublished(*, subject_id: int, names: tuple[str, ...]) -> None:

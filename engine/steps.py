@@ -6,8 +6,10 @@ each outcome through its pipeline's hooks.
 """
 
 import enum
+import functools
 import logging
 import traceback
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -125,21 +127,94 @@ def _step_claim_at_once(
     if connection.vendor != "postgresql":
         return None  # its statement is PostgreSQL's (UPDATE ... FROM ... RETURNING)
     p = pipeline()
-    chosen = p.steps_of(subject_id).filter(name=name, status__in=(Status.QUEUED, Status.RETRYING))
+    alone = run_is_alone()
+    statement = _claim_statement(name, alone)
+    params = [
+        Status.RUNNING.value,
+        task_id,
+        claim_owner(),
+        not alone,
+        lease_holder(),
+        settings.STEP_LEASE_S,
+        *statement.params,
+    ]
+    params[statement.subject_param] = subject_id
+    # Held from before the row is written until the lease is counted as this process's:
+    # the row commits with the statement, and a thread of this process reading it must
+    # find the lease alive (engine/liveness.py).
+    with lease_claiming():
+        with connection.cursor() as cursor:
+            cursor.execute(statement.sql, params)
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        step = statement.step.instance(row[2 : statement.subject_from])
+        lease_hold(p.model, step.pk, step.lease_token, time_limit)
+    setattr(step, p.subject, statement.subject.instance(row[statement.subject_from :]))
+    settle, step.db_now = row[0], row[1]
+    return (Claim.SETTLE if settle else Claim.RUN), step
+
+
+class _Columns:
+    """A model's columns as a raw statement returns them, made into an instance with the
+    conversions a queryset would apply (JSON decoded, and so on)."""
+
+    def __init__(self, model: type[Model], alias: str) -> None:
+        self.model = model
+        fields = model._meta.concrete_fields
+        quote = connection.ops.quote_name
+        self.sql = ", ".join(f"{alias}.{quote(field.column)}" for field in fields)
+        self.attnames = [field.attname for field in fields]
+        self.converters = [
+            (
+                field.cached_col,
+                connection.ops.get_db_converters(field.cached_col)
+                + field.get_db_converters(connection),
+            )
+            for field in fields
+        ]
+
+    def instance(self, values) -> Model:
+        converted = list(values)
+        for n, (column, converters) in enumerate(self.converters):
+            for converter in converters:
+                converted[n] = converter(converted[n], column, connection)
+        return self.model.from_db(connection.alias, self.attnames, converted)
+
+
+@dataclass(frozen=True)
+class _ClaimStatement:
+    sql: str
+    params: tuple  # the choice's, after the SET's; the subject's id at subject_param
+    subject_param: int
+    step: _Columns
+    subject: _Columns
+    subject_from: int  # where the subject's columns start in the returned row
+
+
+_SUBJECT_PLACEHOLDER = -1  # compiled into the choice, then replaced by each claim's subject
+
+
+@functools.cache
+def _claim_statement(name: str, alone: bool) -> _ClaimStatement:
+    """The claim's statement for a step name, in a thread alone or not, built once: the
+    ORM compiles the choice (with the domain's condition) for a placeholder subject."""
+    p = pipeline()
+    chosen = p.steps_of(_SUBJECT_PLACEHOLDER).filter(
+        name=name, status__in=(Status.QUEUED, Status.RETRYING)
+    )
     ended = p.hook("subject_ended")(name=name)
     if ended is not None:
         chosen = chosen.exclude(ended)
-    alone = run_is_alone()
     if not alone:
         chosen = chosen.filter(suspect=False)  # a suspect runs only alone (engine/blame.py)
     chosen_sql, chosen_params = (
         chosen.order_by().values("pk", "effect_unknown").query.sql_with_params()
     )
-    step_model, subject_model = p.model, p.model._meta.get_field(p.subject).related_model
-    step_fields, subject_fields = (
-        step_model._meta.concrete_fields,
-        subject_model._meta.concrete_fields,
-    )
+    assert chosen_params.count(_SUBJECT_PLACEHOLDER) == 1, chosen_params
+    step_model = p.model
+    subject_model = step_model._meta.get_field(p.subject).related_model
+    step, subject = _Columns(step_model, "s"), _Columns(subject_model, "o")
     quote = connection.ops.quote_name
     sql = _CLAIM_SQL.strip().format(
         table=quote(step_model._meta.db_table),
@@ -148,48 +223,18 @@ def _step_claim_at_once(
         pk=quote(step_model._meta.pk.column),
         subject_pk=quote(subject_model._meta.pk.column),
         subject_column=quote(step_model._meta.get_field(p.subject).column),
-        step_columns=", ".join(f"s.{quote(f.column)}" for f in step_fields),
-        subject_columns=", ".join(f"o.{quote(f.column)}" for f in subject_fields),
+        step_columns=step.sql,
+        subject_columns=subject.sql,
     )
-    params = (
-        Status.RUNNING.value,
-        task_id,
-        claim_owner(),
-        not alone,
-        lease_holder(),
-        settings.STEP_LEASE_S,
-        *chosen_params,
+    set_params = 6  # status, task_id, claimed_by, run_shared, lease_holder, lease seconds
+    return _ClaimStatement(
+        sql=sql,
+        params=tuple(chosen_params),
+        subject_param=set_params + chosen_params.index(_SUBJECT_PLACEHOLDER),
+        step=step,
+        subject=subject,
+        subject_from=2 + len(step.attnames),
     )
-    # Held from before the row is written until the lease is counted as this process's:
-    # the row commits with the statement, and a thread of this process reading it must
-    # find the lease alive (engine/liveness.py).
-    with lease_claiming():
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        settle, now = row[0], row[1]
-        step = _model_from_row(step_model, step_fields, row[2 : 2 + len(step_fields)])
-        lease_hold(p.model, step.pk, step.lease_token, time_limit)
-    setattr(
-        step, p.subject, _model_from_row(subject_model, subject_fields, row[2 + len(step_fields) :])
-    )
-    step.db_now = now
-    return (Claim.SETTLE if settle else Claim.RUN), step
-
-
-def _model_from_row(model: type[Model], fields, values) -> Model:
-    """An instance from a row of raw column values, converted as a queryset would."""
-    converted = []
-    for field, value in zip(fields, values, strict=True):
-        column = field.cached_col
-        for converter in connection.ops.get_db_converters(column) + field.get_db_converters(
-            connection
-        ):
-            value = converter(value, column, connection)
-        converted.append(value)
-    return model.from_db(connection.alias, [f.attname for f in fields], converted)
 
 
 @transaction.atomic
@@ -346,30 +391,97 @@ def effect_may_exist(error: BaseException) -> bool:
 
 
 def step_mark_succeeded(*, step: Model, result: dict) -> bool:
-    """Record the run's success and, in the same transaction, make ready the steps that
-    wait for it (published after the commit); False (and nothing changed) if its lease
+    """Record the run's success and, in the same statement, make ready the steps that
+    wait for it (published after it commits); False (and nothing changed) if its lease
     was taken."""
     p = pipeline()
     successors = p.successors[step.name]
-
-    def successors_ready() -> None:
-        steps_ready(subject_id=p.subject_id_of(step), names=successors)
-
-    written = _outcome_write(
-        step,
-        "succeeded",
-        then=successors_ready if successors else None,
-        status=Status.SUCCEEDED,
-        effect_unknown=False,
-        result=result,
-        last_error="",
-        last_traceback="",
-        finished_at=Now(),
+    ready: list[str] = []
+    lease = Lease(p.model, step.pk, step.lease_token)
+    written = lease_write(
+        lease,
+        f"step {step.name} outcome succeeded",
+        write=lambda: _success_statement(step, result, successors, ready),
     )
+    if written and ready:
+        steps_dispatch_on_commit(subject_id=p.subject_id_of(step), names=tuple(ready))
     if written:
-        logger.info("step succeeded", extra=_log_extra(step))
-        pipeline().hook("step_succeeded")(step=step)
+        step.effect_unknown = False  # what the hooks read
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("step succeeded", extra=_log_extra(step))
+        p.hook("step_succeeded")(step=step)
     return written
+
+
+# A success, fenced by the run's token as lease_write's own UPDATE would be, and its
+# successors made ready (steps_ready's rule: pending ones become queued, unpublished),
+# in one statement where the ORM took four round trips; it returns whether it was
+# written, the successors it made ready, and those already ready and unpublished before
+# it (published too when some successor was not pending, as steps_ready does).
+_SUCCESS_SQL = """
+WITH outcome AS (
+    UPDATE {table} SET status = %(succeeded)s, effect_unknown = FALSE, result = %(result)s,
+        last_error = '', last_traceback = '', finished_at = STATEMENT_TIMESTAMP(),
+        lease_expires_at = NULL
+    WHERE {pk} = %(pk)s AND lease_token = %(token)s AND status = %(running)s
+    RETURNING 1
+), ready AS (
+    UPDATE {table} SET status = %(queued)s, published_at = NULL,
+        queued_at = COALESCE(queued_at, STATEMENT_TIMESTAMP())
+    WHERE {subject} = %(subject)s AND name = ANY(%(names)s) AND status = %(pending)s
+        AND EXISTS (SELECT FROM outcome)
+    RETURNING name
+)
+SELECT EXISTS (SELECT FROM outcome), ARRAY(SELECT name FROM ready),
+    ARRAY(SELECT name FROM {table} WHERE {subject} = %(subject)s AND name = ANY(%(names)s)
+        AND status = %(queued)s AND published_at IS NULL)
+"""
+
+
+def _success_statement(step: Model, result: dict, successors: tuple[str, ...], ready: list):
+    """Run _SUCCESS_SQL (PostgreSQL; elsewhere the ORM's update and steps_ready in one
+    transaction); put the successors to publish in `ready`; return the rows written."""
+    p = pipeline()
+    subject_id = p.subject_id_of(step)
+    if connection.vendor != "postgresql":
+        fenced = Lease(p.model, step.pk, step.lease_token).rows.filter(status=Status.RUNNING)
+        with transaction.atomic():
+            written = fenced.update(
+                status=Status.SUCCEEDED,
+                effect_unknown=False,
+                result=result,
+                last_error="",
+                last_traceback="",
+                finished_at=Now(),
+                lease_expires_at=None,
+            )
+            if written and successors:
+                ready[:] = steps_ready(subject_id=subject_id, names=successors, publish=False)
+        return written
+    meta = p.model._meta
+    quote = connection.ops.quote_name
+    sql = _SUCCESS_SQL.strip().format(
+        table=quote(meta.db_table),
+        pk=quote(meta.pk.column),
+        subject=quote(meta.get_field(p.subject).column),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            {
+                "pk": step.pk,
+                "token": step.lease_token,
+                "subject": subject_id,
+                "names": list(successors),
+                "result": meta.get_field("result").get_db_prep_value(result, connection),
+                **{status.name.lower(): status.value for status in Status},
+            },
+        )
+        written, made_ready, ready_before = cursor.fetchone()
+    if made_ready:
+        extra = ready_before if len(made_ready) < len(successors) else []
+        ready[:] = list(dict.fromkeys([*made_ready, *extra]))
+    return int(written)
 
 
 def step_mark_retrying(

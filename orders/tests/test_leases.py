@@ -109,8 +109,10 @@ def test_an_outcome_write_that_fails_leaves_the_step_to_be_taken_again_not_held_
 ):
     order = order_place((product_create(), 1)).order
 
+    # The success's write: one statement (engine/steps.py).
     with mock.patch(
-        "engine.leases._fenced_update", side_effect=OperationalError("server closed the connection")
+        "engine.steps._success_statement",
+        side_effect=OperationalError("server closed the connection"),
     ) as update:
         first = payment_capture.apply(args=(order.pk,))
 
@@ -129,9 +131,9 @@ def test_an_outcome_write_that_fails_leaves_the_step_to_be_taken_again_not_held_
 
 def test_an_outcome_write_that_fails_once_is_written_on_its_retry(sandbox):
     order = order_place((product_create(), 1)).order
-    from engine import leases
+    from engine import steps
 
-    real = leases._fenced_update
+    real = steps._success_statement
     calls = iter([OperationalError("server closed the connection")])
 
     def flaky(*args):
@@ -140,7 +142,7 @@ def test_an_outcome_write_that_fails_once_is_written_on_its_retry(sandbox):
             raise error
         return real(*args)
 
-    with mock.patch("engine.leases._fenced_update", side_effect=flaky):
+    with mock.patch("engine.steps._success_statement", side_effect=flaky):
         payment_capture.apply(args=(order.pk,))
 
     assert Step.objects.get(order=order, name="payment_capture").status == "succeeded"

@@ -163,12 +163,13 @@ def test_an_outcome_write_whose_database_connection_is_cut_mid_write_is_written_
 
 
 def outcome_write_waiting() -> int | None:
-    """The backend of a worker whose write of a step's outcome waits on a row lock."""
+    """The backend of a worker whose write of a step's success (engine/steps.py, one
+    statement that begins WITH outcome) waits on a row lock."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_stat_clear_snapshot()")  # a fresh look inside the transaction
         cursor.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND wait_event_type = 'Lock' AND query LIKE 'UPDATE \"orders_step\" SET \"status\"%%'"
+            " AND wait_event_type = 'Lock' AND query LIKE 'WITH outcome AS (%%'"
         )
         row = cursor.fetchone()
     return row and row[0]
