@@ -50,9 +50,9 @@ class _Process:
         # table (a model) -> {row pk: (lease token, time.monotonic() of the claim, the
         # run's time limit in s or None)}
         self.held: dict[type[Model], dict[Any, tuple[int, float, float | None]]] = {}
-        # Held by a claim that commits as it is written, until its lease is counted
-        # above (lease_claiming).
-        self.claiming = threading.Lock()
+        # Claims that commit as they are written and whose lease is not counted above
+        # yet (lease_claiming).
+        self.claiming = 0
 
 
 def _place() -> str:
@@ -88,12 +88,18 @@ def lease_holder() -> str:
 
 @contextmanager
 def lease_claiming() -> Iterator[None]:
-    """Hold around a claim that commits as it is written (one statement) and the
-    lease_hold that follows it: a thread of this process that reads the row meanwhile
-    and finds this process holding it waits for the hold before it judges the lease (in
-    holder_gone), so it never takes the claim being made for a dead one."""
-    with _process.claiming:
+    """Around a claim that commits as it is written (one statement) and the lease_hold
+    that follows it: while one is in flight, a thread of this process that finds a row
+    held by this process takes its lease for alive (holder_gone), so it never takes the
+    claim being made for a dead one. Nothing waits on it: a claim stuck on the database
+    must not stop the heartbeat's sweep (the expiry on the database's clock decides)."""
+    with _process.lock:
+        _process.claiming += 1
+    try:
         yield
+    finally:
+        with _process.lock:
+            _process.claiming -= 1
 
 
 def lease_hold(
@@ -168,8 +174,10 @@ def holder_gone(table: type[Model], *, pk: Any, holder: str, token: int) -> bool
     if place != _place_of_this_process() or not pid.isdigit():
         return False  # another machine, container or namespace: only the lease tells
     if holder == _process.holder:
-        with _process.claiming:  # a claim of this process being recorded: its hold first
-            held = leases_held(table).get(pk)
+        with _process.lock:
+            if _process.claiming:  # maybe this row's claim, its hold not counted yet
+                return False
+            held = _process.held.get(table, {}).get(pk)
         return held is None or held[0] != token
     if int(pid) == os.getpid():
         return True  # an earlier incarnation with this pid: that process is gone

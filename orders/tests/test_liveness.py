@@ -64,3 +64,39 @@ def test_outbox_and_export_claims_are_stamped_with_the_databases_clock_not_the_w
     lease = timedelta(seconds=settings.STEP_LEASE_S)
     assert now + lease - timedelta(minutes=1) < email.lease_expires_at <= now + lease
     assert now + lease - timedelta(minutes=1) < export.lease_expires_at <= now + lease
+
+
+def test_a_claim_stuck_on_the_database_never_stops_the_heartbeats_sweep_from_judging_leases():
+    # The sweep asks holder_gone of every running row of this machine, this process's
+    # own included. It waited for a claim in flight to record its hold, so one claim
+    # stuck on the database (a connect without answer, a lock queue) stopped the
+    # heartbeat thread, every lease of the process lapsed, and other workers ran the
+    # steps a second time.
+    from engine.liveness import holder_gone, lease_claiming, lease_holder
+    from orders.models import Step
+
+    claiming, release = threading.Event(), threading.Event()
+
+    def stuck_claim() -> None:
+        with lease_claiming():
+            claiming.set()
+            release.wait()
+
+    claim = threading.Thread(target=stuck_claim, daemon=True)
+    claim.start()
+    claiming.wait()
+    judged: list[bool] = []
+    sweep = threading.Thread(
+        target=lambda: judged.append(holder_gone(Step, pk=1, holder=lease_holder(), token=7)),
+        daemon=True,
+    )
+    try:
+        sweep.start()
+        sweep.join(timeout=30)
+
+        # Not gone: a claim being recorded may be this row's; its expiry decides.
+        assert judged == [False]
+    finally:
+        release.set()
+        claim.join()
+        sweep.join()
