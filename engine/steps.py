@@ -54,14 +54,16 @@ def _log_extra(step: Model, **fields) -> dict:
 
 
 def step_defer(*, subject_id: int, name: str, seconds: float, reason: str) -> bool:
-    """Put a waiting step off without counting an attempt; False if it is not waiting.
+    """Put a ready step off without counting an attempt; False if it is not ready.
 
-    Not fenced: it touches only a step no run holds (pending, queued, retrying), so
+    Not fenced: it touches only a step no run holds (queued, retrying), so
     there is no lease to check; a running step is never deferred."""
     return bool(
         pipeline()
         .steps_of(subject_id)
-        .filter(name=name, status__in=StepRecord.WAITING)
+        # Ready ones only: a pending step (its parent not done) made retrying would look
+        # ready to the claim.
+        .filter(name=name, status__in=(Status.QUEUED, Status.RETRYING))
         .update(
             status=Status.RETRYING,
             last_error=f"{DEFERRED}{reason}",

@@ -230,3 +230,17 @@ def test_a_breaker_opening_emails_ops_once_per_incident(
     [message] = mail.outbox
     assert message.to == [settings.OPS_ALERT_EMAIL]
     assert message.subject == "[shopflow alert] partner circuit breaker open: erp"
+
+
+def test_a_stray_message_for_a_pending_step_while_its_breaker_is_open_does_not_make_it_ready():
+    # Deferring turned any waiting step into a retrying one, a pending one too: a stray
+    # message for a label whose ERP sync had not succeeded, deferred by an open carrier
+    # breaker, made the label look ready, and the next claim bought it before the sync.
+    from engine.steps import step_defer
+
+    order = order_place((product_create(), 1)).order
+
+    deferred = step_defer(subject_id=order.pk, name="label_purchase", seconds=30, reason="test")
+
+    assert deferred is False
+    assert Step.objects.get(order=order, name="label_purchase").status == "pending"
