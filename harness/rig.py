@@ -151,6 +151,10 @@ class Rig:
         time.sleep(down_for)
         self.redis_up()
 
+    def log(self, name: str) -> str:
+        """What the rig's process `name` (web, reconcile) wrote since it started."""
+        return next(child for child in self.processes if child.name == name).log()
+
     def _child(self, name: str, *command: str, ready=None) -> Child:
         argv = [sys.executable, "manage.py", *command]
         return Child(name, argv, env=self.env, log_path=self.tmp / f"{name}.log", ready=ready)
