@@ -47,24 +47,16 @@ def run(*, quick: bool = False) -> dict[str, Any]:
 
 
 def _measure(*, scale: float) -> dict[str, Any]:
-    os.environ["DATABASE_URL"] = DATABASE_URL
-    os.environ["DATABASE_CONN_MAX_AGE"] = "0"
-    os.environ["DJANGO_DEBUG"] = "0"
-    from bench.backfill import database_ensure
+    from bench.backfill import django_setup
 
-    database_ensure(DATABASE_URL)
-    import django
-
-    django.setup()
+    django_setup(DATABASE_URL)
     import httpx
-    from django.core.management import call_command
 
     from harness.outage import OUTAGE_S, drill_env, drill_run
     from harness.rig import Rig
     from sandbox.server import serve_in_thread
     from shop.models import Product
 
-    call_command("migrate", verbosity=0)
     product, _ = Product.objects.update_or_create(
         sku="OUTAGE-1", defaults={"name": "Outage drill product", "price_cents": 990}
     )

@@ -51,21 +51,6 @@ PHASES = ("empty", "backlog")
 LABELS = {"empty": "bulk queue empty", "backlog": f"{BACKLOG:,} bulk jobs waiting"}
 
 
-def django_setup() -> None:
-    os.environ["DATABASE_URL"] = DATABASE_URL
-    os.environ["DATABASE_CONN_MAX_AGE"] = "0"
-    os.environ["DJANGO_DEBUG"] = "0"  # no per-query log in this process
-    from bench.backfill import database_ensure
-
-    database_ensure(DATABASE_URL)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-
-
 def orders_place(rig, sku: str, *, count: int, rate: float) -> list[str]:
     """Check out `count` orders through the API, one every 1/rate seconds."""
     started = time.monotonic()
@@ -145,7 +130,9 @@ def run(*, quick: bool = False) -> dict[str, Any]:
 
 def _measure(*, quick: bool) -> dict[str, Any]:
     """Start the shop, measure both phases, stop everything; return the figures."""
-    django_setup()
+    from bench.backfill import django_setup
+
+    django_setup(DATABASE_URL)
     import httpx
     import redis
     from django.db import connection

@@ -71,18 +71,11 @@ def run(*, quick: bool = False) -> dict[str, Any]:
 
 def _measure(*, quick: bool) -> dict[str, Any]:
     """Start the rig, kill and time, stop everything; return the figures."""
-    os.environ["DATABASE_URL"] = DATABASE_URL
-    os.environ["DATABASE_CONN_MAX_AGE"] = "0"
-    os.environ["DJANGO_DEBUG"] = "0"
-    from bench.backfill import database_ensure
+    from bench.backfill import django_setup
 
-    database_ensure(DATABASE_URL)
-    import django
-
-    django.setup()
+    django_setup(DATABASE_URL)
     import httpx
     from django.conf import settings
-    from django.core.management import call_command
 
     from harness.orders import (
         rerun_delay_after_pool_process_kill,
@@ -92,7 +85,6 @@ def _measure(*, quick: bool) -> dict[str, Any]:
     from sandbox.server import serve_in_thread
     from shop.models import Product
 
-    call_command("migrate", verbosity=0)
     product, _ = Product.objects.update_or_create(
         sku="RECOVERY-1", defaults={"name": "Recovery bench product", "price_cents": 990}
     )

@@ -21,5 +21,7 @@ def bulk_job_look_again(*, task, job: BulkJob) -> str:
     """A run found the job held by another: send the task again to look once that lease
     could have lapsed, so a holder that died (on any machine) is taken over, and one that
     finishes is found finished. Return the job's status."""
+    # A bare publish, not on_commit: called from the job's task once its run returned,
+    # in no transaction (the claim's own statement has committed).
     task.apply_async((job.pk,), countdown=settings.STEP_LEASE_S)
     return job.status
